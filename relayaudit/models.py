@@ -1,0 +1,198 @@
+"""The claimed-model registry (data/models.toml): what the official API of a model is known to be.
+
+Any model name can be audited. The registry only supplies facts — dialect, tokenizer, context window,
+prices, capabilities — when it knows the model; otherwise facts come from flags or the baseline run, and a
+check that needs a missing fact is skipped with a reason rather than guessed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import tomllib
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
+
+from relayaudit.errors import ConfigError, UnknownModelError
+from relayaudit.types import DIALECTS, Dialect
+
+CAPABILITIES = ("tools", "vision", "logprobs", "json_schema", "reasoning", "web_search")
+_REQUIRED = (
+    "provider",
+    "dialect",
+    "base_url",
+    "key_env",
+    "tokenizer",
+    "context_window",
+    "max_output",
+    "capabilities",
+    "price_in",
+    "price_out",
+    "knowledge_cutoff",
+    "checked",
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about one model's official API."""
+
+    name: str
+    """Canonical name."""
+    provider: str
+    """Who serves it officially: openai, anthropic, google, deepseek, alibaba, ..."""
+    dialect: Dialect
+    """Wire protocol of the official API."""
+    base_url: str
+    """Official base URL, the way the vendor's SDK takes it."""
+    key_env: str
+    """Environment variable the vendor's SDK reads the key from."""
+    tokenizer: str | None
+    """Offline tokenizer name, or None when no accurate one exists."""
+    context_window: int | None
+    """Input + output tokens accepted."""
+    max_output: int | None
+    """Largest accepted max_tokens."""
+    capabilities: tuple[str, ...]
+    """Subset of CAPABILITIES."""
+    price_in: float | None
+    """USD per 1M input tokens."""
+    price_out: float | None
+    """USD per 1M output tokens."""
+    knowledge_cutoff: str | None
+    """YYYY-MM as the vendor states it."""
+    checked: str | None
+    """Date the row was last compared with the vendor's pages."""
+    aliases: tuple[str, ...] = ()
+    """Other names the same model is sold under."""
+    uncertain: tuple[str, ...] = ()
+    """Fields whose value is not well established."""
+    known: bool = True
+    """False for a model the registry does not list (facts from flags only)."""
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Cost at this model's prices, or None when a price is unknown."""
+        if self.price_in is None or self.price_out is None:
+            return None
+        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1_000_000
+
+
+def _row(name: str, raw: dict[str, Any]) -> ModelInfo:
+    where = f"models.toml, model {name!r}"
+    missing = [f for f in _REQUIRED if f not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}.")
+    if raw["dialect"] not in DIALECTS:
+        raise ConfigError(f"{where}: dialect {raw['dialect']!r} is not one of {', '.join(DIALECTS)}.")
+    unknown_caps = set(raw["capabilities"]) - set(CAPABILITIES)
+    if unknown_caps:
+        raise ConfigError(f"{where}: unknown capabilities {sorted(unknown_caps)}.")
+    tokenizer = raw["tokenizer"]
+    return ModelInfo(
+        name=name,
+        provider=raw["provider"],
+        dialect=raw["dialect"],
+        base_url=raw["base_url"],
+        key_env=raw["key_env"],
+        tokenizer=None if tokenizer == "none" else tokenizer,
+        context_window=int(raw["context_window"]),
+        max_output=int(raw["max_output"]),
+        capabilities=tuple(raw["capabilities"]),
+        price_in=float(raw["price_in"]),
+        price_out=float(raw["price_out"]),
+        knowledge_cutoff=str(raw["knowledge_cutoff"]),
+        checked=str(raw["checked"]),
+        aliases=tuple(raw.get("aliases", ())),
+        uncertain=tuple(raw.get("uncertain", ())),
+    )
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All models of the registry file, looked up by name or alias, case-insensitively."""
+
+    models: tuple[ModelInfo, ...]
+
+    def _index(self) -> dict[str, ModelInfo]:
+        index: dict[str, ModelInfo] = {}
+        for model in self.models:
+            for name in (model.name, *model.aliases):
+                index[name.lower()] = model
+        return index
+
+    def find(self, name: str) -> ModelInfo | None:
+        return self._index().get(name.lower())
+
+    def get(self, name: str) -> ModelInfo:
+        """The model, or UnknownModelError naming the closest registry names."""
+        found = self.find(name)
+        if found is not None:
+            return found
+        close = difflib.get_close_matches(name.lower(), list(self._index()), n=3, cutoff=0.5)
+        hint = f"Did you mean {', '.join(close)}?" if close else "Run `relayaudit models` for the list."
+        raise UnknownModelError(
+            f"Model {name!r} is not in the registry.",
+            f"{hint} Any name can still be audited; give missing facts with flags "
+            "(--dialect, --tokenizer, --context-window, --price-in, --price-out).",
+        )
+
+    def facts_for(self, name: str) -> ModelInfo:
+        """Registry facts for `name`, or an all-unknown record so that flags can fill them in."""
+        found = self.find(name)
+        if found is not None:
+            return found
+        return ModelInfo(
+            name=name,
+            provider="unknown",
+            dialect="openai",
+            base_url="",
+            key_env="OPENAI_API_KEY",
+            tokenizer=None,
+            context_window=None,
+            max_output=None,
+            capabilities=(),
+            price_in=None,
+            price_out=None,
+            knowledge_cutoff=None,
+            checked=None,
+            known=False,
+        )
+
+
+def with_overrides(
+    info: ModelInfo,
+    *,
+    tokenizer: str | None = None,
+    context_window: int | None = None,
+    price_in: float | None = None,
+    price_out: float | None = None,
+) -> ModelInfo:
+    """Flags given by the user win over registry facts; "none" as a tokenizer means no tokenizer."""
+    changes: dict[str, Any] = {}
+    if tokenizer is not None:
+        changes["tokenizer"] = None if tokenizer == "none" else tokenizer
+    if context_window is not None:
+        changes["context_window"] = context_window
+    if price_in is not None:
+        changes["price_in"] = price_in
+    if price_out is not None:
+        changes["price_out"] = price_out
+    return replace(info, **changes)
+
+
+def parse_registry(text: str) -> Registry:
+    data = tomllib.loads(text)
+    if data.get("schema") != 1:
+        raise ConfigError("models.toml: expected schema = 1.")
+    return Registry(tuple(_row(name, raw) for name, raw in data["models"].items()))
+
+
+@cache
+def load_registry() -> Registry:
+    """The registry shipped with the package."""
+    text = (importlib.resources.files("relayaudit") / "data" / "models.toml").read_text(encoding="utf-8")
+    return parse_registry(text)

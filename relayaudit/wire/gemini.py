@@ -1,0 +1,275 @@
+"""Gemini generateContent (POST {base}/v1beta/models/{model}:generateContent).
+
+Quirks handled here:
+- Streaming is a different method, `:streamGenerateContent?alt=sse`; each SSE `data:` is a whole
+  GenerateContentResponse holding the new text only. There is no end marker: a stream is complete when a
+  candidate carries a finishReason.
+- `usageMetadata` repeats in every chunk and is cumulative; the last one wins. candidatesTokenCount
+  excludes thinking tokens (thoughtsTokenCount), so completion_tokens = candidates + thoughts.
+- Roles are "user" and "model"; the system prompt is `systemInstruction`.
+- Parts marked `thought: true` are reasoning, not answer text.
+- JSON schemas go in `responseJsonSchema` (plain JSON Schema), not the OpenAPI-subset `responseSchema`.
+- Reasoning effort has no exact equivalent (Gemini uses a thinking budget), so it is not sent.
+- A prompt blocked outright comes back with `promptFeedback.blockReason` and no candidates; that is an
+  answer (content_filter), not a malformed body.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from relayaudit.errors import TruncatedStreamError, WireError
+from relayaudit.sanitize import excerpt
+from relayaudit.types import (
+    JSON,
+    ChatRequest,
+    Choice,
+    Completion,
+    FinishReason,
+    NotSent,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
+from relayaudit.wire.common import (
+    WireRequest,
+    as_list,
+    as_object,
+    finish_reason,
+    join_url,
+    load_json,
+    opt_int,
+    opt_str,
+    parse_json_event,
+    text_of,
+)
+from relayaudit.wire.sse import SSEEvent
+
+FINISH: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+}
+
+
+def _usage(raw: object) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    candidates = opt_int(raw.get("candidatesTokenCount"))
+    thoughts = opt_int(raw.get("thoughtsTokenCount"))
+    completion = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+    return Usage(
+        prompt_tokens=opt_int(raw.get("promptTokenCount")),
+        completion_tokens=completion,
+        total_tokens=opt_int(raw.get("totalTokenCount")),
+        cached_tokens=opt_int(raw.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
+
+
+def _logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
+    if not isinstance(raw, dict):
+        return None
+    chosen = as_list(raw.get("chosenCandidates"), "chosenCandidates")
+    tops = as_list(raw.get("topCandidates"), "topCandidates")
+    result = []
+    for position, entry in enumerate(chosen):
+        entry = as_object(entry, "chosen candidate")
+        alternatives = (
+            tops[position].get("candidates", []) if position < len(tops) and isinstance(tops[position], dict) else []
+        )
+        result.append(
+            TokenLogprob(
+                token=text_of(entry.get("token"), "logprob token"),
+                logprob=float(entry.get("logProbability", 0.0)),
+                top=tuple(
+                    (text_of(a.get("token"), "token"), float(a.get("logProbability", 0.0)))
+                    for a in alternatives
+                    if isinstance(a, dict)
+                ),
+            )
+        )
+    return tuple(result)
+
+
+def _parts(candidate: JSON) -> tuple[list[str], list[ToolCall]]:
+    content = candidate.get("content") or {}
+    texts, calls = [], []
+    for part in as_list(as_object(content, "candidate content").get("parts"), "parts"):
+        part = as_object(part, "part")
+        if "text" in part and not part.get("thought"):
+            texts.append(text_of(part["text"], "part text"))
+        if "functionCall" in part:
+            call = as_object(part["functionCall"], "functionCall")
+            calls.append(
+                ToolCall(
+                    name=text_of(call.get("name"), "function name"),
+                    arguments=json.dumps(call.get("args", {}), ensure_ascii=False, separators=(",", ":")),
+                    id=opt_str(call.get("id")),
+                )
+            )
+    return texts, calls
+
+
+def _finish(raw: str | None, has_calls: bool) -> FinishReason | None:
+    normalised = finish_reason(raw, FINISH)
+    return "tool_calls" if has_calls and normalised == "stop" else normalised
+
+
+@dataclass(frozen=True)
+class GeminiGenerateContent:
+    name: str = "gemini"
+
+    def build(self, base_url: str, model: str, request: ChatRequest) -> WireRequest:
+        method = ":streamGenerateContent?alt=sse" if request.stream else ":generateContent"
+        url = join_url(base_url, f"/v1beta/models/{model}{method}", ("/v1beta", "/v1"))
+        body: JSON = {
+            "contents": [
+                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in request.messages
+            ]
+        }
+        if request.system is not None:
+            body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        config: JSON = {
+            key: value
+            for key, value in {
+                "temperature": request.temperature,
+                "topP": request.top_p,
+                "maxOutputTokens": request.max_tokens,
+                "seed": request.seed,
+                "candidateCount": request.n,
+                "logprobs": request.top_logprobs,
+            }.items()
+            if value is not None
+        }
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
+        if request.logprobs or request.top_logprobs is not None:
+            config["responseLogprobs"] = True
+        fmt = request.response_format or {}
+        if fmt.get("type") in ("json_object", "json_schema"):
+            config["responseMimeType"] = "application/json"
+        if fmt.get("type") == "json_schema":
+            config["responseJsonSchema"] = (fmt.get("json_schema") or {}).get("schema", {})
+        if config:
+            body["generationConfig"] = config
+        if request.tools:
+            body["tools"] = [
+                {
+                    "functionDeclarations": [
+                        {"name": t.name, "description": t.description, "parameters": t.parameters}
+                        for t in request.tools
+                    ]
+                }
+            ]
+        if request.tool_choice is not None:
+            mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}.get(request.tool_choice, "ANY")
+            calling: JSON = {"mode": mode}
+            if request.tool_choice not in ("auto", "none", "required"):
+                calling["allowedFunctionNames"] = [request.tool_choice]
+            body["toolConfig"] = {"functionCallingConfig": calling}
+        not_sent: tuple[NotSent, ...] = ()
+        if request.reasoning_effort is not None:
+            not_sent = (NotSent("reasoning_effort", "Gemini uses a thinking budget, not an effort level"),)
+        return WireRequest(url=url, body=body, stream=request.stream, not_sent=not_sent)
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-goog-api-key": key}
+
+    def parse_body(self, body: bytes) -> Completion:
+        data = as_object(load_json(body, "response body"), "response body", body)
+        if "error" in data and "candidates" not in data:
+            raise WireError("The relay answered 200 OK with an error object instead of a response.", excerpt(body))
+        candidates = as_list(data.get("candidates"), "candidates")
+        if not candidates:
+            blocked = (data.get("promptFeedback") or {}).get("blockReason")
+            if blocked:
+                choice = Choice(text="", finish_reason="content_filter", raw_finish_reason=str(blocked))
+                return Completion(choices=(choice,), usage=_usage(data.get("usageMetadata")))
+            raise WireError("The relay's response has no candidates.", excerpt(body))
+        choices = []
+        for candidate in (as_object(c, "candidate") for c in candidates):
+            texts, calls = _parts(candidate)
+            raw_finish = opt_str(candidate.get("finishReason"))
+            choices.append(
+                Choice(
+                    text="".join(texts),
+                    finish_reason=_finish(raw_finish, bool(calls)),
+                    raw_finish_reason=raw_finish,
+                    tool_calls=tuple(calls),
+                    logprobs=_logprobs(candidate.get("logprobsResult")),
+                )
+            )
+        return Completion(
+            choices=tuple(choices),
+            usage=_usage(data.get("usageMetadata")),
+            model_field=opt_str(data.get("modelVersion")),
+            response_id=opt_str(data.get("responseId")),
+        )
+
+    def stream_parser(self) -> _GeminiStream:
+        return _GeminiStream()
+
+
+@dataclass
+class _GeminiStream:
+    texts: dict[int, list[str]] = field(default_factory=dict)
+    calls: dict[int, list[ToolCall]] = field(default_factory=dict)
+    finishes: dict[int, str] = field(default_factory=dict)
+    logprobs: dict[int, list[TokenLogprob]] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    response_id: str | None = None
+    has_content: bool = False
+    events: list[str] = field(default_factory=list)
+
+    def feed(self, event: SSEEvent) -> None:
+        if event.event not in self.events:
+            self.events.append(event.event)
+        chunk = parse_json_event(event, "stream chunk")
+        if "error" in chunk and "candidates" not in chunk:
+            raise WireError("The relay sent an error in the middle of the stream.", excerpt(event.data))
+        if chunk.get("usageMetadata"):
+            self.usage = _usage(chunk["usageMetadata"])
+        self.model = opt_str(chunk.get("modelVersion")) or self.model
+        self.response_id = opt_str(chunk.get("responseId")) or self.response_id
+        for position, candidate in enumerate(as_list(chunk.get("candidates"), "candidates")):
+            candidate = as_object(candidate, "candidate")
+            index = opt_int(candidate.get("index")) or position
+            texts, calls = _parts(candidate)
+            self.texts.setdefault(index, []).extend(texts)
+            self.calls.setdefault(index, []).extend(calls)
+            self.has_content = self.has_content or any(texts) or bool(calls)
+            self.logprobs.setdefault(index, []).extend(_logprobs(candidate.get("logprobsResult")) or ())
+            if candidate.get("finishReason"):
+                self.finishes[index] = str(candidate["finishReason"])
+
+    def finish(self) -> Completion:
+        if not self.finishes:
+            raise TruncatedStreamError(
+                "The relay's stream ended before any candidate carried a finishReason.",
+                excerpt("".join(t for ts in self.texts.values() for t in ts)[-200:]),
+            )
+        choices = tuple(
+            Choice(
+                text="".join(self.texts.get(index, [])),
+                finish_reason=_finish(self.finishes.get(index), bool(self.calls.get(index))),
+                raw_finish_reason=self.finishes.get(index),
+                tool_calls=tuple(self.calls.get(index, [])),
+                logprobs=tuple(self.logprobs[index]) if self.logprobs.get(index) else None,
+            )
+            for index in sorted(self.texts.keys() | self.finishes.keys())
+        )
+        return Completion(
+            choices=choices,
+            usage=self.usage,
+            model_field=self.model,
+            response_id=self.response_id,
+            stream_events=tuple(self.events),
+        )

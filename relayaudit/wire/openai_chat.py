@@ -1,0 +1,262 @@
+"""OpenAI Chat Completions (POST {base}/chat/completions), the dialect most relays speak.
+
+Quirks handled here:
+- Streams carry usage only when asked: we always send `stream_options.include_usage = true`, and the usage
+  then arrives in a final chunk whose `choices` list is empty, just before `data: [DONE]`.
+- Reasoning models (o-series, gpt-5) reject `max_tokens` and want `max_completion_tokens`; the dialect is
+  built with the field name to use.
+- DeepSeek-style `reasoning_content` is hidden reasoning, not answer text, and is left out of `text`.
+- `content` may be null when the model only calls tools.
+- A stream is complete when `data: [DONE]` arrives or every choice has a finish_reason; otherwise it was
+  cut off and TruncatedStreamError is raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relayaudit.errors import TruncatedStreamError, WireError
+from relayaudit.sanitize import excerpt
+from relayaudit.types import (
+    JSON,
+    ChatRequest,
+    Choice,
+    Completion,
+    FinishReason,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
+from relayaudit.wire.common import (
+    WireRequest,
+    as_list,
+    as_object,
+    finish_reason,
+    join_url,
+    load_json,
+    opt_int,
+    opt_str,
+    parse_json_event,
+    text_of,
+)
+from relayaudit.wire.sse import SSEEvent
+
+FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def tool_choice_value(choice: str | None) -> str | JSON | None:
+    if choice is None or choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def openai_usage(raw: object) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=opt_int(raw.get("prompt_tokens")),
+        completion_tokens=opt_int(raw.get("completion_tokens")),
+        total_tokens=opt_int(raw.get("total_tokens")),
+        cached_tokens=opt_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+        reasoning_tokens=opt_int(completion_details.get("reasoning_tokens"))
+        if isinstance(completion_details, dict)
+        else None,
+    )
+
+
+def openai_logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
+    """Chat Completions `logprobs.content`, and the Responses API's per-part logprobs (same shape)."""
+    if raw is None:
+        return None
+    entries = raw.get("content") if isinstance(raw, dict) else raw
+    result = []
+    for entry in as_list(entries, "logprobs"):
+        entry = as_object(entry, "logprob entry")
+        top = tuple(
+            (text_of(alt.get("token"), "top_logprobs token"), float(alt["logprob"]))
+            for alt in as_list(entry.get("top_logprobs"), "top_logprobs")
+            if isinstance(alt, dict) and isinstance(alt.get("logprob"), int | float)
+        )
+        logprob = entry.get("logprob")
+        if not isinstance(logprob, int | float):
+            raise WireError("A logprob entry has no numeric logprob.", excerpt(str(entry)))
+        result.append(TokenLogprob(token=text_of(entry.get("token"), "logprob token"), logprob=float(logprob), top=top))
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class OpenAIChat:
+    """OpenAI Chat Completions. `max_tokens_field` is "max_completion_tokens" for reasoning models."""
+
+    max_tokens_field: str = "max_tokens"
+    name: str = "openai"
+
+    def build(self, base_url: str, model: str, request: ChatRequest) -> WireRequest:
+        messages: list[JSON] = []
+        if request.system is not None:
+            messages.append({"role": "system", "content": request.system})
+        messages.extend({"role": m.role, "content": m.content} for m in request.messages)
+        body: JSON = {"model": model, "messages": messages}
+        optional: JSON = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            self.max_tokens_field: request.max_tokens,
+            "seed": request.seed,
+            "n": request.n,
+            "top_logprobs": request.top_logprobs,
+            "response_format": request.response_format,
+            "tool_choice": tool_choice_value(request.tool_choice),
+            "reasoning_effort": request.reasoning_effort,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.logprobs or request.top_logprobs is not None:
+            body["logprobs"] = True
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return WireRequest(url=join_url(base_url, "/chat/completions"), body=body, stream=request.stream)
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def parse_body(self, body: bytes) -> Completion:
+        data = as_object(load_json(body, "response body"), "response body", body)
+        if "error" in data and "choices" not in data:
+            raise WireError("The relay answered 200 OK with an error object instead of a completion.", excerpt(body))
+        raw_choices = as_list(data.get("choices"), "choices")
+        if not raw_choices:
+            raise WireError("The relay's response has no choices.", excerpt(body))
+        choices = []
+        for raw in sorted((as_object(c, "choice") for c in raw_choices), key=lambda c: opt_int(c.get("index")) or 0):
+            message = as_object(raw.get("message"), "choice message")
+            calls = tuple(
+                ToolCall(
+                    name=text_of(as_object(call.get("function"), "tool call function").get("name"), "tool name"),
+                    arguments=text_of(call["function"].get("arguments"), "tool arguments"),
+                    id=opt_str(call.get("id")),
+                )
+                for call in (as_object(c, "tool call") for c in as_list(message.get("tool_calls"), "tool_calls"))
+            )
+            raw_finish = opt_str(raw.get("finish_reason"))
+            choices.append(
+                Choice(
+                    text=text_of(message.get("content"), "message content"),
+                    finish_reason=finish_reason(raw_finish, FINISH),
+                    raw_finish_reason=raw_finish,
+                    tool_calls=calls,
+                    logprobs=openai_logprobs(raw.get("logprobs")),
+                )
+            )
+        return Completion(
+            choices=tuple(choices),
+            usage=openai_usage(data.get("usage")),
+            model_field=opt_str(data.get("model")),
+            response_id=opt_str(data.get("id")),
+            system_fingerprint=opt_str(data.get("system_fingerprint")),
+        )
+
+    def stream_parser(self) -> _ChatStream:
+        return _ChatStream()
+
+
+@dataclass
+class _ChoiceState:
+    text: list[str] = field(default_factory=list)
+    finish: str | None = None
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass
+class _ChatStream:
+    choices: dict[int, _ChoiceState] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    response_id: str | None = None
+    fingerprint: str | None = None
+    done: bool = False
+    has_content: bool = False
+    events: list[str] = field(default_factory=list)
+
+    def feed(self, event: SSEEvent) -> None:
+        if event.event not in self.events:
+            self.events.append(event.event)
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return
+        chunk = parse_json_event(event, "stream chunk")
+        if "error" in chunk and "choices" not in chunk:
+            raise WireError("The relay sent an error in the middle of the stream.", excerpt(event.data))
+        self.model = opt_str(chunk.get("model")) or self.model
+        self.response_id = opt_str(chunk.get("id")) or self.response_id
+        self.fingerprint = opt_str(chunk.get("system_fingerprint")) or self.fingerprint
+        if chunk.get("usage"):
+            self.usage = openai_usage(chunk["usage"])
+        for raw in as_list(chunk.get("choices"), "choices"):
+            raw = as_object(raw, "stream choice")
+            state = self.choices.setdefault(opt_int(raw.get("index")) or 0, _ChoiceState())
+            delta = raw.get("delta") or {}
+            content = text_of(delta.get("content"), "delta content")
+            if content:
+                state.text.append(content)
+                self.has_content = True
+            for call in as_list(delta.get("tool_calls"), "delta tool_calls"):
+                call = as_object(call, "delta tool call")
+                slot = state.calls.setdefault(opt_int(call.get("index")) or 0, {"id": "", "name": "", "arguments": ""})
+                function = call.get("function") or {}
+                slot["id"] += opt_str(call.get("id")) or ""
+                slot["name"] += opt_str(function.get("name")) or ""
+                slot["arguments"] += opt_str(function.get("arguments")) or ""
+                self.has_content = True
+            if raw.get("logprobs") is not None:
+                state.logprobs = (state.logprobs or []) + list(openai_logprobs(raw["logprobs"]) or ())
+            state.finish = opt_str(raw.get("finish_reason")) or state.finish
+
+    def finish(self) -> Completion:
+        complete = self.choices and all(c.finish is not None for c in self.choices.values())
+        if not (self.done or complete):
+            raise TruncatedStreamError(
+                "The relay's stream ended before [DONE] or a finish_reason.",
+                excerpt("".join(t for c in self.choices.values() for t in c.text)[-200:]),
+            )
+        if not self.choices:
+            raise WireError("The relay's stream carried no choices.")
+        choices = tuple(
+            Choice(
+                text="".join(state.text),
+                finish_reason=finish_reason(state.finish, FINISH),
+                raw_finish_reason=state.finish,
+                tool_calls=tuple(
+                    ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
+                    for _, c in sorted(state.calls.items())
+                ),
+                logprobs=None if state.logprobs is None else tuple(state.logprobs),
+            )
+            for _, state in sorted(self.choices.items())
+        )
+        return Completion(
+            choices=choices,
+            usage=self.usage,
+            model_field=self.model,
+            response_id=self.response_id,
+            system_fingerprint=self.fingerprint,
+            stream_events=tuple(self.events),
+        )

@@ -1,0 +1,220 @@
+"""OpenAI Responses (POST {base}/responses), the API OpenAI recommends for its newest models.
+
+Quirks handled here:
+- The system prompt is `instructions`; the conversation is `input`; the output cap is `max_output_tokens`.
+- There is no stop, seed or n: such parameters are recorded as not sent.
+- JSON output goes in `text.format`; reasoning effort in `reasoning.effort`; logprobs need
+  `include: ["message.output_text.logprobs"]` plus `top_logprobs`.
+- We send `store: false` so audit traffic is not kept by the provider.
+- Streams are typed events (`response.created`, `response.output_text.delta`,
+  `response.function_call_arguments.delta`, `response.completed`, ...). The terminal event
+  (`response.completed` or `response.incomplete`) carries the whole response object, which is parsed
+  exactly like a non-streamed body; `response.failed` and `error` are errors; a stream without a terminal
+  event was cut off.
+- Finish: status "completed" is stop (tool_calls when the output holds function calls); "incomplete"
+  maps `incomplete_details.reason` (max_output_tokens → length, content_filter → content_filter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relayaudit.errors import TruncatedStreamError, WireError
+from relayaudit.sanitize import excerpt
+from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, NotSent, ToolCall, Usage
+from relayaudit.wire.common import (
+    WireRequest,
+    as_list,
+    as_object,
+    join_url,
+    load_json,
+    opt_int,
+    opt_str,
+    parse_json_event,
+    text_of,
+)
+from relayaudit.wire.openai_chat import openai_logprobs
+from relayaudit.wire.sse import SSEEvent
+
+_INCOMPLETE: dict[str, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def _usage(raw: object) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    input_details = raw.get("input_tokens_details") or {}
+    output_details = raw.get("output_tokens_details") or {}
+    return Usage(
+        prompt_tokens=opt_int(raw.get("input_tokens")),
+        completion_tokens=opt_int(raw.get("output_tokens")),
+        total_tokens=opt_int(raw.get("total_tokens")),
+        cached_tokens=opt_int(input_details.get("cached_tokens")) if isinstance(input_details, dict) else None,
+        reasoning_tokens=opt_int(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else None,
+    )
+
+
+def _text_format(response_format: JSON) -> JSON:
+    if response_format.get("type") == "json_schema":
+        schema = response_format.get("json_schema") or {}
+        return {"type": "json_schema", **schema}
+    return dict(response_format)
+
+
+def parse_response_object(data: JSON, raw: bytes | str) -> Completion:
+    if data.get("object") not in (None, "response") or "output" not in data:
+        raise WireError("The relay's body is not a Responses API response object.", excerpt(raw))
+    texts, calls = [], []
+    logprobs: list[object] = []
+    for item in (as_object(i, "output item") for i in as_list(data.get("output"), "output")):
+        if item.get("type") == "message":
+            for part in (as_object(p, "content part") for p in as_list(item.get("content"), "message content")):
+                if part.get("type") == "output_text":
+                    texts.append(text_of(part.get("text"), "output_text"))
+                    logprobs.extend(as_list(part.get("logprobs"), "logprobs"))
+        elif item.get("type") == "function_call":
+            calls.append(
+                ToolCall(
+                    name=text_of(item.get("name"), "function name"),
+                    arguments=text_of(item.get("arguments"), "function arguments"),
+                    id=opt_str(item.get("call_id")),
+                )
+            )
+    status = opt_str(data.get("status"))
+    reason: FinishReason | None
+    raw_reason: str | None
+    if status == "completed":
+        reason, raw_reason = ("tool_calls" if calls else "stop"), status
+    elif status == "incomplete":
+        raw_reason = opt_str((data.get("incomplete_details") or {}).get("reason")) or status
+        reason = _INCOMPLETE.get(raw_reason, "other")
+    else:
+        reason, raw_reason = (None if status is None else "other"), status
+    choice = Choice(
+        text="".join(texts),
+        finish_reason=reason,
+        raw_finish_reason=raw_reason,
+        tool_calls=tuple(calls),
+        logprobs=openai_logprobs(logprobs) if logprobs else None,
+    )
+    return Completion(
+        choices=(choice,),
+        usage=_usage(data.get("usage")),
+        model_field=opt_str(data.get("model")),
+        response_id=opt_str(data.get("id")),
+    )
+
+
+@dataclass(frozen=True)
+class OpenAIResponses:
+    name: str = "openai-responses"
+
+    def build(self, base_url: str, model: str, request: ChatRequest) -> WireRequest:
+        body: JSON = {
+            "model": model,
+            "input": [{"role": m.role, "content": m.content} for m in request.messages],
+            "store": False,
+        }
+        optional: JSON = {
+            "instructions": request.system,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_output_tokens": request.max_tokens,
+            "top_logprobs": request.top_logprobs,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if request.logprobs or request.top_logprobs is not None:
+            body["include"] = ["message.output_text.logprobs"]
+        if request.response_format is not None:
+            body["text"] = {"format": _text_format(request.response_format)}
+        if request.reasoning_effort is not None:
+            body["reasoning"] = {"effort": request.reasoning_effort}
+        if request.tools:
+            body["tools"] = [
+                {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
+                for t in request.tools
+            ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = (
+                request.tool_choice
+                if request.tool_choice in ("auto", "none", "required")
+                else {"type": "function", "name": request.tool_choice}
+            )
+        if request.stream:
+            body["stream"] = True
+        unsupported = {
+            "stop": bool(request.stop),
+            "seed": request.seed is not None,
+            "n": request.n not in (None, 1),
+        }
+        return WireRequest(
+            url=join_url(base_url, "/responses"),
+            body=body,
+            stream=request.stream,
+            not_sent=tuple(
+                NotSent(p, "the Responses API has no such parameter") for p, asked in unsupported.items() if asked
+            ),
+        )
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def parse_body(self, body: bytes) -> Completion:
+        data = as_object(load_json(body, "response body"), "response body", body)
+        return parse_response_object(data, body)
+
+    def stream_parser(self) -> _ResponsesStream:
+        return _ResponsesStream()
+
+
+@dataclass
+class _ResponsesStream:
+    text: list[str] = field(default_factory=list)
+    final: Completion | None = None
+    has_content: bool = False
+    events: list[str] = field(default_factory=list)
+
+    def feed(self, event: SSEEvent) -> None:
+        data = parse_json_event(event, "stream event")
+        kind = opt_str(data.get("type")) or event.event
+        if kind not in self.events:
+            self.events.append(kind)
+        if kind in ("response.failed", "error"):
+            raise WireError("The relay reported a failed response in the stream.", excerpt(event.data))
+        if kind == "response.output_text.delta":
+            self.text.append(text_of(data.get("delta"), "output_text delta"))
+            self.has_content = True
+        elif kind == "response.function_call_arguments.delta":
+            self.has_content = True
+        elif kind in ("response.completed", "response.incomplete"):
+            self.final = parse_response_object(as_object(data.get("response"), "final response"), event.data)
+
+    def finish(self) -> Completion:
+        if self.final is None:
+            raise TruncatedStreamError(
+                "The relay's stream ended before response.completed.", excerpt("".join(self.text)[-200:])
+            )
+        final = self.final
+        if not final.text and self.text:
+            # Some relays send an empty output list in the terminal event; the deltas are then the text.
+            first = final.choices[0]
+            final = Completion(
+                choices=(
+                    Choice(
+                        "".join(self.text),
+                        first.finish_reason,
+                        first.raw_finish_reason,
+                        first.tool_calls,
+                        first.logprobs,
+                    ),
+                ),
+                usage=final.usage,
+                model_field=final.model_field,
+                response_id=final.response_id,
+            )
+        return Completion(
+            choices=final.choices,
+            usage=final.usage,
+            model_field=final.model_field,
+            response_id=final.response_id,
+            stream_events=tuple(self.events),
+        )
