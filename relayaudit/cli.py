@@ -1,0 +1,215 @@
+"""The `relayaudit` command. Each command parses flags, calls the library, renders, and sets the exit code.
+
+Exit codes (contract): 0 consistent / complete · 1 divergent · 2 usage or configuration error ·
+3 inconclusive (for `run`: the run is incomplete — interrupted, over budget, or the relay failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from relayaudit import __version__
+from relayaudit.client import ClientSettings
+from relayaudit.errors import EXIT_INCONCLUSIVE, RelayAuditError
+from relayaudit.models import load_registry
+from relayaudit.plan import build_plan, estimate
+from relayaudit.report import console as render
+from relayaudit.runner import FactOverrides, RunOptions, model_facts, prepare_new_run, prepare_resume, run_collection
+from relayaudit.sanitize import inert
+from relayaudit.suite import available_suites, load_suite, load_suites
+
+app = typer.Typer(
+    name="relayaudit",
+    help="Audit LLM API relays: is the model you pay for the model that answers?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def handled(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn relayaudit's errors into one clear message on stderr and the error's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except RelayAuditError as exc:
+            err.print(f"[bold red]error:[/] {inert(exc.message)}")
+            if exc.hint:
+                err.print(inert(exc.hint))
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"relayaudit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Audit LLM API relays: is the model you pay for the model that answers?"""
+
+
+SuiteOpt = Annotated[
+    list[str] | None, typer.Option("--suite", help="Suite name or .toml path; repeatable. Default: smoke.")
+]
+SamplesOpt = Annotated[int | None, typer.Option(min=1, help="Override every probe's sample count.")]
+
+
+@app.command()
+@handled
+def run(
+    base_url: Annotated[str | None, typer.Option(help="Relay base URL, as the SDK takes it (OpenAI: .../v1).")] = None,
+    model: Annotated[str | None, typer.Option(help="The model name the relay claims to serve.")] = None,
+    key_env: Annotated[
+        str | None, typer.Option(help="Env var holding the key (default per dialect, e.g. OPENAI_API_KEY).")
+    ] = None,
+    no_key: Annotated[bool, typer.Option("--no-key", help="Send no key (local servers).")] = False,
+    dialect: Annotated[
+        str | None,
+        typer.Option(help="openai | openai-responses | anthropic | gemini (default: the official API's)."),
+    ] = None,
+    suite: SuiteOpt = None,
+    samples: SamplesOpt = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 4,
+    rpm: Annotated[float | None, typer.Option(min=0.1, help="At most this many requests per minute.")] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(help="Hard spending cap in USD; stops before a request could exceed it.")
+    ] = None,
+    price_in: Annotated[float | None, typer.Option(help="USD per 1M input tokens (overrides the registry).")] = None,
+    price_out: Annotated[float | None, typer.Option(help="USD per 1M output tokens (overrides the registry).")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="o200k_base | cl100k_base | qwen | deepseek | none.")] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds one attempt may take in all.")] = 600.0,
+    read_timeout: Annotated[float, typer.Option(min=1, help="Longest silence between stream chunks (s).")] = 120.0,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="Retries after a transport failure.")] = 3,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="New run directory.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue this run: send only what has no answer.")] = None,
+    label: Annotated[str, typer.Option(help="Free text stored in the manifest.")] = "",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Send suites to an endpoint and store every answer in a run directory."""
+    facts = FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out)
+    if resume is not None:
+        prepared = prepare_resume(resume, key_env=key_env, budget_usd=budget_usd, facts=facts)
+    elif base_url is None or model is None:
+        raise typer.BadParameter("--base-url and --model are required (or --resume RUN_DIR).")
+    else:
+        options = RunOptions(
+            base_url=base_url,
+            model=model,
+            suites=tuple(suite or ["smoke"]),
+            dialect=dialect,
+            key_env=key_env,
+            no_key=no_key,
+            samples=samples,
+            out=out_dir,
+            label=label,
+            budget_usd=budget_usd,
+            facts=facts,
+        )
+        prepared = prepare_new_run(options)
+    for warning in prepared.warnings:
+        err.print(f"[yellow]warning:[/] {inert(warning)}")
+    e = prepared.estimate
+    err.print(
+        f"{e.requests} requests planned, worst-case cost {render.money(e.max_cost_usd)}; "
+        f"run directory {inert(str(prepared.store.path))}"
+    )
+    settings = ClientSettings(
+        concurrency=concurrency,
+        requests_per_minute=rpm,
+        total_timeout=timeout,
+        read_timeout=read_timeout,
+        max_attempts=retries + 1,
+    )
+    progress = None if quiet or not err.is_terminal else render.RichProgress(err)
+    try:
+        summary = asyncio.run(run_collection(prepared, settings, progress=progress))
+    except KeyboardInterrupt:
+        err.print(
+            "[yellow]Interrupted.[/] Everything collected so far is saved; continue with: "
+            f"relayaudit run --resume {inert(str(prepared.store.path))}"
+        )
+        raise typer.Exit(EXIT_INCONCLUSIVE) from None
+    out.print(render.run_summary(prepared.store, summary))
+    if summary.status != "complete":
+        for failure in summary.failures:
+            err.print(f"  no answer: {inert(failure)}")
+        reason = {
+            "budget_exhausted": "the budget cap was reached",
+            "incomplete": "some requests got no answer (transport failures are never evidence against a relay)",
+        }.get(summary.status, summary.status)
+        err.print(
+            f"[yellow]The run is incomplete:[/] {reason}. Resume with: relayaudit run --resume "
+            f"{inert(str(prepared.store.path))}"
+        )
+        raise typer.Exit(EXIT_INCONCLUSIVE)
+
+
+@app.command()
+@handled
+def plan(
+    model: Annotated[list[str] | None, typer.Option("--model", help="Claimed model; repeatable.")] = None,
+    all_models: Annotated[bool, typer.Option("--all-models", help="Every registry model.")] = False,
+    suite: SuiteOpt = None,
+    samples: SamplesOpt = None,
+    price_in: Annotated[float | None, typer.Option(help="USD per 1M input tokens.")] = None,
+    price_out: Annotated[float | None, typer.Option(help="USD per 1M output tokens.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer for counting.")] = None,
+) -> None:
+    """Requests, tokens and worst-case cost of suites per model — offline, nothing is sent."""
+    names = [m.name for m in load_registry().models] if all_models else list(model or [])
+    if not names:
+        raise typer.BadParameter("give --model NAME (repeatable) or --all-models.")
+    suite_names = list(suite or ["smoke"])
+    planned = build_plan(load_suites(suite_names), samples)
+    facts = FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out)
+    out.print(render.plan_table([estimate(planned, model_facts(n, facts)) for n in names], suite_names))
+
+
+@app.command()
+@handled
+def probes(
+    suite: Annotated[list[str] | None, typer.Option("--suite", help="Only these suites.")] = None,
+) -> None:
+    """The shipped suites and their probes, with what each can detect."""
+    out.print(render.probes_table([load_suite(name) for name in (suite or available_suites())]))
+
+
+@app.command()
+@handled
+def models(name: Annotated[str | None, typer.Argument(help="Show one model in detail.")] = None) -> None:
+    """The claimed-model registry: dialect, tokenizer, context, prices, capabilities."""
+    registry = load_registry()
+    if name is not None:
+        out.print(render.model_detail(registry.get(name)))
+    else:
+        out.print(render.models_table(list(registry.models)))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C outside a run
+        sys.exit(EXIT_INCONCLUSIVE)

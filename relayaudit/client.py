@@ -1,0 +1,305 @@
+"""The HTTP client: one endpoint, explicit timeouts, retries with backoff, Retry-After, pacing.
+
+LLM calls are slow — a long answer can take minutes and a reasoning model may think for a while before
+the first token — so httpx's 5-second default is wrong here. Timeouts are explicit: connect, read (the
+longest silence allowed between two chunks of a stream), and a total per attempt.
+
+Transport failures (connect errors, timeouts, resets, 5xx, 429) are retried with exponential backoff and
+jitter, honouring Retry-After, and are never evidence against a relay: after the last retry they are
+recorded as `transport_error`. A 4xx other than 429 is the relay's answer (e.g. "context length
+exceeded") and is recorded as `http_error`, not retried.
+
+The transport is injectable (httpx.MockTransport, httpx.ASGITransport, or a real one), and no key ever
+leaves this module except in the request's auth header: every error text is redacted with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from relayaudit.errors import TransportError, TruncatedStreamError, WireError
+from relayaudit.sanitize import excerpt, redact
+from relayaudit.store import utc_now
+from relayaudit.types import ChatRequest, Completion, Endpoint, NotSent, Outcome
+from relayaudit.wire import SSEDecoder, WireDialect, get_dialect, select_headers
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 522, 524, 529})
+MAX_ERROR_BODY = 64_000
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Timeouts in seconds, retry policy, and pacing for one endpoint."""
+
+    connect_timeout: float = 15.0
+    """Time to open a connection."""
+    read_timeout: float = 120.0
+    """Longest silence between two chunks of a response."""
+    total_timeout: float = 600.0
+    """Longest one attempt may take from first byte sent to last byte received."""
+    max_attempts: int = 4
+    """Tries per request, the first included."""
+    backoff_base: float = 1.0
+    """First retry waits about this long; each later one about twice as long."""
+    backoff_max: float = 60.0
+    """Cap on one backoff wait."""
+    max_retry_after: float = 300.0
+    """A Retry-After longer than this is not waited for: the request is given up as rate-limited."""
+    concurrency: int = 4
+    """Requests in flight at once against this endpoint."""
+    requests_per_minute: float | None = None
+    """Optional pacing: request starts are spaced at least 60/rpm seconds apart."""
+    max_body_bytes: int = 20_000_000
+    """A response larger than this is cut off and treated as a transport failure."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The result of one try."""
+
+    number: int
+    """1 for the first try."""
+    outcome: Outcome
+    """ok, http_error, transport_error or wire_error."""
+    at: str
+    """UTC time the attempt ended."""
+    http_status: int | None = None
+    """Status code, if a response arrived."""
+    completion: Completion | None = None
+    """Parsed completion for ok."""
+    error: str | None = None
+    """Redacted one-line description otherwise."""
+    error_excerpt: str | None = None
+    """Redacted excerpt of the offending body."""
+    retry_after: float | None = None
+    """Seconds the relay asked us to wait, if it said."""
+    truncated_stream: bool = False
+    """A stream cut off before its end event: retried like a reset connection."""
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome == "transport_error" or self.truncated_stream
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Everything that happened for one request: each attempt, and what the dialect could not send."""
+
+    attempts: tuple[Attempt, ...]
+    not_sent: tuple[NotSent, ...]
+
+    @property
+    def final(self) -> Attempt:
+        return self.attempts[-1]
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date. None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+class _Pacer:
+    """Spaces request starts at least `interval` seconds apart (requests-per-minute limit)."""
+
+    def __init__(self, requests_per_minute: float | None, clock: Callable[[], float], sleep: Sleep) -> None:
+        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = self._clock()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await self._sleep(delay)
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RelayClient:
+    """Sends ChatRequests to one endpoint. Use as `async with RelayClient(...) as client:`."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        key: str | None,
+        *,
+        settings: ClientSettings | None = None,
+        dialect: WireDialect | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings or ClientSettings()
+        self.dialect = dialect or get_dialect(endpoint.dialect)
+        self._key = key
+        self._secrets = (key,) if key else ()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._pacer = _Pacer(self.settings.requests_per_minute, time.monotonic, sleep)
+        s = self.settings
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout, pool=None),
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+            follow_redirects=False,
+        )
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __aenter__(self) -> RelayClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with equal jitter: half fixed, half random, so retries spread out."""
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2.0 ** (attempt - 1))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    async def send(self, request: ChatRequest) -> Exchange:
+        """Send with retries; returns every attempt. Never raises for relay or network failures."""
+        wire = self.dialect.build(self.endpoint.base_url, self.endpoint.model, request)
+        attempts: list[Attempt] = []
+        for number in range(1, self.settings.max_attempts + 1):
+            await self._pacer.wait()
+            async with self._slots:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    attempt = await self._attempt(number, wire.url, wire.body, wire.headers, wire.stream)
+                finally:
+                    self.in_flight -= 1
+            attempts.append(attempt)
+            if not attempt.retryable or number == self.settings.max_attempts:
+                break
+            delay = attempt.retry_after if attempt.retry_after is not None else self.backoff(number)
+            if delay > self.settings.max_retry_after:
+                break
+            await self._sleep(delay)
+        return Exchange(tuple(attempts), wire.not_sent)
+
+    async def _attempt(
+        self, number: int, url: str, body: dict[str, object], extra: tuple[tuple[str, str], ...], stream: bool
+    ) -> Attempt:
+        headers = dict(extra)
+        if self._key:
+            headers.update(self.dialect.auth_headers(self._key))
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.total_timeout):
+                return await self._exchange(number, url, body, headers, stream, started)
+        except TimeoutError:
+            return self._failed(
+                number, "transport_error", f"no complete answer within {self.settings.total_timeout:g} s"
+            )
+        except httpx.TimeoutException as exc:
+            return self._failed(number, "transport_error", f"timed out ({type(exc).__name__})")
+        except httpx.TransportError as exc:
+            return self._failed(number, "transport_error", f"{type(exc).__name__}: {exc}")
+        except TransportError as exc:
+            return self._failed(number, "transport_error", exc.message)
+
+    def _failed(self, number: int, outcome: Outcome, message: str, status: int | None = None) -> Attempt:
+        return Attempt(number, outcome, utc_now(), http_status=status, error=redact(message, self._secrets)[:500])
+
+    async def _exchange(
+        self, number: int, url: str, body: dict[str, object], headers: dict[str, str], stream: bool, started: float
+    ) -> Attempt:
+        async with self._http.stream("POST", url, json=body, headers=headers) as response:
+            status = response.status_code
+            kept_headers = select_headers(response.headers.multi_items())
+            if status >= 300:
+                raw = await self._read_capped(response, MAX_ERROR_BODY)
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                outcome: Outcome = "transport_error" if status in RETRY_STATUSES or status >= 500 else "http_error"
+                return Attempt(
+                    number,
+                    outcome,
+                    utc_now(),
+                    http_status=status,
+                    error=f"HTTP {status} from the relay",
+                    error_excerpt=excerpt(raw, self._secrets),
+                    retry_after=retry_after,
+                )
+            content_type = response.headers.get("content-type", "")
+            try:
+                if stream and "text/event-stream" in content_type:
+                    completion = await self._read_stream(response, started)
+                else:
+                    raw = await self._read_capped(response, self.settings.max_body_bytes)
+                    completion = self.dialect.parse_body(raw)
+            except WireError as exc:
+                return Attempt(
+                    number,
+                    "wire_error",
+                    utc_now(),
+                    http_status=status,
+                    error=redact(exc.message, self._secrets),
+                    error_excerpt=redact(exc.excerpt, self._secrets),
+                    truncated_stream=isinstance(exc, TruncatedStreamError),
+                )
+            total = round(time.monotonic() - started, 4)
+            completion = dataclasses.replace(completion, headers=kept_headers, total_s=total)
+            return Attempt(number, "ok", utc_now(), http_status=status, completion=completion)
+
+    async def _read_capped(self, response: httpx.Response, limit: int) -> bytes:
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise TransportError(f"the response exceeded {limit} bytes and was cut off")
+        return b"".join(chunks)
+
+    async def _read_stream(self, response: httpx.Response, started: float) -> Completion:
+        decoder = SSEDecoder()
+        parser = self.dialect.stream_parser()
+        ttft: float | None = None
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise TransportError(f"the stream exceeded {self.settings.max_body_bytes} bytes and was cut off")
+            for event in decoder.feed(chunk):
+                parser.feed(event)
+                if ttft is None and parser.has_content:
+                    ttft = time.monotonic() - started
+        for event in decoder.finish():
+            parser.feed(event)
+        return dataclasses.replace(parser.finish(), ttft_s=None if ttft is None else round(ttft, 4))

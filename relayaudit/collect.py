@@ -1,0 +1,189 @@
+"""Runs a plan against an endpoint and writes every attempt to the run store as it ends.
+
+- Only units without a settled record are sent, which is all `--resume` needs.
+- Concurrency is a fixed pool of workers (plus the client's own per-endpoint limit).
+- The budget cap is hard: before each request its worst-case cost (prompt tokens counted offline ×
+  input price + max_tokens × output price) is reserved, and a request whose reservation could push the
+  spend past the cap is not sent. After the answer the reservation is replaced by the cost computed from
+  the reported usage (or kept, when the relay reports none).
+- Cancellation (Ctrl-C) stops the workers; every attempt already finished is on disk, and the manifest
+  says "interrupted".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from relayaudit.client import Attempt, Exchange, RelayClient
+from relayaudit.kinds import PlannedRequest
+from relayaudit.models import ModelInfo
+from relayaudit.plan import TokenEstimator
+from relayaudit.store import SETTLED_OUTCOMES, RunStatus, RunStore, utc_now
+from relayaudit.types import Observation
+
+
+class ProgressSink(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+
+    def advance(self, spent_usd: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class CollectSummary:
+    """What one collection session did."""
+
+    planned: int
+    """Units in the plan."""
+    already_settled: int
+    """Units settled before this session (resume)."""
+    attempts: int = 0
+    """Requests sent in this session, retries included."""
+    ok: int = 0
+    """Units answered with a completion in this session."""
+    answered_errors: int = 0
+    """Units the relay answered with a deliberate 4xx error."""
+    unsettled: int = 0
+    """Units still without an answer when the session ended."""
+    prompt_tokens: int = 0
+    """Reported input tokens."""
+    completion_tokens: int = 0
+    """Reported output tokens."""
+    cost_usd: float = 0.0
+    """Spend: from reported usage where there was one, otherwise the reserved worst case."""
+    cost_known: bool = True
+    """False when the model's prices are unknown (cost then stays 0)."""
+    status: RunStatus = "running"
+    """How the session ended."""
+    failures: list[str] = field(default_factory=list)
+    """The last error message of units left unsettled (first few)."""
+
+
+class _Budget:
+    def __init__(self, limit_usd: float | None) -> None:
+        self.limit = limit_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.exhausted = False
+
+    def reserve(self, amount: float) -> bool:
+        if self.limit is not None and self.spent + self.reserved + amount > self.limit + 1e-12:
+            self.exhausted = True
+            return False
+        self.reserved += amount
+        return True
+
+    def settle(self, reserved: float, actual: float) -> None:
+        self.reserved -= reserved
+        self.spent += actual
+
+
+def _observation(
+    run_id: str, unit: PlannedRequest, exchange: Exchange, attempt: Attempt, cost: float | None
+) -> Observation:
+    return Observation(
+        run_id=run_id,
+        probe_id=unit.probe_id,
+        variant=unit.variant,
+        sample=unit.sample,
+        request_hash=unit.request.request_hash(),
+        attempt=attempt.number,
+        final=attempt is exchange.final,
+        outcome=attempt.outcome,
+        at=attempt.at,
+        request=unit.request,
+        http_status=attempt.http_status,
+        completion=attempt.completion,
+        error=attempt.error,
+        error_excerpt=attempt.error_excerpt,
+        not_sent=exchange.not_sent,
+        cost_usd=cost,
+    )
+
+
+async def collect(
+    plan: list[PlannedRequest],
+    store: RunStore,
+    client: RelayClient,
+    model: ModelInfo,
+    *,
+    budget_usd: float | None = None,
+    progress: ProgressSink | None = None,
+) -> CollectSummary:
+    """Send every unsettled unit of `plan`, appending each attempt to `store`."""
+    settled = store.settled_units()
+    pending = [p for p in plan if p.unit not in settled]
+    summary = CollectSummary(planned=len(plan), already_settled=len(plan) - len(pending))
+    summary.cost_known = model.price_in is not None and model.price_out is not None
+    estimator = TokenEstimator(model)
+    budget = _Budget(budget_usd if summary.cost_known else None)
+    queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
+    for unit in pending:
+        queue.put_nowait(unit)
+    if progress:
+        progress.start(len(plan), summary.already_settled)
+
+    async def worker() -> None:
+        while not budget.exhausted:
+            try:
+                unit = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            reserve = (
+                model.cost_usd(estimator.prompt_tokens(unit.request), estimator.max_completion_tokens(unit.request))
+                or 0.0
+            )
+            if not budget.reserve(reserve):
+                return
+            exchange = await client.send(unit.request)
+            actual = 0.0
+            for attempt in exchange.attempts:
+                usage = attempt.completion.usage if attempt.completion else None
+                cost = None
+                if usage is not None and usage.prompt_tokens is not None and usage.completion_tokens is not None:
+                    cost = model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                    summary.prompt_tokens += usage.prompt_tokens
+                    summary.completion_tokens += usage.completion_tokens
+                elif attempt.outcome == "ok":
+                    cost = reserve if summary.cost_known else None  # no usage reported: assume the worst case
+                actual += cost or 0.0
+                store.append(_observation(store.manifest.run_id, unit, exchange, attempt, cost))
+                summary.attempts += 1
+            budget.settle(reserve, actual)
+            summary.cost_usd = budget.spent
+            final = exchange.final
+            if final.outcome == "ok":
+                summary.ok += 1
+            elif final.outcome == "http_error":
+                summary.answered_errors += 1
+            elif len(summary.failures) < 5:
+                summary.failures.append(f"{unit.probe_id}/{unit.variant}#{unit.sample}: {final.error}")
+            if progress:
+                progress.advance(budget.spent)
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, client.settings.concurrency))]
+    try:
+        await asyncio.gather(*workers)
+    except asyncio.CancelledError:
+        for task in workers:
+            task.cancel()
+        summary.status = "interrupted"
+        _finish(store, summary, plan)
+        raise
+    finally:
+        if progress:
+            progress.stop()
+    summary.status = "budget_exhausted" if budget.exhausted else "complete"
+    _finish(store, summary, plan)
+    return summary
+
+
+def _finish(store: RunStore, summary: CollectSummary, plan: list[PlannedRequest]) -> None:
+    settled = {o.unit for o in store.observations() if o.final and o.outcome in SETTLED_OUTCOMES}
+    summary.unsettled = sum(1 for p in plan if p.unit not in settled)
+    if summary.status == "complete" and summary.unsettled:
+        summary.status = "incomplete"
+    store.update(status=summary.status, finished_at=utc_now())

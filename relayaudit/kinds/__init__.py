@@ -1,0 +1,19 @@
+"""The probe-kind registry. A new kind is one module plus one line here."""
+
+from __future__ import annotations
+
+from relayaudit.errors import SuiteError
+from relayaudit.kinds import prompt
+from relayaudit.kinds.base import PlannedRequest, ProbeKind, ProbeSpec
+
+KINDS: dict[str, ProbeKind] = {
+    prompt.KIND.name: prompt.KIND,
+}
+
+__all__ = ["KINDS", "PlannedRequest", "ProbeKind", "ProbeSpec", "get_kind"]
+
+
+def get_kind(name: str, where: str) -> ProbeKind:
+    if name not in KINDS:
+        raise SuiteError(f"{where}: unknown kind {name!r}; known kinds: {', '.join(sorted(KINDS))}.")
+    return KINDS[name]

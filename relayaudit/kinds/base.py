@@ -1,0 +1,77 @@
+"""What a probe kind is: a module that validates its own suite fields and expands a probe into requests.
+
+Later issues give kinds `features`, `compare` and `check` functions; the collection spine needs only
+`validate` and `expand`, which are pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from relayaudit.types import ChatRequest
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe of a suite file, with the suite's defaults already applied."""
+
+    suite: str
+    """Name of the suite it came from."""
+    source: str
+    """The suite file's name, for error messages."""
+    id: str
+    """Unique id across all suites of a run."""
+    kind: str
+    """Probe kind (a key of the kind registry)."""
+    detects: str
+    """Plain-language statement of what the probe can reveal."""
+    samples: int
+    """Repeats of each request."""
+    params: dict[str, Any]
+    """Request parameters (temperature, max_tokens, ...) after defaults."""
+    fields: dict[str, Any]
+    """Kind-specific fields, validated by the kind."""
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request the plan will send: the unit of collection, settled or not in a run."""
+
+    probe_id: str
+    """The probe that planned it."""
+    variant: str
+    """Which variation of the probe (stable across runs so baselines and relays line up)."""
+    sample: int
+    """Repeat number, from 0."""
+    request: ChatRequest
+    """What to send."""
+
+    @property
+    def unit(self) -> tuple[str, str, int]:
+        return (self.probe_id, self.variant, self.sample)
+
+
+class ProbeKind(Protocol):
+    @property
+    def name(self) -> str:
+        """The `kind = ...` value in suite files."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One sentence on what this kind of probe reveals."""
+        ...
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Kind-specific field names a suite may set."""
+        ...
+
+    def validate(self, probe: ProbeSpec) -> None:
+        """Raise SuiteError naming the file, probe id and field for anything wrong."""
+        ...
+
+    def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        """The requests for this probe, samples included, in a stable order."""
+        ...

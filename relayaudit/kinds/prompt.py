@@ -1,0 +1,69 @@
+"""The `prompt` kind: fixed conversations sent as they are, `samples` times each.
+
+The generic building block (used by the smoke suite): a probe gives either `prompt` (one user turn) or
+`messages` (a list of {role, content} turns) or `prompts` (several single-turn prompts, one variant
+each), plus any request parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from relayaudit.errors import SuiteError
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.params import chat_request
+
+
+def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
+    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
+
+
+def _conversations(probe: ProbeSpec) -> list[list[dict[str, Any]]]:
+    fields = probe.fields
+    if "prompt" in fields:
+        return [[{"role": "user", "content": fields["prompt"]}]]
+    if "prompts" in fields:
+        return [[{"role": "user", "content": text}] for text in fields["prompts"]]
+    return [list(fields["messages"])]
+
+
+@dataclass(frozen=True)
+class PromptKind:
+    name: str = "prompt"
+    summary: str = "Sends fixed conversations as they are; the generic building block."
+    fields: frozenset[str] = frozenset({"prompt", "prompts", "messages"})
+
+    def validate(self, probe: ProbeSpec) -> None:
+        given = [f for f in ("prompt", "prompts", "messages") if f in probe.fields]
+        if len(given) != 1:
+            raise _fail(probe, "prompt", "give exactly one of prompt, prompts or messages")
+        field = given[0]
+        value = probe.fields[field]
+        if field == "prompt" and not (isinstance(value, str) and value):
+            raise _fail(probe, field, "must be a non-empty string")
+        if field == "prompts" and not (
+            isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+        ):
+            raise _fail(probe, field, "must be a non-empty list of non-empty strings")
+        if field == "messages":
+            if not (isinstance(value, list) and value):
+                raise _fail(probe, field, "must be a non-empty list of {role, content} tables")
+            for index, turn in enumerate(value):
+                if not (isinstance(turn, dict) and set(turn) == {"role", "content"}):
+                    raise _fail(probe, f"messages[{index}]", "must have exactly the keys role and content")
+                if turn["role"] not in ("user", "assistant") or not isinstance(turn["content"], str):
+                    raise _fail(probe, f"messages[{index}]", "role must be user or assistant, content a string")
+            if value[-1]["role"] != "user":
+                raise _fail(probe, "messages", "the last turn must be the user's")
+
+    def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        conversations = _conversations(probe)
+        return [
+            PlannedRequest(probe.id, f"p{index}", sample, chat_request(turns, probe.params))
+            for index, turns in enumerate(conversations)
+            for sample in range(probe.samples)
+        ]
+
+
+KIND = PromptKind()

@@ -1,0 +1,84 @@
+"""What a run will send and roughly what it will cost, computed offline before anything is sent.
+
+Prompt tokens are counted with the claimed model's offline tokenizer plus a small per-message overhead
+(chat formats wrap each message in a few special tokens); without a tokenizer they are estimated from
+characters and marked approximate. Completion tokens are bounded by max_tokens, so the cost shown is an
+upper bound, and the same bound is what the collector reserves against --budget-usd before each request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayaudit.kinds import PlannedRequest
+from relayaudit.models import ModelInfo
+from relayaudit.suite import Suite
+from relayaudit.tokens import Tokenizer, get_tokenizer
+from relayaudit.types import ChatRequest
+
+PER_MESSAGE_OVERHEAD = 4
+PER_REQUEST_OVERHEAD = 3
+CHARS_PER_TOKEN = 3.0  # conservative (English averages ~4): an estimate here should over- rather than under-shoot
+DEFAULT_MAX_TOKENS = 1024  # assumed output bound for requests that set none
+
+
+def build_plan(suites: list[Suite], samples: int | None = None) -> list[PlannedRequest]:
+    """Every request of the run, in a stable order."""
+    return [planned for suite in suites for planned in suite.expand(samples)]
+
+
+class TokenEstimator:
+    """Counts prompt tokens of a request the way the claimed model would, or approximately."""
+
+    def __init__(self, model: ModelInfo) -> None:
+        self._tokenizer: Tokenizer | None = get_tokenizer(model.tokenizer) if model.tokenizer else None
+        self._max_output = model.max_output
+
+    @property
+    def exact(self) -> bool:
+        return self._tokenizer is not None
+
+    def _count(self, text: str) -> int:
+        if self._tokenizer is not None:
+            return self._tokenizer.count(text)
+        return int(len(text) / CHARS_PER_TOKEN) + 1
+
+    def prompt_tokens(self, request: ChatRequest) -> int:
+        texts = [m.content for m in request.messages] + ([request.system] if request.system else [])
+        return sum(self._count(t) + PER_MESSAGE_OVERHEAD for t in texts) + PER_REQUEST_OVERHEAD
+
+    def max_completion_tokens(self, request: ChatRequest) -> int:
+        bound = request.max_tokens or self._max_output or DEFAULT_MAX_TOKENS
+        return bound * (request.n or 1)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The expected size and worst-case cost of a plan for one claimed model."""
+
+    model: str
+    """Claimed model name."""
+    requests: int
+    """Requests to send (first attempts; retries come on top)."""
+    prompt_tokens: int
+    """Input tokens over all requests."""
+    max_completion_tokens: int
+    """Upper bound on output tokens."""
+    max_cost_usd: float | None
+    """Upper bound on cost at the model's prices, or None without prices."""
+    exact_tokens: bool
+    """True when counted with the model's own tokenizer, False when estimated from characters."""
+
+
+def estimate(plan: list[PlannedRequest], model: ModelInfo) -> Estimate:
+    estimator = TokenEstimator(model)
+    prompt = sum(estimator.prompt_tokens(p.request) for p in plan)
+    completion = sum(estimator.max_completion_tokens(p.request) for p in plan)
+    return Estimate(
+        model=model.name,
+        requests=len(plan),
+        prompt_tokens=prompt,
+        max_completion_tokens=completion,
+        max_cost_usd=model.cost_usd(prompt, completion),
+        exact_tokens=estimator.exact,
+    )

@@ -1,0 +1,1 @@
+"""Rendering for people: terminal tables now; JSON, Markdown and HTML reports come with `compare`."""

@@ -1,0 +1,185 @@
+"""Rich terminal rendering. Anything that came from a relay or a shared file passes through `inert`."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from relayaudit.collect import CollectSummary
+from relayaudit.models import ModelInfo
+from relayaudit.plan import Estimate
+from relayaudit.sanitize import inert
+from relayaudit.store import RunStore
+from relayaudit.suite import Suite
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def models_table(models: list[ModelInfo]) -> Table:
+    table = Table(title="Claimed-model registry (values marked * are uncertain)")
+    for column in (
+        "model",
+        "provider",
+        "dialect",
+        "tokenizer",
+        "context",
+        "max out",
+        "$/1M in",
+        "$/1M out",
+        "cutoff",
+        "capabilities",
+        "checked",
+    ):
+        table.add_column(column, overflow="fold")
+    for m in models:
+
+        def mark(field: str, text: str, m: ModelInfo = m) -> str:
+            return text + ("*" if field in m.uncertain else "")
+
+        table.add_row(
+            m.name,
+            m.provider,
+            m.dialect,
+            m.tokenizer or "none",
+            mark("context_window", f"{m.context_window:,}" if m.context_window else "?"),
+            mark("max_output", f"{m.max_output:,}" if m.max_output else "?"),
+            mark("price_in", f"{m.price_in:g}" if m.price_in is not None else "?"),
+            mark("price_out", f"{m.price_out:g}" if m.price_out is not None else "?"),
+            mark("knowledge_cutoff", m.knowledge_cutoff or "?"),
+            mark("capabilities", ", ".join(m.capabilities)),
+            m.checked or "?",
+        )
+    return table
+
+
+def model_detail(m: ModelInfo) -> Table:
+    table = Table(title=m.name, show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    rows = {
+        "provider": m.provider,
+        "dialect": m.dialect,
+        "official base URL": m.base_url,
+        "key variable": m.key_env,
+        "tokenizer": m.tokenizer or "none (counts come from the baseline)",
+        "context window": f"{m.context_window:,}" if m.context_window else "?",
+        "max output": f"{m.max_output:,}" if m.max_output else "?",
+        "capabilities": ", ".join(m.capabilities),
+        "USD per 1M in / out": f"{m.price_in:g} / {m.price_out:g}"
+        if m.price_in is not None and m.price_out is not None
+        else "?",
+        "knowledge cutoff": m.knowledge_cutoff or "?",
+        "aliases": ", ".join(m.aliases) or "-",
+        "uncertain fields": ", ".join(m.uncertain) or "-",
+        "last checked": m.checked or "?",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    return table
+
+
+def probes_table(suites: list[Suite]) -> Table:
+    table = Table(title="Suites and probes")
+    for column in ("suite", "probe", "kind", "requests", "what it detects"):
+        table.add_column(column, overflow="fold")
+    for suite in suites:
+        counts: dict[str, int] = {}
+        for planned in suite.expand():
+            counts[planned.probe_id] = counts.get(planned.probe_id, 0) + 1
+        for probe in suite.probes:
+            table.add_row(inert(suite.name), inert(probe.id), probe.kind, str(counts[probe.id]), inert(probe.detects))
+    return table
+
+
+def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
+    table = Table(title=f"Plan for suite(s) {', '.join(suites)} — worst-case cost (every answer at max_tokens)")
+    for column in ("model", "requests", "prompt tokens", "max completion tokens", "max cost"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for e in estimates:
+        table.add_row(
+            e.model,
+            str(e.requests),
+            f"{e.prompt_tokens:,}" + ("" if e.exact_tokens else " (approx.)"),
+            f"{e.max_completion_tokens:,}",
+            money(e.max_cost_usd),
+        )
+    return table
+
+
+def run_summary(store: RunStore, summary: CollectSummary) -> Table:
+    table = Table(title="Run", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    settled = summary.planned - summary.unsettled
+    rows = [
+        ("run directory", str(store.path)),
+        ("status", summary.status),
+        ("answered", f"{settled} of {summary.planned} planned requests"),
+        ("sent this session", f"{summary.attempts} attempts ({summary.ok} ok, {summary.answered_errors} relay errors)"),
+        ("no answer", str(summary.unsettled)),
+        ("tokens (reported)", f"{summary.prompt_tokens:,} prompt, {summary.completion_tokens:,} completion"),
+        ("cost this session", money(summary.cost_usd) if summary.cost_known else "unknown (no prices)"),
+    ]
+    for what, value in rows:
+        table.add_row(what, inert(value))
+    return table
+
+
+class _RateColumn(ProgressColumn):
+    def __init__(self, started: float) -> None:
+        super().__init__()
+        self._started = started
+
+    def render(self, task: Task) -> Text:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        return Text(f"{task.fields.get('sent', 0) / elapsed:.1f} req/s")
+
+
+class RichProgress:
+    """Progress bar: done/total, requests per second, ETA, spend."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._sent = 0
+
+    def start(self, total: int, done: int) -> None:
+        self._progress = Progress(
+            TextColumn("collecting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(time.monotonic()),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[spent]}"),
+            console=self._console,
+            transient=False,
+        )
+        self._task = self._progress.add_task("collect", total=total, completed=done, spent="$0", sent=0)
+        self._progress.start()
+
+    def advance(self, spent_usd: float) -> None:
+        if self._progress is not None and self._task is not None:
+            self._sent += 1
+            self._progress.update(self._task, advance=1, spent=money(spent_usd), sent=self._sent)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,301 @@
+"""The run directory (a contract): manifest.json + append-only observations.jsonl + suites/ copies.
+
+    RUN_DIR/
+      manifest.json        schema, run id, endpoint (key env var name only), claimed model, suites with
+                           sha256, tool version, started/finished, status, label
+      observations.jsonl   one JSON record per attempt, appended and flushed as each attempt ends
+      suites/NAME.toml     exact copies of the suites used, so the run is self-contained
+
+Every record is written with a single write of one complete line followed by flush and fsync, so a crash
+leaves each record complete or absent; a torn last line (no newline) is ignored on load and cut off
+before the next append. A run directory holds no absolute paths and no machine state: it can be copied
+to another machine and used there (shared baselines), and is treated as untrusted input when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from relayaudit.errors import RunStoreError
+from relayaudit.suite import Suite, parse_suite
+from relayaudit.types import JSON, Endpoint, Observation
+
+MANIFEST_SCHEMA = "relayaudit.run/1"
+OBSERVATION_SCHEMA = "relayaudit.observation/1"
+MAX_RECORD_BYTES = 50_000_000
+
+RunStatus = Literal["running", "complete", "incomplete", "interrupted", "budget_exhausted"]
+SETTLED_OUTCOMES = frozenset({"ok", "http_error"})
+"""Outcomes that settle a unit: an answer, even an error the relay returned on purpose. Transport and
+wire failures are not settled, so --resume sends those units again."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class SuiteRef:
+    name: str
+    """Suite name."""
+    sha256: str
+    """sha256 of the suite text."""
+    file: str
+    """Path of the copy, relative to the run directory."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    run_id: str
+    """Unique id of this run."""
+    endpoint: Endpoint
+    """Where requests went; holds the key's env var name, never the key."""
+    claimed_model: str
+    """The model the endpoint claims to serve."""
+    suites: tuple[SuiteRef, ...]
+    """Suites used, with hashes."""
+    tool_version: str
+    """relayaudit version that collected the run."""
+    started_at: str
+    """UTC ISO-8601."""
+    role: Literal["run", "baseline"] = "run"
+    """A baseline is a run against the official API."""
+    label: str = ""
+    """Free text from --label."""
+    samples: int | None = None
+    """--samples override, if any."""
+    planned_requests: int = 0
+    """Units in the plan."""
+    status: RunStatus = "running"
+    """How collection ended (or "running")."""
+    finished_at: str | None = None
+    """UTC ISO-8601, when collection stopped."""
+    schema: str = MANIFEST_SCHEMA
+    """Format version of this file."""
+    extra: JSON = field(default_factory=dict)
+    """Room for later fields (e.g. baseline provenance)."""
+
+    def to_dict(self) -> JSON:
+        data = asdict(self)
+        data["suites"] = [asdict(s) for s in self.suites]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> Manifest:
+        if data.get("schema") != MANIFEST_SCHEMA:
+            raise RunStoreError(f"manifest.json has schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA!r}.")
+        try:
+            values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            values["endpoint"] = Endpoint(**data["endpoint"])
+            values["suites"] = tuple(SuiteRef(**s) for s in data["suites"])
+            return cls(**values)
+        except (KeyError, TypeError) as exc:
+            raise RunStoreError(f"manifest.json is missing or has a malformed field ({exc}).") from exc
+
+
+class RunStore:
+    """A run directory opened for reading and appending."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @property
+    def observations_path(self) -> Path:
+        return self.path / "observations.jsonl"
+
+    @classmethod
+    def create(cls, path: Path, manifest: Manifest, suites: list[Suite]) -> RunStore:
+        if path.exists() and any(path.iterdir()):
+            raise RunStoreError(
+                f"{path} already exists and is not empty.",
+                "Choose another --out directory, or continue that run with --resume.",
+            )
+        (path / "suites").mkdir(parents=True, exist_ok=True)
+        refs = []
+        for suite in suites:
+            copy = Path("suites") / f"{suite.name}.toml"
+            (path / copy).write_text(suite.text, encoding="utf-8")
+            refs.append(SuiteRef(suite.name, suite.sha256, copy.as_posix()))
+        store = cls(path, replace(manifest, suites=tuple(refs)))
+        store.observations_path.touch()
+        store._write_manifest()
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> RunStore:
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise RunStoreError(f"{path} is not a relayaudit run directory (no manifest.json).")
+        try:
+            data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunStoreError(f"{manifest_path} is not valid JSON.") from exc
+        if not isinstance(data, dict):
+            raise RunStoreError(f"{manifest_path} is not a JSON object.")
+        return cls(path, Manifest.from_dict(data))
+
+    def suites(self) -> list[Suite]:
+        """The suite copies stored in the run, each checked against the hash in the manifest."""
+        loaded = []
+        for ref in self.manifest.suites:
+            copy = (self.path / ref.file).resolve()
+            if self.path.resolve() not in copy.parents:
+                raise RunStoreError(f"Suite path {ref.file!r} in manifest.json points outside the run directory.")
+            if not copy.is_file():
+                raise RunStoreError(f"The run's copy of suite {ref.name!r} ({ref.file}) is missing.")
+            suite = parse_suite(copy.read_text(encoding="utf-8"), ref.file)
+            if suite.sha256 != ref.sha256:
+                raise RunStoreError(f"The run's copy of suite {ref.name!r} was modified (sha256 differs).")
+            loaded.append(suite)
+        return loaded
+
+    def update(self, **changes: Any) -> None:
+        """Change manifest fields; written atomically (temp file, then rename)."""
+        self.manifest = replace(self.manifest, **changes)
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        temp = self.path / "manifest.json.tmp"
+        temp.write_text(json.dumps(self.manifest.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(temp, self.path / "manifest.json")
+
+    def append(self, observation: Observation) -> None:
+        record = {"schema": OBSERVATION_SCHEMA, "entry_type": "observation", **observation.to_dict()}
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._cut_torn_tail()
+        with self.observations_path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _cut_torn_tail(self) -> None:
+        """Remove a last line left without its newline by a crash, so the next record starts clean."""
+        path = self.observations_path
+        size = path.stat().st_size if path.exists() else 0
+        if size == 0:
+            return
+        with path.open("rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            content = handle.read()
+            handle.truncate(content.rfind(b"\n") + 1)
+
+    def _records(self) -> Iterator[JSON]:
+        if not self.observations_path.is_file():
+            return
+        with self.observations_path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.endswith(b"\n"):
+                    return  # torn last line: absent
+                if len(raw) > MAX_RECORD_BYTES:
+                    raise RunStoreError(f"observations.jsonl line {number} is larger than {MAX_RECORD_BYTES} bytes.")
+                try:
+                    record = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise RunStoreError(f"observations.jsonl line {number} is not valid JSON.") from exc
+                if not isinstance(record, dict) or record.get("schema") != OBSERVATION_SCHEMA:
+                    raise RunStoreError(f"observations.jsonl line {number} is not a {OBSERVATION_SCHEMA} record.")
+                yield record
+
+    def observations(self) -> list[Observation]:
+        try:
+            return [Observation.from_dict(r) for r in self._records()]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunStoreError(f"observations.jsonl holds a malformed record ({exc}).") from exc
+
+    def settled_units(self) -> set[tuple[str, str, int]]:
+        return {o.unit for o in self.observations() if o.final and o.outcome in SETTLED_OUTCOMES}
+
+    def frame(self) -> pd.DataFrame:
+        """One row per attempt, with the completion's main fields flattened into columns."""
+        return observations_frame(self.observations())
+
+    def export(self, target: Path) -> Path:
+        """Write the observations table as CSV, or Parquet for a .parquet target (needs relayaudit[parquet])."""
+        frame = self.frame()
+        if target.suffix == ".parquet":
+            try:
+                frame.to_parquet(target, index=False)
+            except ImportError as exc:
+                raise RunStoreError(
+                    "Parquet export needs pyarrow.", "Install it with: pip install 'relayaudit[parquet]'."
+                ) from exc
+        else:
+            frame.to_csv(target, index=False)
+        return target
+
+
+COLUMNS = (
+    "probe_id",
+    "variant",
+    "sample",
+    "attempt",
+    "final",
+    "outcome",
+    "http_status",
+    "at",
+    "text",
+    "finish_reason",
+    "n_choices",
+    "tool_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "model_field",
+    "response_id",
+    "system_fingerprint",
+    "ttft_s",
+    "total_s",
+    "cost_usd",
+    "error",
+    "request_hash",
+)
+
+
+def observations_frame(observations: list[Observation]) -> pd.DataFrame:
+    rows = []
+    for o in observations:
+        c = o.completion
+        rows.append(
+            {
+                "probe_id": o.probe_id,
+                "variant": o.variant,
+                "sample": o.sample,
+                "attempt": o.attempt,
+                "final": o.final,
+                "outcome": o.outcome,
+                "http_status": o.http_status,
+                "at": o.at,
+                "text": None if c is None else c.text,
+                "finish_reason": None if c is None else c.finish_reason,
+                "n_choices": None if c is None else len(c.choices),
+                "tool_calls": None if c is None else len(c.tool_calls),
+                "prompt_tokens": None if c is None else c.usage.prompt_tokens,
+                "completion_tokens": None if c is None else c.usage.completion_tokens,
+                "total_tokens": None if c is None else c.usage.total_tokens,
+                "cached_tokens": None if c is None else c.usage.cached_tokens,
+                "reasoning_tokens": None if c is None else c.usage.reasoning_tokens,
+                "model_field": None if c is None else c.model_field,
+                "response_id": None if c is None else c.response_id,
+                "system_fingerprint": None if c is None else c.system_fingerprint,
+                "ttft_s": None if c is None else c.ttft_s,
+                "total_s": None if c is None else c.total_s,
+                "cost_usd": o.cost_usd,
+                "error": o.error,
+                "request_hash": o.request_hash,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
