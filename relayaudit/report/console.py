@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -33,38 +34,24 @@ def money(value: float | None) -> str:
 
 
 def models_table(models: list[ModelInfo]) -> Table:
-    table = Table(title="Claimed-model registry (values marked * are uncertain)")
-    for column in (
-        "model",
-        "provider",
-        "dialect",
-        "tokenizer",
-        "context",
-        "max out",
-        "$/1M in",
-        "$/1M out",
-        "cutoff",
-        "capabilities",
-        "checked",
-    ):
-        table.add_column(column, overflow="fold")
+    """One line per model; `relayaudit models NAME` shows every field."""
+    table = Table(title="Claimed-model registry (* = uncertain value)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("model", no_wrap=True)
+    for column in ("dialect", "tokenizer", "context", "$/1M in/out", "cutoff"):
+        table.add_column(column, no_wrap=True)
     for m in models:
 
         def mark(field: str, text: str, m: ModelInfo = m) -> str:
             return text + ("*" if field in m.uncertain else "")
 
+        prices = "?" if m.price_in is None or m.price_out is None else f"{m.price_in:g}/{m.price_out:g}"
         table.add_row(
             m.name,
-            m.provider,
             m.dialect,
             m.tokenizer or "none",
-            mark("context_window", f"{m.context_window:,}" if m.context_window else "?"),
-            mark("max_output", f"{m.max_output:,}" if m.max_output else "?"),
-            mark("price_in", f"{m.price_in:g}" if m.price_in is not None else "?"),
-            mark("price_out", f"{m.price_out:g}" if m.price_out is not None else "?"),
+            mark("context_window", f"{m.context_window // 1000:,}K" if m.context_window else "?"),
+            prices + ("*" if {"price_in", "price_out"} & set(m.uncertain) else ""),
             mark("knowledge_cutoff", m.knowledge_cutoff or "?"),
-            mark("capabilities", ", ".join(m.capabilities)),
-            m.checked or "?",
         )
     return table
 

@@ -22,7 +22,8 @@ class SSEEvent:
 
 class SSEDecoder:
     def __init__(self) -> None:
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # utf-8-sig: WHATWG decoding drops one leading byte order mark, which would otherwise hide the first field.
+        self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self._buffer = ""
         self._event = ""
         self._data: list[str] = []
