@@ -18,7 +18,8 @@ _SECRET_PATTERNS = re.compile(
 )
 # C0/C1 control characters except \n and \t; this removes ESC and with it every ANSI sequence's start.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+# CSI sequences; OSC, DCS, SOS, PM and APC strings with their payload; any other ESC sequence (ESC c, ESC 7, ESC ( B).
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]")
 
 # An opening bracket with the backslashes before it, and whether it starts a rich markup tag (the syntax of
 # rich.markup.RE_TAGS: "[" then one of a-z # / @, then a "]" before any further "[").

@@ -171,7 +171,8 @@ def crlf(data: bytes) -> bytes:
 
 def text_ending_in_secret(cut_inside: int, keep: int = 200) -> str:
     """Text whose last `keep` characters start `cut_inside` characters into SECRET."""
-    return "x" * 50 + SECRET + "y" * (keep - len(SECRET) + cut_inside)
+    # "." cannot belong to a key, so the credential pattern cannot swallow the filler.
+    return "." * 50 + SECRET + "." * (keep - len(SECRET) + cut_inside)
 
 
 def tainted(prefix: str = "") -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from relayaudit.errors import WireError
-from relayaudit.sanitize import excerpt
+from relayaudit.sanitize import excerpt, redact
 from relayaudit.types import JSON, ChatRequest, Completion, FinishReason, NotSent
 from relayaudit.wire.sse import SSEEvent
 
@@ -107,6 +107,12 @@ def text_of(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise WireError(f"The relay's {what} is not a string.", excerpt(json.dumps(value)[:400]))
     return value
+
+
+def tail_excerpt(text: str, keep: int = 200) -> str:
+    """An excerpt of the end of `text`, redacted before it is cut: cutting first could split a credential
+    so that its remainder no longer looks like one and survives redaction."""
+    return excerpt(redact(text)[-keep:])
 
 
 def finish_reason(raw: str | None, table: dict[str, FinishReason]) -> FinishReason | None:

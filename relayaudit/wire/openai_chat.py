@@ -37,6 +37,7 @@ from relayaudit.wire.common import (
     opt_int,
     opt_str,
     parse_json_event,
+    tail_excerpt,
     text_of,
 )
 from relayaudit.wire.sse import SSEEvent
@@ -213,7 +214,7 @@ class _ChatStream:
         for raw in as_list(chunk.get("choices"), "choices"):
             raw = as_object(raw, "stream choice")
             state = self.choices.setdefault(opt_int(raw.get("index")) or 0, _ChoiceState())
-            delta = raw.get("delta") or {}
+            delta = as_object(raw.get("delta") or {}, "stream delta")
             content = text_of(delta.get("content"), "delta content")
             if content:
                 state.text.append(content)
@@ -221,7 +222,7 @@ class _ChatStream:
             for call in as_list(delta.get("tool_calls"), "delta tool_calls"):
                 call = as_object(call, "delta tool call")
                 slot = state.calls.setdefault(opt_int(call.get("index")) or 0, {"id": "", "name": "", "arguments": ""})
-                function = call.get("function") or {}
+                function = as_object(call.get("function") or {}, "delta tool call function")
                 slot["id"] += opt_str(call.get("id")) or ""
                 slot["name"] += opt_str(function.get("name")) or ""
                 slot["arguments"] += opt_str(function.get("arguments")) or ""
@@ -235,7 +236,7 @@ class _ChatStream:
         if not (self.done or complete):
             raise TruncatedStreamError(
                 "The relay's stream ended before [DONE] or a finish_reason.",
-                excerpt("".join(t for c in self.choices.values() for t in c.text)[-200:]),
+                tail_excerpt("".join(t for c in self.choices.values() for t in c.text)),
             )
         if not self.choices:
             raise WireError("The relay's stream carried no choices.")
