@@ -33,8 +33,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# emoji=False: rich would turn ":smile:"-style codes in relay text into emoji, which inert() cannot escape.
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 P = ParamSpec("P")
 R = TypeVar("R")

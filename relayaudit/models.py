@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from relayaudit.errors import ConfigError, UnknownModelError
+from relayaudit.tokens import TOKENIZERS
 from relayaudit.types import DIALECTS, Dialect
 
 CAPABILITIES = ("tools", "vision", "logprobs", "json_schema", "reasoning", "web_search")
@@ -92,6 +93,15 @@ def _row(name: str, raw: dict[str, Any]) -> ModelInfo:
     if unknown_caps:
         raise ConfigError(f"{where}: unknown capabilities {sorted(unknown_caps)}.")
     tokenizer = raw["tokenizer"]
+    if tokenizer != "none" and tokenizer not in TOKENIZERS:
+        raise ConfigError(f"{where}: tokenizer {tokenizer!r} is not one of {', '.join(TOKENIZERS)} or none.")
+    try:
+        return _info(name, raw, tokenizer)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: a field has the wrong type ({exc}).") from exc
+
+
+def _info(name: str, raw: dict[str, Any], tokenizer: str) -> ModelInfo:
     return ModelInfo(
         name=name,
         provider=raw["provider"],
@@ -188,7 +198,10 @@ def parse_registry(text: str) -> Registry:
     data = tomllib.loads(text)
     if data.get("schema") != 1:
         raise ConfigError("models.toml: expected schema = 1.")
-    return Registry(tuple(_row(name, raw) for name, raw in data["models"].items()))
+    models = data.get("models")
+    if not isinstance(models, dict) or not all(isinstance(raw, dict) for raw in models.values()):
+        raise ConfigError("models.toml: expected [models.NAME] tables.")
+    return Registry(tuple(_row(name, raw) for name, raw in models.items()))
 
 
 @cache

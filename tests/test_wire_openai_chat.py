@@ -121,9 +121,12 @@ def test_build_max_completion_tokens_for_reasoning_models() -> None:
     wire = OpenAIChat("max_completion_tokens").build(BASE, "o3", minimal_request(max_tokens=99))
     assert wire.body["max_completion_tokens"] == 99
     assert "max_tokens" not in wire.body
-    assert get_dialect("openai", reasoning_model=True).build(BASE, "o3", minimal_request(max_tokens=7)).body[
-        "max_completion_tokens"
-    ] == 7
+    assert (
+        get_dialect("openai", reasoning_model=True)
+        .build(BASE, "o3", minimal_request(max_tokens=7))
+        .body["max_completion_tokens"]
+        == 7
+    )
 
 
 def test_build_zero_values_are_sent_not_dropped() -> None:
@@ -231,7 +234,10 @@ def test_parse_body_finish_reason(raw: str, normalised: str) -> None:
 
 
 def test_parse_body_null_finish_reason() -> None:
-    body = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": None}]}
+    body = {
+        "id": "x",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": None}],
+    }
     completion = CHAT.parse_body(dumps(body))
     assert completion.finish_reason is None
     assert completion.choices[0].raw_finish_reason is None
@@ -246,8 +252,18 @@ def test_parse_body_orders_choices_by_index() -> None:
         "object": "chat.completion",
         "model": "gpt-4o",
         "choices": [
-            {"index": 1, "message": {"role": "assistant", "content": "second"}, "logprobs": None, "finish_reason": "length"},
-            {"index": 0, "message": {"role": "assistant", "content": "first"}, "logprobs": None, "finish_reason": "stop"},
+            {
+                "index": 1,
+                "message": {"role": "assistant", "content": "second"},
+                "logprobs": None,
+                "finish_reason": "length",
+            },
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "first"},
+                "logprobs": None,
+                "finish_reason": "stop",
+            },
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
     }
@@ -266,7 +282,11 @@ def test_parse_body_leaves_out_reasoning_content() -> None:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "9.9 is larger.", "reasoning_content": "Compare 9.11 and 9.9..."},
+                "message": {
+                    "role": "assistant",
+                    "content": "9.9 is larger.",
+                    "reasoning_content": "Compare 9.11 and 9.9...",
+                },
                 "logprobs": None,
                 "finish_reason": "stop",
             }
@@ -319,6 +339,9 @@ MALFORMED_BODIES: dict[str, bytes] = {
     "html error page": b"<html><body>502 Bad Gateway " + SECRET.encode() + b"</body></html>",
     "not utf-8": b'{"choices": "\xff\xfe' + SECRET.encode() + b'"}',
     "json list": dumps([{"choices": [], "key": SECRET}]),
+    # Hostile JSON that Python's parser rejects with RecursionError / a plain ValueError, not JSONDecodeError.
+    "deeply nested json": b'{"x": "' + SECRET.encode() + b'", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "integer too long to convert": b'{"id": "' + SECRET.encode() + b'", "created": ' + b"9" * 5000 + b"}",
     "json string": dumps(tainted()),
     "json number": b"42",
     "json null": b"null",
@@ -329,8 +352,12 @@ MALFORMED_BODIES: dict[str, bytes] = {
     "missing message": dumps({"id": "c", "choices": [{"index": 0, "finish_reason": "stop", "x": tainted()}]}),
     "message not an object": dumps(_body_with_choice(message=tainted())),
     "content is a number": dumps(_body_with_choice(message={"role": "assistant", "content": 12345})),
-    "content is a list": dumps(_body_with_choice(message={"role": "assistant", "content": [{"type": "text", "text": tainted()}]})),
-    "tool_calls not a list": dumps(_body_with_choice(message={"role": "assistant", "content": None, "tool_calls": tainted()})),
+    "content is a list": dumps(
+        _body_with_choice(message={"role": "assistant", "content": [{"type": "text", "text": tainted()}]})
+    ),
+    "tool_calls not a list": dumps(
+        _body_with_choice(message={"role": "assistant", "content": None, "tool_calls": tainted()})
+    ),
     "tool call not an object": dumps(_body_with_choice(message={"role": "assistant", "tool_calls": [tainted()]})),
     "tool call without function": dumps(
         _body_with_choice(message={"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function"}]})
@@ -348,10 +375,18 @@ MALFORMED_BODIES: dict[str, bytes] = {
             message={"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": 7, "arguments": "{}"}}]}
         )
     ),
-    "logprobs entry without logprob": dumps(_body_with_choice(logprobs={"content": [{"token": tainted(), "bytes": []}]})),
+    "logprobs entry without logprob": dumps(
+        _body_with_choice(logprobs={"content": [{"token": tainted(), "bytes": []}]})
+    ),
     "logprobs content not a list": dumps(_body_with_choice(logprobs={"content": tainted()})),
     "error object with 200": dumps(
-        {"error": {"message": tainted("Incorrect API key provided: "), "type": "invalid_request_error", "code": "invalid_api_key"}}
+        {
+            "error": {
+                "message": tainted("Incorrect API key provided: "),
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        }
     ),
     "new-api style error": dumps(
         {"error": {"message": f"当前分组上游负载已饱和 {SECRET}", "type": "new_api_error", "param": "", "code": None}}
@@ -588,7 +623,12 @@ MALFORMED_CHUNKS: dict[str, str] = {
     "json list": json.dumps([SECRET]),
     "json string": json.dumps(tainted()),
     "error mid-stream": json.dumps(
-        {"error": {"message": tainted("The server had an error while processing your request. "), "type": "server_error"}}
+        {
+            "error": {
+                "message": tainted("The server had an error while processing your request. "),
+                "type": "server_error",
+            }
+        }
     ),
     "choices not a list": json.dumps({"id": "c", "choices": tainted()}),
     "choice not an object": json.dumps({"id": "c", "choices": [tainted()]}),
@@ -607,7 +647,10 @@ MALFORMED_CHUNKS: dict[str, str] = {
         {"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": tainted()}]}}]}
     ),
     "logprobs entry without logprob": json.dumps(
-        {"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}, "logprobs": {"content": [{"token": tainted()}]}}]}
+        {
+            "id": "c",
+            "choices": [{"index": 0, "delta": {"content": "x"}, "logprobs": {"content": [{"token": tainted()}]}}],
+        }
     ),
 }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.wire_fixtures import decode, minimal_request, split_at
 
 from relayaudit.errors import ConfigError
 from relayaudit.wire import SSEDecoder, SSEEvent, get_dialect
@@ -13,6 +12,7 @@ from relayaudit.wire.anthropic import AnthropicMessages
 from relayaudit.wire.gemini import GeminiGenerateContent
 from relayaudit.wire.openai_chat import OpenAIChat
 from relayaudit.wire.openai_responses import OpenAIResponses
+from tests.wire_fixtures import decode, minimal_request, split_at
 
 
 def test_single_event_defaults_to_message_type() -> None:
@@ -142,9 +142,7 @@ def test_feed_returns_events_as_soon_as_they_complete() -> None:
     assert decoder.finish() == []
 
 
-_FIELD_VALUE = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=12
-)
+_FIELD_VALUE = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=12)
 _LINE = st.one_of(
     st.builds(lambda v: f"data: {v}", _FIELD_VALUE),
     st.builds(lambda v: f"data:{v}", _FIELD_VALUE),

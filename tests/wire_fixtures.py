@@ -6,6 +6,7 @@ sends nulls), so a parser that only copes with a simplified shape fails here.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -112,7 +113,7 @@ def decode(chunks: Iterable[bytes]) -> list[SSEEvent]:
 def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     """`data` cut at the given byte offsets (any order, duplicates and out-of-range offsets allowed)."""
     points = sorted({min(max(c, 0), len(data)) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def run_stream(dialect: WireDialect, chunks: Iterable[bytes]) -> Completion:
@@ -289,7 +290,14 @@ def chat_chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra:
     choices = (
         []
         if delta is None
-        else [{"index": extra.pop("index", 0), "delta": delta, "logprobs": extra.pop("logprobs", None), "finish_reason": finish}]
+        else [
+            {
+                "index": extra.pop("index", 0),
+                "delta": delta,
+                "logprobs": extra.pop("logprobs", None),
+                "finish_reason": finish,
+            }
+        ]
     )
     return {**_CHAT_CHUNK_BASE, "choices": choices, "usage": extra.pop("usage", None), **extra}
 
@@ -363,7 +371,10 @@ def _stream_logprobs(token: str, logprob: float, top: Sequence[tuple[str, float]
 
 
 OPENAI_CHAT_LOGPROBS_STREAM = sse(
-    (None, chat_chunk({"role": "assistant", "content": "", "refusal": None}, logprobs={"content": [], "refusal": None})),
+    (
+        None,
+        chat_chunk({"role": "assistant", "content": "", "refusal": None}, logprobs={"content": [], "refusal": None}),
+    ),
     (None, chat_chunk({"content": "Hel"}, logprobs=_stream_logprobs("Hel", -0.25, [("Hel", -0.25), ("Hi", -1.5)]))),
     (None, chat_chunk({"content": "lo"}, logprobs=_stream_logprobs("lo", -0.01, [("lo", -0.01), ("p", -4.75)]))),
     (None, chat_chunk({}, "length")),
@@ -438,18 +449,20 @@ FUNCTION_CALL_ITEM = {
     "name": "get_weather",
 }
 
-RESPONSES_BODY = response_object(
-    [
-        REASONING_ITEM,
-        message_item(
-            "Berlin. ",
-            "Grüße 🌍",
-            logprobs=[
-                {"token": "Berlin", "logprob": -0.002, "bytes": [66], "top_logprobs": [{"token": "Berlin", "logprob": -0.002, "bytes": [66]}, {"token": "Bonn", "logprob": -6.5, "bytes": [66]}]},
-            ],
-        ),
-    ]
-)
+
+def _resp_logprob(token: str, logprob: float, top: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    return {
+        "token": token,
+        "bytes": list(token.encode()),
+        "logprob": logprob,
+        "top_logprobs": [{"token": t, "bytes": list(t.encode()), "logprob": lp} for t, lp in top],
+    }
+
+
+_TWO_PART_MESSAGE = message_item("Berlin. ", "Grüße 🌍")
+_TWO_PART_MESSAGE["content"][0]["logprobs"] = [_resp_logprob("Berlin", -0.002, [("Berlin", -0.002), ("Bonn", -6.5)])]
+_TWO_PART_MESSAGE["content"][1]["logprobs"] = [_resp_logprob("Grüße", -1.25, [("Grüße", -1.25)])]
+RESPONSES_BODY = response_object([REASONING_ITEM, _TWO_PART_MESSAGE])
 RESPONSES_TOOL_BODY = response_object([REASONING_ITEM, FUNCTION_CALL_ITEM])
 RESPONSES_INCOMPLETE_BODY = response_object(
     [REASONING_ITEM, message_item("The history of", status="incomplete")],
@@ -486,11 +499,23 @@ RESPONSES_STREAM = sse(
         content_index=0,
         part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
     ),
-    _resp_event("response.output_text.delta", 6, item_id=_MSG_ID, output_index=1, content_index=0, delta="Grüße", logprobs=[]),
-    _resp_event("response.output_text.delta", 7, item_id=_MSG_ID, output_index=1, content_index=0, delta=", 東京", logprobs=[]),
-    _resp_event("response.output_text.delta", 8, item_id=_MSG_ID, output_index=1, content_index=0, delta=" 🌍", logprobs=[]),
     _resp_event(
-        "response.output_text.done", 9, item_id=_MSG_ID, output_index=1, content_index=0, text=RESPONSES_STREAM_TEXT, logprobs=[]
+        "response.output_text.delta", 6, item_id=_MSG_ID, output_index=1, content_index=0, delta="Grüße", logprobs=[]
+    ),
+    _resp_event(
+        "response.output_text.delta", 7, item_id=_MSG_ID, output_index=1, content_index=0, delta=", 東京", logprobs=[]
+    ),
+    _resp_event(
+        "response.output_text.delta", 8, item_id=_MSG_ID, output_index=1, content_index=0, delta=" 🌍", logprobs=[]
+    ),
+    _resp_event(
+        "response.output_text.done",
+        9,
+        item_id=_MSG_ID,
+        output_index=1,
+        content_index=0,
+        text=RESPONSES_STREAM_TEXT,
+        logprobs=[],
     ),
     _resp_event(
         "response.content_part.done",
@@ -501,7 +526,9 @@ RESPONSES_STREAM = sse(
         part={"type": "output_text", "annotations": [], "logprobs": [], "text": RESPONSES_STREAM_TEXT},
     ),
     _resp_event("response.output_item.done", 11, output_index=1, item=message_item(RESPONSES_STREAM_TEXT)),
-    _resp_event("response.completed", 12, response=response_object([REASONING_ITEM, message_item(RESPONSES_STREAM_TEXT)])),
+    _resp_event(
+        "response.completed", 12, response=response_object([REASONING_ITEM, message_item(RESPONSES_STREAM_TEXT)])
+    ),
 )
 
 _FC_ID = FUNCTION_CALL_ITEM["id"]
@@ -515,15 +542,35 @@ RESPONSES_TOOL_STREAM = sse(
         item={**FUNCTION_CALL_ITEM, "status": "in_progress", "arguments": ""},
     ),
     _resp_event("response.function_call_arguments.delta", 3, item_id=_FC_ID, output_index=0, delta='{"location":'),
-    _resp_event("response.function_call_arguments.delta", 4, item_id=_FC_ID, output_index=0, delta='"Paris, France","unit":"celsius"}'),
-    _resp_event("response.function_call_arguments.done", 5, item_id=_FC_ID, output_index=0, arguments=FUNCTION_CALL_ITEM["arguments"]),
+    _resp_event(
+        "response.function_call_arguments.delta",
+        4,
+        item_id=_FC_ID,
+        output_index=0,
+        delta='"Paris, France","unit":"celsius"}',
+    ),
+    _resp_event(
+        "response.function_call_arguments.done",
+        5,
+        item_id=_FC_ID,
+        output_index=0,
+        arguments=FUNCTION_CALL_ITEM["arguments"],
+    ),
     _resp_event("response.output_item.done", 6, output_index=0, item=FUNCTION_CALL_ITEM),
     _resp_event("response.completed", 7, response=response_object([FUNCTION_CALL_ITEM])),
 )
 
 RESPONSES_INCOMPLETE_STREAM = sse(
     _resp_event("response.created", 0, response=_IN_PROGRESS),
-    _resp_event("response.output_text.delta", 1, item_id=_MSG_ID, output_index=0, content_index=0, delta="The history of", logprobs=[]),
+    _resp_event(
+        "response.output_text.delta",
+        1,
+        item_id=_MSG_ID,
+        output_index=0,
+        content_index=0,
+        delta="The history of",
+        logprobs=[],
+    ),
     _resp_event("response.incomplete", 2, response=RESPONSES_INCOMPLETE_BODY),
 )
 
@@ -536,7 +583,11 @@ ANTHROPIC_BODY: dict[str, Any] = {
     "role": "assistant",
     "model": "claude-sonnet-4-20250514",
     "content": [
-        {"type": "thinking", "thinking": "The user wants Germany's capital.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"},
+        {
+            "type": "thinking",
+            "thinking": "The user wants Germany's capital.",
+            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+        },
         {"type": "text", "text": "Berlin. "},
         {"type": "text", "text": "Grüße 🌍"},
     ],
@@ -625,12 +676,19 @@ ANTHROPIC_TOOL_STREAM = sse(
     ),
     _ant("content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": ""}),
     _ant("content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": '{"location": "Zü'}),
-    _ant("content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": 'rich", "unit": "celsius"}'}),
+    _ant(
+        "content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": 'rich", "unit": "celsius"}'}
+    ),
     _ant("content_block_stop", index=1),
     _ant(
         "message_delta",
         delta={"stop_reason": "tool_use", "stop_sequence": None},
-        usage={"input_tokens": 25, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 1024, "output_tokens": 89},
+        usage={
+            "input_tokens": 25,
+            "cache_creation_input_tokens": 10,
+            "cache_read_input_tokens": 1024,
+            "output_tokens": 89,
+        },
     ),
     _ant("message_stop"),
 )
@@ -662,7 +720,12 @@ GEMINI_BODY: dict[str, Any] = {
             "avgLogprobs": -0.35,
             "logprobsResult": {
                 "topCandidates": [
-                    {"candidates": [{"token": "Berlin", "tokenId": 9025, "logProbability": -0.0001}, {"token": "The", "tokenId": 651, "logProbability": -9.5}]},
+                    {
+                        "candidates": [
+                            {"token": "Berlin", "tokenId": 9025, "logProbability": -0.0001},
+                            {"token": "The", "tokenId": 651, "logProbability": -9.5},
+                        ]
+                    },
                     # proto3 JSON omits a zero logProbability.
                     {"candidates": [{"token": ".", "tokenId": 235265}]},
                 ],
@@ -719,7 +782,9 @@ GEMINI_MAX_TOKENS_BODY: dict[str, Any] = {
 }
 
 
-def gemini_chunk(parts: list[Any] | None, finish: str | None = None, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def gemini_chunk(
+    parts: list[Any] | None, finish: str | None = None, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if parts is None:
         del candidate["content"]
@@ -743,8 +808,20 @@ GEMINI_STREAM = sse(
             usage={"promptTokenCount": 8, "totalTokenCount": 60, "thoughtsTokenCount": 52},
         ),
     ),
-    (None, gemini_chunk([{"text": "Grüße"}], usage={"promptTokenCount": 8, "candidatesTokenCount": 2, "totalTokenCount": 62, "thoughtsTokenCount": 52})),
-    (None, gemini_chunk([{"text": ", 東京"}], usage={"promptTokenCount": 8, "candidatesTokenCount": 5, "totalTokenCount": 65, "thoughtsTokenCount": 52})),
+    (
+        None,
+        gemini_chunk(
+            [{"text": "Grüße"}],
+            usage={"promptTokenCount": 8, "candidatesTokenCount": 2, "totalTokenCount": 62, "thoughtsTokenCount": 52},
+        ),
+    ),
+    (
+        None,
+        gemini_chunk(
+            [{"text": ", 東京"}],
+            usage={"promptTokenCount": 8, "candidatesTokenCount": 5, "totalTokenCount": 65, "thoughtsTokenCount": 52},
+        ),
+    ),
     (
         None,
         gemini_chunk(
@@ -760,7 +837,12 @@ GEMINI_TOOL_STREAM = sse(
     (
         None,
         gemini_chunk(
-            [{"functionCall": {"name": "get_weather", "args": {"location": "Zürich"}}, "thoughtSignature": "CiIBVKhc7o"}],
+            [
+                {
+                    "functionCall": {"name": "get_weather", "args": {"location": "Zürich"}},
+                    "thoughtSignature": "CiIBVKhc7o",
+                }
+            ],
             "STOP",
             usage={"promptTokenCount": 70, "candidatesTokenCount": 20, "totalTokenCount": 90},
         ),

@@ -31,6 +31,7 @@ from relayaudit.wire.common import (
     opt_int,
     opt_str,
     parse_json_event,
+    tail_excerpt,
     text_of,
 )
 from relayaudit.wire.sse import SSEEvent
@@ -68,7 +69,7 @@ def _usage(raw: object, previous: Usage | None = None) -> Usage:
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=output,
-        total_tokens=None if prompt is None or output is None else prompt + output,
+        total_tokens=None,  # Anthropic reports no total, and Usage keeps only what was reported
         cached_tokens=read if read is not None else previous.cached_tokens,
         cache_creation_tokens=created if created is not None else previous.cache_creation_tokens,
     )
@@ -108,7 +109,8 @@ class AnthropicMessages:
         unsupported = {
             "seed": request.seed is not None,
             "n": request.n not in (None, 1),
-            "logprobs": request.logprobs or request.top_logprobs is not None,
+            "logprobs": request.logprobs,
+            "top_logprobs": request.top_logprobs is not None,
             "response_format": request.response_format is not None,
             "reasoning_effort": request.reasoning_effort is not None,
         }
@@ -198,7 +200,7 @@ class _MessagesStream:
         elif kind == "content_block_delta":
             self._delta(opt_int(data.get("index")) or 0, as_object(data.get("delta"), "delta"))
         elif kind == "message_delta":
-            delta = data.get("delta") or {}
+            delta = as_object(data.get("delta") or {}, "message_delta delta")
             self.stop_reason = opt_str(delta.get("stop_reason")) or self.stop_reason
             self.usage = _usage(data.get("usage"), self.usage)
         elif kind == "message_stop":
@@ -207,8 +209,9 @@ class _MessagesStream:
     def _delta(self, index: int, delta: JSON) -> None:
         block = self.blocks.setdefault(index, {"type": "text", "text": "", "name": "", "id": None, "json": ""})
         if delta.get("type") == "text_delta":
-            block["text"] += text_of(delta.get("text"), "text_delta")
-            self.has_content = True
+            text = text_of(delta.get("text"), "text_delta")
+            block["text"] += text
+            self.has_content = self.has_content or bool(text)
         elif delta.get("type") == "input_json_delta":
             block["json"] += text_of(delta.get("partial_json"), "partial_json")
             self.has_content = True
@@ -217,7 +220,7 @@ class _MessagesStream:
         if not self.stopped:
             raise TruncatedStreamError(
                 "The relay's stream ended before message_stop.",
-                excerpt("".join(str(b.get("text", "")) for b in self.blocks.values())[-200:]),
+                tail_excerpt("".join(str(b.get("text", "")) for b in self.blocks.values())),
             )
         ordered = [block for _, block in sorted(self.blocks.items())]
         choice = Choice(

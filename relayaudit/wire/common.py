@@ -76,6 +76,12 @@ def load_json(body: bytes | str, what: str) -> Any:
         raise WireError(f"The relay's {what} is not valid JSON ({exc.msg}).", excerpt(body)) from exc
     except UnicodeDecodeError as exc:
         raise WireError(f"The relay's {what} is not valid UTF-8.", excerpt(body)) from exc
+    except (ValueError, RecursionError) as exc:
+        # Valid JSON that Python will not load: nesting deeper than the recursion limit, or an integer longer
+        # than int's digit limit. A relay can send either on purpose; it must not crash the run.
+        raise WireError(
+            f"The relay's {what} is JSON that cannot be loaded ({type(exc).__name__}).", excerpt(body)
+        ) from exc
 
 
 def as_object(value: Any, what: str, raw: bytes | str | None = None) -> JSON:

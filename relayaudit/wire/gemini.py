@@ -42,6 +42,7 @@ from relayaudit.wire.common import (
     opt_int,
     opt_str,
     parse_json_event,
+    tail_excerpt,
     text_of,
 )
 from relayaudit.wire.sse import SSEEvent
@@ -72,6 +73,14 @@ def _usage(raw: object) -> Usage:
     )
 
 
+def _logprob(value: object) -> float:
+    if value is None:
+        return 0.0  # proto3 JSON leaves out zero values
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise WireError("A logprob entry has no numeric logProbability.", excerpt(json.dumps(value)))
+    return float(value)
+
+
 def _logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
     if not isinstance(raw, dict):
         return None
@@ -81,14 +90,16 @@ def _logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
     for position, entry in enumerate(chosen):
         entry = as_object(entry, "chosen candidate")
         alternatives = (
-            tops[position].get("candidates", []) if position < len(tops) and isinstance(tops[position], dict) else []
+            as_list(tops[position].get("candidates"), "top candidates")
+            if position < len(tops) and isinstance(tops[position], dict)
+            else []
         )
         result.append(
             TokenLogprob(
                 token=text_of(entry.get("token"), "logprob token"),
-                logprob=float(entry.get("logProbability", 0.0)),
+                logprob=_logprob(entry.get("logProbability")),
                 top=tuple(
-                    (text_of(a.get("token"), "token"), float(a.get("logProbability", 0.0)))
+                    (text_of(a.get("token"), "token"), _logprob(a.get("logProbability")))
                     for a in alternatives
                     if isinstance(a, dict)
                 ),
@@ -114,6 +125,12 @@ def _parts(candidate: JSON) -> tuple[list[str], list[ToolCall]]:
                 )
             )
     return texts, calls
+
+
+def _block_reason(data: JSON) -> str | None:
+    """promptFeedback.blockReason: the prompt was refused outright, with no candidates."""
+    blocked = as_object(data.get("promptFeedback") or {}, "promptFeedback").get("blockReason")
+    return str(blocked) if blocked else None
 
 
 def _finish(raw: str | None, has_calls: bool) -> FinishReason | None:
@@ -188,10 +205,15 @@ class GeminiGenerateContent:
             raise WireError("The relay answered 200 OK with an error object instead of a response.", excerpt(body))
         candidates = as_list(data.get("candidates"), "candidates")
         if not candidates:
-            blocked = (data.get("promptFeedback") or {}).get("blockReason")
+            blocked = _block_reason(data)
             if blocked:
-                choice = Choice(text="", finish_reason="content_filter", raw_finish_reason=str(blocked))
-                return Completion(choices=(choice,), usage=_usage(data.get("usageMetadata")))
+                choice = Choice(text="", finish_reason="content_filter", raw_finish_reason=blocked)
+                return Completion(
+                    choices=(choice,),
+                    usage=_usage(data.get("usageMetadata")),
+                    model_field=opt_str(data.get("modelVersion")),
+                    response_id=opt_str(data.get("responseId")),
+                )
             raise WireError("The relay's response has no candidates.", excerpt(body))
         choices = []
         for candidate in (as_object(c, "candidate") for c in candidates):
@@ -226,6 +248,7 @@ class _GeminiStream:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     response_id: str | None = None
+    blocked: str | None = None
     has_content: bool = False
     events: list[str] = field(default_factory=list)
 
@@ -239,9 +262,13 @@ class _GeminiStream:
             self.usage = _usage(chunk["usageMetadata"])
         self.model = opt_str(chunk.get("modelVersion")) or self.model
         self.response_id = opt_str(chunk.get("responseId")) or self.response_id
-        for position, candidate in enumerate(as_list(chunk.get("candidates"), "candidates")):
+        candidates = as_list(chunk.get("candidates"), "candidates")
+        if not candidates:
+            self.blocked = _block_reason(chunk) or self.blocked
+        for position, candidate in enumerate(candidates):
             candidate = as_object(candidate, "candidate")
-            index = opt_int(candidate.get("index")) or position
+            index = opt_int(candidate.get("index"))
+            index = position if index is None else index
             texts, calls = _parts(candidate)
             self.texts.setdefault(index, []).extend(texts)
             self.calls.setdefault(index, []).extend(calls)
@@ -251,10 +278,18 @@ class _GeminiStream:
                 self.finishes[index] = str(candidate["finishReason"])
 
     def finish(self) -> Completion:
+        if not self.finishes and self.blocked is not None:
+            return Completion(
+                choices=(Choice(text="", finish_reason="content_filter", raw_finish_reason=self.blocked),),
+                usage=self.usage,
+                model_field=self.model,
+                response_id=self.response_id,
+                stream_events=tuple(self.events),
+            )
         if not self.finishes:
             raise TruncatedStreamError(
                 "The relay's stream ended before any candidate carried a finishReason.",
-                excerpt("".join(t for ts in self.texts.values() for t in ts)[-200:]),
+                tail_excerpt("".join(t for ts in self.texts.values() for t in ts)),
             )
         choices = tuple(
             Choice(

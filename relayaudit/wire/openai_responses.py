@@ -31,6 +31,7 @@ from relayaudit.wire.common import (
     opt_int,
     opt_str,
     parse_json_event,
+    tail_excerpt,
     text_of,
 )
 from relayaudit.wire.openai_chat import openai_logprobs
@@ -85,7 +86,8 @@ def parse_response_object(data: JSON, raw: bytes | str) -> Completion:
     if status == "completed":
         reason, raw_reason = ("tool_calls" if calls else "stop"), status
     elif status == "incomplete":
-        raw_reason = opt_str((data.get("incomplete_details") or {}).get("reason")) or status
+        details = as_object(data.get("incomplete_details") or {}, "incomplete_details")
+        raw_reason = opt_str(details.get("reason")) or status
         reason = _INCOMPLETE.get(raw_reason, "other")
     else:
         reason, raw_reason = (None if status is None else "other"), status
@@ -181,8 +183,9 @@ class _ResponsesStream:
         if kind in ("response.failed", "error"):
             raise WireError("The relay reported a failed response in the stream.", excerpt(event.data))
         if kind == "response.output_text.delta":
-            self.text.append(text_of(data.get("delta"), "output_text delta"))
-            self.has_content = True
+            delta = text_of(data.get("delta"), "output_text delta")
+            self.text.append(delta)
+            self.has_content = self.has_content or bool(delta)
         elif kind == "response.function_call_arguments.delta":
             self.has_content = True
         elif kind in ("response.completed", "response.incomplete"):
@@ -191,7 +194,7 @@ class _ResponsesStream:
     def finish(self) -> Completion:
         if self.final is None:
             raise TruncatedStreamError(
-                "The relay's stream ended before response.completed.", excerpt("".join(self.text)[-200:])
+                "The relay's stream ended before response.completed.", tail_excerpt("".join(self.text))
             )
         final = self.final
         if not final.text and self.text:
