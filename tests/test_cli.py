@@ -159,3 +159,20 @@ def test_ctrl_c_keeps_everything_and_resume_finishes(
     answered = {r["request"]["messages"][-1]["content"] for r in final if r["outcome"] == "ok"}
     assert answered == {f"item {i}" for i in range(12)}
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_progress_bar_shows_done_total_rate_and_spend() -> None:
+    import io
+
+    from rich.console import Console
+
+    from relayaudit.report.console import RichProgress
+
+    stream = io.StringIO()
+    progress = RichProgress(Console(file=stream, force_terminal=True, width=120))
+    progress.start(total=4, done=1)
+    progress.advance(0.0123)
+    progress.advance(0.0456)
+    progress.stop()
+    shown = stream.getvalue()
+    assert "3/4" in shown and "$0.0456" in shown and "req/s" in shown
