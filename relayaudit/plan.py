@@ -8,6 +8,7 @@ upper bound, and the same bound is what the collector reserves against --budget-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from relayaudit.kinds import PlannedRequest
@@ -20,6 +21,16 @@ PER_MESSAGE_OVERHEAD = 4
 PER_REQUEST_OVERHEAD = 3
 CHARS_PER_TOKEN = 3.0  # conservative (English averages ~4): an estimate here should over- rather than under-shoot
 DEFAULT_MAX_TOKENS = 1024  # assumed output bound for requests that set none
+
+
+def chat_prompt_tokens(count: Callable[[str], int], request: ChatRequest) -> int:
+    """Prompt tokens of a chat request: each message's text plus the chat format's per-message wrapping.
+
+    The same formula serves the planner (with the claimed model's tokenizer) and the simulator (with the
+    persona's), so a simulated honest endpoint reports exactly what the planner predicts.
+    """
+    texts = [m.content for m in request.messages] + ([request.system] if request.system else [])
+    return sum(count(t) + PER_MESSAGE_OVERHEAD for t in texts) + PER_REQUEST_OVERHEAD
 
 
 def build_plan(suites: list[Suite], samples: int | None = None) -> list[PlannedRequest]:
@@ -44,8 +55,7 @@ class TokenEstimator:
         return int(len(text) / CHARS_PER_TOKEN) + 1
 
     def prompt_tokens(self, request: ChatRequest) -> int:
-        texts = [m.content for m in request.messages] + ([request.system] if request.system else [])
-        return sum(self._count(t) + PER_MESSAGE_OVERHEAD for t in texts) + PER_REQUEST_OVERHEAD
+        return chat_prompt_tokens(self._count, request)
 
     def max_completion_tokens(self, request: ChatRequest) -> int:
         bound = request.max_tokens or self._max_output or DEFAULT_MAX_TOKENS

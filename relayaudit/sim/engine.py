@@ -1,0 +1,170 @@
+"""A persona answering a ChatRequest: tasks, tools, JSON, free text, then max_tokens, stop, n, logprobs.
+
+The engine is pure (no I/O, no clock): given the persona, the request and a seed it always returns the
+same Completion, which the server then renders in whatever dialect was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from relayaudit.plan import chat_prompt_tokens
+from relayaudit.sim.language import Word, WordModel, stable_seed
+from relayaudit.sim.personas import Persona
+from relayaudit.sim.tasks import Decision, answer_task, choose_tool, schema_value, tool_arguments, wants_uppercase
+from relayaudit.tokens import Tokenizer, get_tokenizer
+from relayaudit.types import ChatRequest, Choice, Completion, FinishReason, TokenLogprob, ToolCall, Usage
+
+DEFAULT_TEMPERATURE = 1.0
+TASK_LOGPROB = -0.02  # deliberate answers are near-certain
+
+
+class RequestRejected(Exception):
+    """The persona refuses the request the way an official API would (HTTP 400)."""
+
+    def __init__(self, message: str, kind: str = "invalid_request_error", code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.code = code
+
+
+@dataclass
+class PersonaEngine:
+    persona: Persona
+    quantize: float = 0.0
+    """Perturbation level of the persona's word model (0 = the persona itself)."""
+
+    def __post_init__(self) -> None:
+        self.tokenizer: Tokenizer = get_tokenizer(self.persona.tokenizer)
+        self.words = WordModel(self.persona.name, self.persona.style, self.quantize)
+
+    def prompt_tokens(self, request: ChatRequest) -> int:
+        return chat_prompt_tokens(self.tokenizer.count, request)
+
+    def generate(self, request: ChatRequest, seed: int) -> Completion:
+        prompt_tokens = self.prompt_tokens(request)
+        if prompt_tokens > self.persona.context_window:
+            raise RequestRejected(
+                f"This model's maximum context length is {self.persona.context_window} tokens. However, your "
+                f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+                code="context_length_exceeded",
+            )
+        if request.max_tokens is not None and request.max_tokens > self.persona.max_output:
+            raise RequestRejected(
+                f"max_tokens is too large: {request.max_tokens}. This model supports at most "
+                f"{self.persona.max_output} completion tokens."
+            )
+        choices = [self._choice(request, stable_seed(seed, index)) for index in range(request.n or 1)]
+        completion_tokens = sum(
+            self.tokenizer.count(c.text) + sum(self.tokenizer.count(t.arguments) for t in c.tool_calls) for c in choices
+        )
+        return Completion(
+            choices=tuple(choices),
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+                cached_tokens=0,
+                reasoning_tokens=0,
+            ),
+            model_field=self.persona.model_id,
+            system_fingerprint=self.persona.system_fingerprint,
+        )
+
+    def _choice(self, request: ChatRequest, seed: int) -> Choice:
+        temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
+        rng = np.random.default_rng(seed)
+        decide = Decision(self.persona.name, temperature, rng)
+        tool = choose_tool(self.persona, request, decide)
+        if tool is not None:
+            arguments = tool_arguments(tool, request.messages[-1].content, decide)
+            call = ToolCall(name=tool.name, arguments=arguments, id=f"call_{stable_seed(seed, 'call') % 16**24:024x}")
+            return Choice(text="", finish_reason="tool_calls", raw_finish_reason="tool_calls", tool_calls=(call,))
+        words: list[Word] | None = None
+        answer = answer_task(self.persona, request, decide)
+        if answer is not None:
+            text, natural = answer.text, True
+        else:
+            limit = request.max_tokens or self.persona.max_output
+            words, natural = self.words.generate(
+                request.messages[-1].content,
+                rng,
+                temperature=temperature,
+                top_p=request.top_p,
+                max_words=min(limit, 400),
+                top_logprobs=request.top_logprobs or (1 if request.logprobs else 0),
+            )
+            text = "".join(w.text for w in words)
+        if _wants_json(request):
+            text, words = self._json(request, text, decide), None
+        if wants_uppercase(request) and decide.succeeds(self.persona.instruction_rate, "upper"):
+            text = text.upper()
+            words = None
+        finish: FinishReason = "stop" if natural else "length"
+        if request.max_tokens is not None and self.tokenizer.count(text) > request.max_tokens:
+            text, finish = self.tokenizer.truncate(text, request.max_tokens), "length"
+        cut = _first_stop(text, request.stop)
+        if cut is not None:
+            text, finish = text[:cut], "stop"
+        logprobs = self._logprobs(text, words, request) if request.logprobs or request.top_logprobs else None
+        return Choice(text=text, finish_reason=finish, raw_finish_reason=finish, logprobs=logprobs)
+
+    def _json(self, request: ChatRequest, text: str, decide: Decision) -> str:
+        fmt = request.response_format or {}
+        schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+        prompt = request.messages[-1].content
+        value = schema_value(schema, prompt, "answer", decide, text) if schema else {"answer": text}
+        return json.dumps(value, ensure_ascii=False)
+
+    def _logprobs(self, text: str, words: list[Word] | None, request: ChatRequest) -> tuple[TokenLogprob, ...]:
+        """One entry per token of the persona's tokenizer. A token carries the logprobs of the words that
+        start inside it (so the entries add up to the text's log-probability); deliberate task answers get a
+        near-certain logprob per token."""
+        pieces = token_pieces(self.tokenizer, text)
+        top_n = request.top_logprobs or 0
+        if words is None or not "".join(w.text for w in words).startswith(text):
+            return tuple(TokenLogprob(p, TASK_LOGPROB, ((p, TASK_LOGPROB),)[:top_n]) for p in pieces)
+        starts: dict[int, Word] = {}
+        position = 0
+        for word in words:
+            starts[position] = word
+            position += len(word.text)
+        result: list[TokenLogprob] = []
+        position = 0
+        for piece in pieces:
+            inside = [starts[i] for i in range(position, position + len(piece)) if i in starts]
+            position += len(piece)
+            if not inside:
+                result.append(TokenLogprob(piece, 0.0, ((piece, 0.0),)[:top_n]))
+                continue
+            top = tuple((alt if alt in ".,!?" else " " + alt, lp) for alt, lp in inside[0].top)[:top_n]
+            result.append(TokenLogprob(piece, sum(w.logprob for w in inside), top))
+        return tuple(result)
+
+
+def _wants_json(request: ChatRequest) -> bool:
+    return (request.response_format or {}).get("type") in ("json_object", "json_schema")
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    positions = [text.find(s) for s in stops if s and s in text]
+    return min(positions) if positions else None
+
+
+def token_pieces(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The text split at token boundaries, grouping tokens that only decode together (multi-byte characters)."""
+    pieces: list[str] = []
+    pending: list[int] = []
+    for token in tokenizer.encode(text):
+        pending.append(token)
+        piece = tokenizer.decode(pending)
+        if "\ufffd" not in piece or len(pending) >= 4:
+            pieces.append(piece)
+            pending = []
+    if pending:
+        pieces.append(tokenizer.decode(pending))
+    return pieces
