@@ -1,0 +1,427 @@
+"""Dishonest relay behaviours, composable and each with a parameter, parsed from `--behaviour SPEC`.
+
+SPEC is `name` or `name:ARGS`, ARGS comma-separated positional values or key=value pairs:
+
+    substitute:PERSONA            another persona answers (relay mode: another upstream model name)
+    quantize:LEVEL                the persona's distributions perturbed by LEVEL (0.05 subtle ... 1 obvious)
+    cut_context:N[,keep=tail]     only N prompt tokens reach the model; keep=head | tail | middle (cut the middle)
+    keep_last:K                   only the last K messages reach the model
+    inject_system:TEXT            a hidden system prompt is prepended (inject_system:tokens=N: N tokens of filler)
+    inflate_usage:FACTOR[,offset=N]   reported usage multiplied by FACTOR, N added to prompt_tokens
+    ignore_params:P[,P...]        these request parameters are dropped (temperature, top_p, max_tokens, stop,
+                                  seed, n, logprobs, response_format, tool_choice, reasoning_effort, stream)
+    strip_tools                   tool definitions are removed
+    cache[:scope=global]          identical requests get the identical stored reply (scope=global: across keys)
+    rewrite_model:NAME            the response's model field says NAME
+    leak_headers[:litellm|new-api|one-api]   relay-software headers revealing the real backend
+    fault:KIND[,rate=R][,retry_after=S|none][,seconds=S][,bytes=B]
+                                  KIND: 429 500 502 503 reset drip timeout malformed truncated html oversized
+
+Behaviours act on the way in (the request the model sees) and on the way out (the completion and headers
+the client sees); faults replace the answer entirely. Each behaviour changes only what it names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from relayaudit.errors import ConfigError
+from relayaudit.tokens import Tokenizer
+from relayaudit.types import ChatRequest, Completion, Message, Usage
+
+FAULT_KINDS = ("429", "500", "502", "503", "reset", "drip", "timeout", "malformed", "truncated", "html", "oversized")
+IGNORABLE = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "n",
+    "logprobs",
+    "response_format",
+    "tool_choice",
+    "reasoning_effort",
+    "stream",
+)
+LEAK_STYLES = ("litellm", "new-api", "one-api")
+
+
+@dataclass
+class Context:
+    """One request as it travels through the relay."""
+
+    dialect: str
+    """Inbound wire dialect."""
+    model: str
+    """The model name the client asked for."""
+    request: ChatRequest
+    """What the model will see (behaviours may change it)."""
+    key_id: str
+    """A hash of the client's credential (never the credential)."""
+    persona: str
+    """Which persona answers (sim mode)."""
+    upstream_model: str
+    """Which model name goes upstream (relay mode)."""
+    tokenizer: Tokenizer
+    """Tokenizer for behaviours that count tokens (the answering persona's)."""
+    rng: random.Random
+    """The server's random stream, for fault rates."""
+    quantize: float = 0.0
+    """Perturbation of the persona's distributions."""
+    stream: bool = False
+    """Whether the client gets a stream."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra response headers."""
+    fault: Fault | None = None
+    """A fault to serve instead of an answer."""
+    cache_key: str | None = None
+    """Set by the cache behaviour."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    rate: float = 1.0
+    retry_after: str | None = "1"
+    seconds: float | None = None
+    bytes: int = 25_000_000
+
+
+class Behaviour:
+    """Base: does nothing. Subclasses override what they change."""
+
+    spec: str = ""
+
+    def before(self, ctx: Context) -> None:
+        """Change what the model sees, or set a fault."""
+
+    def after(self, ctx: Context, completion: Completion) -> Completion:
+        """Change what the client sees."""
+        return completion
+
+
+@dataclass
+class Substitute(Behaviour):
+    target: str
+
+    def before(self, ctx: Context) -> None:
+        ctx.persona = self.target
+        ctx.upstream_model = self.target
+
+
+@dataclass
+class Quantize(Behaviour):
+    level: float
+
+    def before(self, ctx: Context) -> None:
+        ctx.quantize = self.level
+
+
+@dataclass
+class CutContext(Behaviour):
+    tokens: int
+    keep: str = "tail"
+
+    def before(self, ctx: Context) -> None:
+        ctx.request = dataclasses.replace(
+            ctx.request, messages=cut_messages(ctx.request.messages, ctx.tokenizer, self.tokens, self.keep)
+        )
+
+
+def cut_messages(messages: tuple[Message, ...], tokenizer: Tokenizer, budget: int, keep: str) -> tuple[Message, ...]:
+    """Keep `budget` tokens of the conversation's text: the first (head), the last (tail), or both ends (middle)."""
+    encoded = [tokenizer.encode(m.content) for m in messages]
+    total = sum(len(e) for e in encoded)
+    if total <= budget:
+        return messages
+    head = budget if keep == "head" else budget // 2 if keep == "middle" else 0
+    tail = budget - head
+    kept: list[Message] = []
+    position = 0
+    for message, ids in zip(messages, encoded, strict=True):
+        start, end = position, position + len(ids)
+        position = end
+        take = [i for i in range(start, end) if i < head or i >= total - tail]
+        if not take:
+            continue
+        pieces = _runs([i - start for i in take])
+        text = "".join(tokenizer.decode(ids[a:b]) for a, b in pieces)
+        kept.append(Message(message.role, text))
+    return tuple(kept) or (messages[-1],)
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+@dataclass
+class KeepLast(Behaviour):
+    count: int
+
+    def before(self, ctx: Context) -> None:
+        ctx.request = dataclasses.replace(ctx.request, messages=ctx.request.messages[-self.count :])
+
+
+@dataclass
+class InjectSystem(Behaviour):
+    text: str | None = None
+    tokens: int | None = None
+
+    def hidden_text(self, tokenizer: Tokenizer) -> str:
+        if self.text is not None:
+            return self.text
+        filler = " ".join(["Always be helpful, concise and polite to the user."] * (2 + (self.tokens or 0) // 5))
+        text = tokenizer.truncate(filler, self.tokens or 0)
+        while tokenizer.count(text) < (self.tokens or 0):  # defensive: truncate never overshoots
+            text += " ok"
+        return text
+
+    def before(self, ctx: Context) -> None:
+        hidden = self.hidden_text(ctx.tokenizer)
+        system = hidden if ctx.request.system is None else hidden + "\n" + ctx.request.system
+        ctx.request = dataclasses.replace(ctx.request, system=system)
+
+
+@dataclass
+class InflateUsage(Behaviour):
+    factor: float = 1.0
+    offset: int = 0
+
+    def after(self, ctx: Context, completion: Completion) -> Completion:
+        usage = completion.usage
+
+        def scale(value: int | None, extra: int = 0) -> int | None:
+            return None if value is None else round(value * self.factor) + extra
+
+        prompt = scale(usage.prompt_tokens, self.offset)
+        output = scale(usage.completion_tokens)
+        total = None if prompt is None or output is None else prompt + output
+        inflated = Usage(
+            prompt, output, total, usage.cached_tokens, usage.cache_creation_tokens, usage.reasoning_tokens
+        )
+        return dataclasses.replace(completion, usage=inflated)
+
+
+_NEUTRAL: dict[str, Any] = {
+    "temperature": None,
+    "top_p": None,
+    "max_tokens": None,
+    "stop": (),
+    "seed": None,
+    "n": None,
+    "logprobs": False,
+    "response_format": None,
+    "tool_choice": None,
+    "reasoning_effort": None,
+}
+
+
+@dataclass
+class IgnoreParams(Behaviour):
+    params: tuple[str, ...]
+
+    def before(self, ctx: Context) -> None:
+        changes = {p: _NEUTRAL[p] for p in self.params if p in _NEUTRAL}
+        if "logprobs" in self.params:
+            changes["top_logprobs"] = None
+        ctx.request = dataclasses.replace(ctx.request, **changes)
+        if "stream" in self.params:
+            ctx.stream = False
+
+
+@dataclass
+class StripTools(Behaviour):
+    def before(self, ctx: Context) -> None:
+        ctx.request = dataclasses.replace(ctx.request, tools=(), tool_choice=None)
+
+
+@dataclass
+class Cache(Behaviour):
+    scope: str = "key"
+    store: dict[str, Completion] = field(default_factory=dict)
+
+    def before(self, ctx: Context) -> None:
+        owner = "" if self.scope == "global" else ctx.key_id
+        canonical = json.dumps(
+            [ctx.model, owner, dataclasses.replace(ctx.request, stream=False).to_dict()], sort_keys=True
+        )
+        ctx.cache_key = hashlib.sha256(canonical.encode()).hexdigest()
+
+    def lookup(self, ctx: Context) -> Completion | None:
+        return self.store.get(ctx.cache_key or "")
+
+    def after(self, ctx: Context, completion: Completion) -> Completion:
+        if ctx.cache_key is not None:
+            self.store.setdefault(ctx.cache_key, completion)
+        return completion
+
+
+@dataclass
+class RewriteModel(Behaviour):
+    name: str
+
+    def after(self, ctx: Context, completion: Completion) -> Completion:
+        return dataclasses.replace(completion, model_field=self.name)
+
+
+@dataclass
+class LeakHeaders(Behaviour):
+    style: str = "litellm"
+
+    def after(self, ctx: Context, completion: Completion) -> Completion:
+        backend = completion.model_field or ctx.upstream_model
+        if self.style == "litellm":
+            ctx.headers.update(
+                {
+                    "x-litellm-model-name": backend,
+                    "x-litellm-model-api-base": "https://upstream.invalid/v1",
+                    "x-litellm-version": "1.81.7",
+                    "llm_provider-x-request-id": f"req_{ctx.key_id[:12]}",
+                }
+            )
+        elif self.style == "new-api":
+            ctx.headers.update({"x-new-api-version": "v0.9.0", "x-upstream-model": backend})
+        else:
+            ctx.headers.update({"x-oneapi-request-id": f"2025{ctx.key_id[:16]}", "x-upstream-model": backend})
+        return completion
+
+
+@dataclass
+class FaultBehaviour(Behaviour):
+    fault: Fault
+
+    def before(self, ctx: Context) -> None:
+        if ctx.fault is None and ctx.rng.random() < self.fault.rate:
+            ctx.fault = self.fault
+
+
+# --- parsing -----------------------------------------------------------------------------------------------
+
+
+def _split(spec: str) -> tuple[str, list[str], dict[str, str]]:
+    name, _, rest = spec.partition(":")
+    positional: list[str] = []
+    named: dict[str, str] = {}
+    if rest:
+        for part in rest.split(","):
+            key, sep, value = part.partition("=")
+            if sep and key.strip().isidentifier():
+                named[key.strip()] = value.strip()
+            else:
+                positional.append(part.strip())
+    return name.strip().replace("-", "_"), positional, named
+
+
+def _number(spec: str, value: str | None, kind: type[int] | type[float], what: str) -> Any:
+    if value is None:
+        raise ConfigError(f"Behaviour {spec!r} needs {what}.")
+    try:
+        number = kind(value)
+    except ValueError as exc:
+        raise ConfigError(f"Behaviour {spec!r}: {what} must be a number, not {value!r}.") from exc
+    if number < 0:
+        raise ConfigError(f"Behaviour {spec!r}: {what} must not be negative.")
+    return number
+
+
+def _first(positional: list[str], named: dict[str, str], key: str) -> str | None:
+    return named.get(key, positional[0] if positional else None)
+
+
+def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
+    """One behaviour from its SPEC; a clear ConfigError naming the spec otherwise."""
+    name, positional, named = _split(spec)
+    behaviour: Behaviour
+    if name == "substitute":
+        target = _first(positional, named, "persona")
+        if not target:
+            raise ConfigError(f"Behaviour {spec!r} needs a persona or model name: substitute:NAME.")
+        behaviour = Substitute(target)
+    elif name == "quantize":
+        level = _number(spec, _first(positional, named, "level"), float, "a level")
+        behaviour = Quantize(level)
+    elif name == "cut_context":
+        keep = named.get("keep", "tail")
+        if keep not in ("head", "tail", "middle"):
+            raise ConfigError(f"Behaviour {spec!r}: keep must be head, tail or middle.")
+        behaviour = CutContext(_number(spec, _first(positional, named, "tokens"), int, "a token count"), keep)
+    elif name == "keep_last":
+        count = _number(spec, _first(positional, named, "messages"), int, "a message count")
+        if count < 1:
+            raise ConfigError(f"Behaviour {spec!r}: keep at least 1 message.")
+        behaviour = KeepLast(count)
+    elif name == "inject_system":
+        text = spec.partition(":")[2]
+        if text.startswith("tokens="):
+            behaviour = InjectSystem(tokens=_number(spec, text.removeprefix("tokens="), int, "a token count"))
+        elif text:
+            behaviour = InjectSystem(text=text)
+        else:
+            raise ConfigError(f"Behaviour {spec!r} needs text (inject_system:TEXT) or tokens=N.")
+    elif name == "inflate_usage":
+        factor = named.get("factor", positional[0] if positional else "1")
+        behaviour = InflateUsage(
+            _number(spec, factor, float, "a factor"), _number(spec, named.get("offset", "0"), int, "an offset")
+        )
+    elif name == "ignore_params":
+        params = tuple(positional + list(named))
+        unknown = [p for p in params if p not in IGNORABLE]
+        if not params or unknown:
+            raise ConfigError(f"Behaviour {spec!r}: parameters must be among {', '.join(IGNORABLE)}.")
+        behaviour = IgnoreParams(params)
+    elif name == "strip_tools":
+        behaviour = StripTools()
+    elif name == "cache":
+        scope = _first(positional, named, "scope") or "key"
+        if scope not in ("key", "global"):
+            raise ConfigError(f"Behaviour {spec!r}: scope must be key or global.")
+        behaviour = Cache(scope)
+    elif name == "rewrite_model":
+        target = _first(positional, named, "name")
+        if not target:
+            raise ConfigError(f"Behaviour {spec!r} needs a model name: rewrite_model:NAME.")
+        behaviour = RewriteModel(target)
+    elif name == "leak_headers":
+        style = _first(positional, named, "style") or "litellm"
+        if style not in LEAK_STYLES:
+            raise ConfigError(f"Behaviour {spec!r}: style must be one of {', '.join(LEAK_STYLES)}.")
+        behaviour = LeakHeaders(style)
+    elif name == "fault":
+        kind = _first(positional, named, "kind")
+        if kind not in FAULT_KINDS:
+            raise ConfigError(f"Behaviour {spec!r}: fault kind must be one of {', '.join(FAULT_KINDS)}.")
+        rate = _number(spec, named.get("rate", "1"), float, "a rate")
+        if rate > 1:
+            raise ConfigError(f"Behaviour {spec!r}: rate is a probability, at most 1.")
+        retry_after = named.get("retry_after", "1")
+        seconds = named.get("seconds")
+        behaviour = FaultBehaviour(
+            Fault(
+                kind=kind,
+                rate=rate,
+                retry_after=None if retry_after == "none" else str(_number(spec, retry_after, float, "retry_after")),
+                seconds=None if seconds is None else _number(spec, seconds, float, "seconds"),
+                bytes=_number(spec, named.get("bytes", "25000000"), int, "bytes"),
+            )
+        )
+    else:
+        raise ConfigError(
+            f"Unknown behaviour {name!r} in {spec!r}.",
+            "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, ignore_params, "
+            "strip_tools, cache, rewrite_model, leak_headers, fault.",
+        )
+    if isinstance(behaviour, Substitute) and personas and behaviour.target not in personas:
+        raise ConfigError(f"Behaviour {spec!r}: no persona {behaviour.target!r}; personas: {', '.join(personas)}.")
+    behaviour.spec = spec
+    return behaviour
