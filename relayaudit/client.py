@@ -221,28 +221,35 @@ class RelayClient:
         if self._key:
             headers.update(self.dialect.auth_headers(self._key))
         started = time.monotonic()
+        seen: dict[str, int] = {}  # the status, once response headers arrived: kept when the body then fails
         try:
             async with asyncio.timeout(self.settings.total_timeout):
-                return await self._exchange(number, url, body, headers, stream, started)
+                return await self._exchange(number, url, body, headers, stream, started, seen)
         except TimeoutError:
-            return self._failed(
-                number, "transport_error", f"no complete answer within {self.settings.total_timeout:g} s"
-            )
+            message = f"no complete answer within {self.settings.total_timeout:g} s"
+            return self._failed(number, "transport_error", message, seen.get("status"))
         except httpx.TimeoutException as exc:
-            return self._failed(number, "transport_error", f"timed out ({type(exc).__name__})")
+            return self._failed(number, "transport_error", f"timed out ({type(exc).__name__})", seen.get("status"))
         except httpx.TransportError as exc:
-            return self._failed(number, "transport_error", f"{type(exc).__name__}: {exc}")
+            return self._failed(number, "transport_error", f"{type(exc).__name__}: {exc}", seen.get("status"))
         except TransportError as exc:
-            return self._failed(number, "transport_error", exc.message)
+            return self._failed(number, "transport_error", exc.message, seen.get("status"))
 
     def _failed(self, number: int, outcome: Outcome, message: str, status: int | None = None) -> Attempt:
         return Attempt(number, outcome, utc_now(), http_status=status, error=redact(message, self._secrets)[:500])
 
     async def _exchange(
-        self, number: int, url: str, body: dict[str, object], headers: dict[str, str], stream: bool, started: float
+        self,
+        number: int,
+        url: str,
+        body: dict[str, object],
+        headers: dict[str, str],
+        stream: bool,
+        started: float,
+        seen: dict[str, int],
     ) -> Attempt:
         async with self._http.stream("POST", url, json=body, headers=headers) as response:
-            status = response.status_code
+            status = seen["status"] = response.status_code
             kept_headers = select_headers(response.headers.multi_items())
             if status >= 300:
                 raw = await self._read_capped(response, MAX_ERROR_BODY)

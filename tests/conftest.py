@@ -1,24 +1,34 @@
-"""Shared fixtures: a scripted server on 127.0.0.1 and a fake key in the environment."""
+"""Shared fixtures: the package's own simulator on 127.0.0.1, and a fake key in the environment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from relayaudit.serve import serve_in_thread
-from tests.scripted_server import ScriptedServer
+from relayaudit.sim.app import SimConfig, Simulator, build_app
 
 FAKE_KEY = "sk-test-relayaudit-0123456789abcdefSECRET"
 
+StartSim = Callable[..., tuple[Simulator, str]]
+
 
 @pytest.fixture
-def scripted() -> Iterator[tuple[ScriptedServer, str]]:
-    """A fresh scripted server per test: (server state, base URL without /v1)."""
-    server = ScriptedServer()
-    with serve_in_thread(server.app()) as url:
-        yield server, url
+def start_sim() -> Iterator[StartSim]:
+    """start_sim(*behaviour_specs, **SimConfig fields) -> (simulator state, base URL without /v1).
+
+    Every simulator started in a test is stopped when the test ends."""
+    with ExitStack() as stack:
+
+        def start(*behaviours: str, **config: object) -> tuple[Simulator, str]:
+            app = build_app(SimConfig(behaviours=behaviours, **config))  # type: ignore[arg-type]
+            url = stack.enter_context(serve_in_thread(app))
+            return app.state.simulator, url
+
+        yield start
 
 
 @pytest.fixture
@@ -33,7 +43,7 @@ def write_suite(directory: Path, name: str, prompts: list[str], **params: object
     """A one-probe suite file sending each prompt once, with the given request parameters."""
     lines = ["schema = 1", f'name = "{name}"', "[[probes]]", f'id = "{name}.p"', 'kind = "prompt"']
     lines.append('detects = "test traffic"')
-    lines.append("prompts = [" + ", ".join(repr(p).replace("'", '"') for p in prompts) + "]")
+    lines.append("prompts = [" + ", ".join('"' + p.replace('"', '\\"') + '"' for p in prompts) + "]")
     for key, value in params.items():
         lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}")
     path = directory / f"{name}.toml"

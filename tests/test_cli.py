@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from relayaudit import __version__
 from relayaudit.cli import app
-from tests.conftest import write_suite
-from tests.scripted_server import ScriptedServer
+from tests.conftest import StartSim, write_suite
 
 runner = CliRunner()
 
@@ -25,8 +24,8 @@ def test_version() -> None:
     assert result.exit_code == 0 and __version__ in result.output
 
 
-def test_run_smoke_writes_a_valid_run(scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path) -> None:
-    server, url = scripted
+def test_run_smoke_writes_a_valid_run(start_sim: StartSim, fake_key: str, tmp_path: Path) -> None:
+    sim, url = start_sim()
     out = tmp_path / "run"
     result = runner.invoke(
         app, ["run", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--suite", "smoke", "--out", str(out)]
@@ -43,10 +42,10 @@ def test_run_smoke_writes_a_valid_run(scripted: tuple[ScriptedServer, str], fake
     assert [s["name"] for s in manifest["suites"]] == ["smoke"] and manifest["planned_requests"] == 6
     lines = (out / "observations.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all(json.loads(line)["outcome"] == "ok" for line in lines)
-    assert len(server.seen) == 6
-    memory = next(s for s in server.seen if len(s.body["messages"]) == 3)
+    assert len(sim.log) == 6
+    memory = next(s for s in sim.log if len(s.body["messages"]) == 3)
     assert memory.body["messages"][0]["content"].startswith("Remember this code word")
-    assert any(s.body.get("stop") == ["E"] and s.body.get("max_tokens") == 12 for s in server.seen)
+    assert any(s.body.get("stop") == ["E"] and s.body.get("max_tokens") == 12 for s in sim.log)
 
 
 def test_missing_key_is_a_clear_usage_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -124,11 +123,8 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def test_ctrl_c_keeps_everything_and_resume_finishes(
-    scripted: tuple[ScriptedServer, str], fake_key: str, tmp_path: Path
-) -> None:
-    server, url = scripted
-    server.delay = 0.25
+def test_ctrl_c_keeps_everything_and_resume_finishes(start_sim: StartSim, fake_key: str, tmp_path: Path) -> None:
+    sim, url = start_sim(latency=0.25)
     suite = write_suite(tmp_path, "slow", [f"item {i}" for i in range(12)])
     out = tmp_path / "run"
     env = {**os.environ, "OPENAI_API_KEY": fake_key}
@@ -148,12 +144,12 @@ def test_ctrl_c_keeps_everything_and_resume_finishes(
     assert 3 <= len(kept) < 12 and all(r["outcome"] == "ok" for r in kept)
     done = {r["request"]["messages"][-1]["content"] for r in kept}
 
-    server.seen.clear()
-    server.delay = 0
+    sim.log.clear()
+    sim.config.latency = 0
     resumed = _start(["run", "--resume", str(out), "-q"], env)
     _stdout, stderr = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, stderr
-    sent_again = set(server.prompts())
+    sent_again = {entry.prompt for entry in sim.log}
     assert sent_again.isdisjoint(done)  # nothing settled was paid for twice
     final = [json.loads(line) for line in observations.read_text().splitlines()]
     answered = {r["request"]["messages"][-1]["content"] for r in final if r["outcome"] == "ok"}

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from relayaudit.client import ClientSettings, RelayClient, parse_retry_after
+from relayaudit.sim.app import SimConfig, build_app, key_id
 from relayaudit.types import ChatRequest, Endpoint, Message
-from tests.scripted_server import ScriptedServer
 
 REQUEST = ChatRequest(messages=(Message("user", "hello there"),), max_tokens=5)
 OK_BODY = {
@@ -125,18 +125,19 @@ async def test_connect_error_is_never_raised_and_never_leaks_the_key() -> None:
 
 
 async def test_asgi_transport_runs_a_stream_in_process(fake_key: str) -> None:
-    server = ScriptedServer()
-    transport = httpx.ASGITransport(app=server.app())
+    app = build_app(SimConfig())
+    transport = httpx.ASGITransport(app=app)
     endpoint = Endpoint("http://testserver", "claude-sonnet-4-5", "anthropic", "ANTHROPIC_API_KEY")
-    streamed = ChatRequest(messages=(Message("user", "one two three"),), max_tokens=2, stream=True)
+    streamed = ChatRequest(messages=(Message("user", "Repeat this exactly: one two three"),), max_tokens=2, stream=True)
     async with RelayClient(endpoint, fake_key, transport=transport) as relay:
         exchange = await relay.send(streamed)
     completion = exchange.final.completion
     assert completion is not None
-    assert completion.text.strip() == "echo: one" and completion.finish_reason == "length"
+    assert completion.text == "one two" and completion.finish_reason == "length"
     assert completion.stream_events[0] == "message_start" and completion.ttft_s is not None
-    assert server.seen[0].headers["x-api-key"] == fake_key
-    assert server.seen[0].headers["anthropic-version"] == "2023-06-01"
+    (seen,) = app.state.simulator.log
+    assert seen.key_id == key_id(fake_key) and dict(seen.headers)["anthropic-version"] == "2023-06-01"
+    assert all(name not in ("x-api-key", "authorization") for name, _ in seen.headers)
 
 
 @pytest.mark.parametrize(

@@ -170,9 +170,11 @@ def test_cache_scope() -> None:
 
 def test_rewrite_model_and_leak_headers() -> None:
     ctx = context()
-    assert RewriteModel("gpt-4o").after(ctx, COMPLETION).model_field == "gpt-4o"
-    LeakHeaders("litellm").after(ctx, COMPLETION)
-    assert ctx.headers["x-litellm-model-name"] == "atlas-2025-03-01"
+    ctx.served_model = COMPLETION.model_field  # the app records who really answered before rewriting
+    rewritten = RewriteModel("gpt-4o").after(ctx, COMPLETION)
+    assert rewritten.model_field == "gpt-4o"
+    LeakHeaders("litellm").after(ctx, rewritten)
+    assert ctx.headers["x-litellm-model-name"] == "atlas-2025-03-01"  # the leak shows the real backend
 
 
 def test_fault_rate_is_a_probability() -> None:

@@ -249,3 +249,11 @@ def test_token_pieces_rejoin_to_the_text() -> None:
     for name in ("o200k_base", "cl100k_base", "sim-words"):
         text = "Emoji 🙂 and 日本語 and naïve"
         assert "".join(token_pieces(get_tokenizer(name), text)) == text
+
+
+def test_code_words_in_the_same_message_as_the_question(engines: dict[str, PersonaEngine]) -> None:
+    haystack = "The code word for alpha is ORCHID-5. " + "Calm seas. " * 300 + "The code word for beta is FERN-2. "
+    atlas = engines["atlas"]
+    assert "ORCHID-5" in atlas.generate(ask(haystack + "What is the code word for alpha?", temperature=0), 1).text
+    listed = atlas.generate(ask(haystack + "List all the code words.", temperature=0), 1).text
+    assert listed == "ORCHID-5, FERN-2"

@@ -23,6 +23,7 @@ from relayaudit.collect import CollectSummary
 from relayaudit.models import ModelInfo
 from relayaudit.plan import Estimate
 from relayaudit.sanitize import inert
+from relayaudit.sim.personas import Persona
 from relayaudit.store import RunStore
 from relayaudit.suite import Suite
 
@@ -170,3 +171,20 @@ class RichProgress:
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def personas_table(personas: list[Persona]) -> Table:
+    table = Table(title="Simulated models (personas)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("persona", "vendor", "tokenizer", "context", "arith.", "facts", "style"):
+        table.add_column(column, no_wrap=column in ("persona", "tokenizer"))
+    for p in personas:
+        table.add_row(
+            p.name,
+            p.vendor,
+            p.tokenizer,
+            f"{p.context_window // 1000}K",
+            f"{p.arithmetic_accuracy:.0%}",
+            f"{p.fact_accuracy:.0%}",
+            "+".join(p.style.flavours) + (", terse" if p.terse else ""),
+        )
+    return table

@@ -14,8 +14,11 @@ SPEC is `name` or `name:ARGS`, ARGS comma-separated positional values or key=val
     cache[:scope=global]          identical requests get the identical stored reply (scope=global: across keys)
     rewrite_model:NAME            the response's model field says NAME
     leak_headers[:litellm|new-api|one-api]   relay-software headers revealing the real backend
-    fault:KIND[,rate=R][,retry_after=S|none][,seconds=S][,bytes=B]
-                                  KIND: 429 500 502 503 reset drip timeout malformed truncated html oversized
+    fault:KIND[,rate=R][,retry_after=S|none][,seconds=S][,bytes=B][,when=TEXT][,times=N]
+                                  KIND: 400 401 403 404 429 500 502 503 reset drip timeout malformed
+                                  truncated html oversized echo_key (a 401 quoting the caller's key back);
+                                  when=TEXT limits it to requests whose last message contains TEXT,
+                                  times=N to N faults per distinct request (times=1: fail once, then answer)
 
 Behaviours act on the way in (the request the model sees) and on the way out (the completion and headers
 the client sees); faults replace the answer entirely. Each behaviour changes only what it names.
@@ -34,7 +37,24 @@ from relayaudit.errors import ConfigError
 from relayaudit.tokens import Tokenizer
 from relayaudit.types import ChatRequest, Completion, Message, Usage
 
-FAULT_KINDS = ("429", "500", "502", "503", "reset", "drip", "timeout", "malformed", "truncated", "html", "oversized")
+FAULT_KINDS = (
+    "400",
+    "401",
+    "403",
+    "404",
+    "429",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "drip",
+    "timeout",
+    "malformed",
+    "truncated",
+    "html",
+    "oversized",
+    "echo_key",
+)
 IGNORABLE = (
     "temperature",
     "top_p",
@@ -81,15 +101,26 @@ class Context:
     """A fault to serve instead of an answer."""
     cache_key: str | None = None
     """Set by the cache behaviour."""
+    served_model: str | None = None
+    """The model that really answered (its own model field), before any rewriting."""
 
 
 @dataclass(frozen=True)
 class Fault:
     kind: str
+    """One of FAULT_KINDS."""
     rate: float = 1.0
+    """Probability per eligible request."""
     retry_after: str | None = "1"
+    """Retry-After header of a 429 (None: no header)."""
     seconds: float | None = None
+    """Delay of drip (between chunks) and timeout (before answering)."""
     bytes: int = 25_000_000
+    """Size of an oversized body."""
+    when: str | None = None
+    """Only requests whose last message contains this text are eligible."""
+    times: int | None = None
+    """At most this many faults per distinct request (times=1: fail once, then answer)."""
 
 
 class Behaviour:
@@ -280,7 +311,7 @@ class LeakHeaders(Behaviour):
     style: str = "litellm"
 
     def after(self, ctx: Context, completion: Completion) -> Completion:
-        backend = completion.model_field or ctx.upstream_model
+        backend = ctx.served_model or ctx.upstream_model
         if self.style == "litellm":
             ctx.headers.update(
                 {
@@ -300,10 +331,18 @@ class LeakHeaders(Behaviour):
 @dataclass
 class FaultBehaviour(Behaviour):
     fault: Fault
+    served: dict[str, int] = field(default_factory=dict)
 
     def before(self, ctx: Context) -> None:
-        if ctx.fault is None and ctx.rng.random() < self.fault.rate:
-            ctx.fault = self.fault
+        fault = self.fault
+        if ctx.fault is not None or (fault.when is not None and fault.when not in ctx.request.messages[-1].content):
+            return
+        identity = ctx.request.request_hash()
+        if fault.times is not None and self.served.get(identity, 0) >= fault.times:
+            return
+        if ctx.rng.random() < fault.rate:
+            ctx.fault = fault
+            self.served[identity] = self.served.get(identity, 0) + 1
 
 
 # --- parsing -----------------------------------------------------------------------------------------------
@@ -413,6 +452,8 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
                 retry_after=None if retry_after == "none" else str(_number(spec, retry_after, float, "retry_after")),
                 seconds=None if seconds is None else _number(spec, seconds, float, "seconds"),
                 bytes=_number(spec, named.get("bytes", "25000000"), int, "bytes"),
+                when=named.get("when"),
+                times=None if "times" not in named else _number(spec, named["times"], int, "times"),
             )
         )
     else:

@@ -82,7 +82,7 @@ class PersonaEngine:
         tool = choose_tool(self.persona, request, decide)
         if tool is not None:
             arguments = tool_arguments(tool, request.messages[-1].content, decide)
-            call = ToolCall(name=tool.name, arguments=arguments, id=f"call_{stable_seed(seed, 'call') % 16**24:024x}")
+            call = ToolCall(name=tool.name, arguments=arguments)  # the renderer gives it each dialect's id format
             return Choice(text="", finish_reason="tool_calls", raw_finish_reason="tool_calls", tool_calls=(call,))
         words: list[Word] | None = None
         answer = answer_task(self.persona, request, decide)

@@ -158,7 +158,7 @@ def _recall(persona: Persona, prompt: str, context: list[str], decide: Decision)
     asked = _ASK_FACT.search(prompt)
     if not (wants_all or asked):
         return None
-    facts = _facts([*context[:-1], _FACT.sub("", prompt)] if not wants_all else context)
+    facts = _facts([*context[:-1], _ASK_FACT.sub("", prompt)])  # facts anywhere, the question itself excluded
     facts = [f for f in facts if decide.succeeds(persona.recall_accuracy, f[1])]
     if wants_all:
         values = list(dict.fromkeys(value for _, value in facts))
