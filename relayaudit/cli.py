@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +19,13 @@ from rich.console import Console
 
 from relayaudit import __version__
 from relayaudit.client import ClientSettings
-from relayaudit.errors import EXIT_INCONCLUSIVE, RelayAuditError
+from relayaudit.compare import Report, compare_runs
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, RelayAuditError
+from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
-from relayaudit.plan import build_plan, estimate
+from relayaudit.plan import accuracy_power, build_plan, distribution_power, estimate
 from relayaudit.report import console as render
+from relayaudit.report.markdown import render_markdown
 from relayaudit.runner import (
     FactOverrides,
     RunOptions,
@@ -35,6 +39,7 @@ from relayaudit.runner import (
 )
 from relayaudit.sanitize import inert
 from relayaudit.sim.app import SimConfig, Upstream
+from relayaudit.store import RunStore
 from relayaudit.suite import available_suites, load_suite, load_suites
 
 app = typer.Typer(
@@ -47,6 +52,8 @@ app = typer.Typer(
 # emoji=False: rich would turn ":smile:"-style codes in relay text into emoji, which inert() cannot escape.
 out = Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
+
+VERDICT_EXIT = {"consistent": EXIT_CONSISTENT, "divergent": EXIT_DIVERGENT, "inconclusive": EXIT_INCONCLUSIVE}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -181,6 +188,52 @@ def run(
 
 @app.command()
 @handled
+def compare(
+    baseline_run: Annotated[Path, typer.Argument(help="Run directory recorded against the official API.")],
+    relay_run: Annotated[Path, typer.Argument(help="Run directory recorded against the relay.")],
+    alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")] = 0.01,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
+    md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown report here.")] = None,
+    permutations: Annotated[int, typer.Option(min=99, help="Permutations per permutation test.")] = 1000,
+    calibration_splits: Annotated[
+        int, typer.Option(min=0, help="Baseline split-halves for the false-alarm rate.")
+    ] = 20,
+) -> None:
+    """Compare a relay run with a baseline run: findings, verdict, exit 0 consistent / 1 divergent / 3 inconclusive."""
+    report = compare_runs(
+        RunStore.open(baseline_run),
+        RunStore.open(relay_run),
+        alpha=alpha,
+        settings=CompareSettings(permutations=permutations),
+        calibration_splits=calibration_splits,
+    )
+    write_reports(report, json_out, md_out)
+    out.print(render.report_view(report))
+    for reason in report.verdict.reasons:
+        out.print(f"  {inert(reason)}")
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {inert(warning)}")
+    raise typer.Exit(VERDICT_EXIT[report.verdict.outcome])
+
+
+def power_samples(store: RunStore) -> list[tuple[str, str]]:
+    """(prompt, answer) pairs of a run's sampled answers, for power simulation."""
+    return [
+        (f"{o.probe_id}/{o.variant}", o.completion.text)
+        for o in store.observations()
+        if o.final and o.completion is not None and (o.request.temperature is None or o.request.temperature > 0)
+    ]
+
+
+def write_reports(report: Report, json_out: Path | None, md_out: Path | None) -> None:
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if md_out is not None:
+        md_out.write_text(render_markdown(report), encoding="utf-8")
+
+
+@app.command()
+@handled
 def plan(
     model: Annotated[list[str] | None, typer.Option("--model", help="Claimed model; repeatable.")] = None,
     all_models: Annotated[bool, typer.Option("--all-models", help="Every registry model.")] = False,
@@ -189,8 +242,35 @@ def plan(
     price_in: Annotated[float | None, typer.Option(help="USD per 1M input tokens.")] = None,
     price_out: Annotated[float | None, typer.Option(help="USD per 1M output tokens.")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer for counting.")] = None,
+    power: Annotated[bool, typer.Option("--power", help="Estimate samples needed to detect an effect.")] = False,
+    baseline: Annotated[Path | None, typer.Option(help="With --power: simulate on this baseline run.")] = None,
+    effect: Annotated[float, typer.Option(min=0.01, max=1, help="--power: share of answers from elsewhere.")] = 0.5,
+    accuracy: Annotated[float, typer.Option(min=0.05, max=1, help="--power: official accuracy on items.")] = 0.8,
+    drop: Annotated[float, typer.Option(min=0.01, max=1, help="--power: accuracy lost by the relay.")] = 0.1,
+    alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="--power: per-test significance level.")] = 0.01,
+    target: Annotated[float, typer.Option(min=0.1, max=0.999, help="--power: power to reach.")] = 0.9,
 ) -> None:
-    """Requests, tokens and worst-case cost of suites per model — offline, nothing is sent."""
+    """Requests, tokens and worst-case cost of suites per model — offline, nothing is sent.
+
+    With --power: how many samples a test needs to detect a given effect with the target power."""
+    if power:
+        answers = power_samples(RunStore.open(baseline)) if baseline is not None else None
+        if baseline is not None and not answers:
+            raise typer.BadParameter("the baseline has no sampled (T > 0) answers to simulate on.")
+        tables = []
+        if answers:
+            rows = distribution_power(answers, effect=effect, alpha=alpha)
+            tables.append(
+                render.power_table(
+                    f"Distribution test: {effect:.0%} of answers from elsewhere", "answers/prompt", rows, target
+                )
+            )
+        rows = accuracy_power(accuracy=accuracy, drop=drop, alpha=alpha)
+        title = f"Paired accuracy: official {accuracy:.0%}, relay {accuracy - drop:.0%}"
+        tables.append(render.power_table(title, "items", rows, target))
+        for table in tables:
+            out.print(table)
+        return
     names = [m.name for m in load_registry().models] if all_models else list(model or [])
     if not names:
         raise typer.BadParameter("give --model NAME (repeatable) or --all-models.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo
+from relayaudit.stats.power import mcnemar_power, mmd_power
 from relayaudit.suite import Suite
 from relayaudit.tokens import Tokenizer, get_tokenizer
 from relayaudit.types import ChatRequest
@@ -92,3 +93,33 @@ def estimate(plan: list[PlannedRequest], model: ModelInfo) -> Estimate:
         max_cost_usd=model.cost_usd(prompt, completion),
         exact_tokens=estimator.exact,
     )
+
+
+@dataclass(frozen=True)
+class PowerRow:
+    """Estimated power of one test at one sample size."""
+
+    size: int
+    """Answers per prompt per side (distribution) or paired items (accuracy)."""
+    requests: int
+    """Requests per side that size costs."""
+    power: float | None
+    """Share of simulated audits that detect the effect; None where the baseline is too small to simulate."""
+
+
+def distribution_power(
+    samples: list[tuple[str, str]], *, effect: float, alpha: float, sizes: tuple[int, ...] = (2, 3, 5, 10, 20)
+) -> list[PowerRow]:
+    """MMD power per answers-per-prompt, simulated on a baseline's own answers (see stats.power)."""
+    prompts = len({prompt for prompt, _ in samples})
+    return [
+        PowerRow(n, n * prompts, mmd_power(samples, per_prompt=n, effect=effect, alpha=alpha, repetitions=60))
+        for n in sizes
+    ]
+
+
+def accuracy_power(
+    *, accuracy: float, drop: float, alpha: float, sizes: tuple[int, ...] = (25, 50, 100, 200, 400, 800)
+) -> list[PowerRow]:
+    """Exact-McNemar power per number of known-answer items (see stats.power)."""
+    return [PowerRow(n, n, mcnemar_power(items=n, accuracy=accuracy, drop=drop, alpha=alpha)) for n in sizes]

@@ -1,15 +1,20 @@
-"""What a probe kind is: a module that validates its own suite fields and expands a probe into requests.
+"""What a probe kind is: a module that validates its own suite fields, expands a probe into requests, and
+compares a relay's answers with a baseline's (all pure).
 
-Later issues give kinds `features`, `compare` and `check` functions; the collection spine needs only
-`validate` and `expand`, which are pure.
+Later issues add `check` (baseline-free checks) to the protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from relayaudit.types import ChatRequest
+from relayaudit.types import ChatRequest, Observation
+
+if TYPE_CHECKING:
+    from relayaudit.findings import Candidate
+    from relayaudit.kinds.distribution_checks import CompareSettings
 
 
 @dataclass(frozen=True)
@@ -74,4 +79,10 @@ class ProbeKind(Protocol):
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         """The requests for this probe, samples included, in a stable order."""
+        ...
+
+    def compare(
+        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+    ) -> list[Candidate]:
+        """Checks of the relay against the baseline, on the final observations of this kind's probes."""
         ...

@@ -7,12 +7,16 @@ each), plus any request parameters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from relayaudit.errors import SuiteError
+from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.distribution_checks import CompareSettings, distribution_candidates
 from relayaudit.kinds.params import chat_request
+from relayaudit.types import Observation
 
 
 def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
@@ -56,6 +60,12 @@ class PromptKind:
                     raise _fail(probe, f"messages[{index}]", "role must be user or assistant, content a string")
             if value[-1]["role"] != "user":
                 raise _fail(probe, "messages", "the last turn must be the user's")
+
+    def compare(
+        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+    ) -> list[Candidate]:
+        """Fixed prompts sampled several times: compare the answer distributions."""
+        return distribution_candidates(baseline, relay, settings)
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         conversations = _conversations(probe)

@@ -20,8 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from relayaudit.collect import CollectSummary
+from relayaudit.compare import Report
 from relayaudit.models import ModelInfo
-from relayaudit.plan import Estimate
+from relayaudit.plan import Estimate, PowerRow
 from relayaudit.sanitize import inert
 from relayaudit.sim.personas import Persona
 from relayaudit.store import RunStore
@@ -187,4 +188,45 @@ def personas_table(personas: list[Persona]) -> Table:
             f"{p.fact_accuracy:.0%}",
             "+".join(p.style.flavours) + (", terse" if p.terse else ""),
         )
+    return table
+
+
+_STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
+_VERDICT_STYLE = {"consistent": "bold green", "divergent": "bold red", "inconclusive": "bold yellow"}
+
+
+def report_view(report: Report) -> Table:
+    """The verdict, each finding with its figures, and the calibration, as one table."""
+    verdict = report.verdict.outcome
+    title = (
+        f"[{_VERDICT_STYLE[verdict]}]{verdict.upper()}[/] — relay {inert(report.relay['base_url'])} claiming "
+        f"{inert(report.relay['model'])}"
+    )
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=False, title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("adj. p", justify="right", no_wrap=True)
+    table.add_column("what was seen", overflow="fold")
+    for f in report.findings:
+        adjusted = "–" if f.adjusted_pvalue is None else f"{f.adjusted_pvalue:.2g}"
+        status = f"[{_STATUS_STYLE[f.status]}]{f.status}[/]" + (" (weak)" if f.weak else "")
+        table.add_row(inert(f.check), status, adjusted, inert(f.summary))
+    table.caption = inert(report.calibration.note)
+    return table
+
+
+def power_table(title: str, unit: str, rows: list[PowerRow], target: float) -> Table:
+    table = Table(title=f"{title} (power target {target:.0%})", box=box.SIMPLE_HEAD)
+    for column in (unit, "requests per side", "estimated power"):
+        table.add_column(column, justify="right")
+    reached = next((r.size for r in rows if r.power is not None and r.power >= target), None)
+    for r in rows:
+        shown = "baseline too small" if r.power is None else f"{r.power:.0%}"
+        style = "bold green" if r.size == reached else ""
+        table.add_row(str(r.size), str(r.requests), f"[{style}]{shown}[/]" if style else shown)
+    table.caption = (
+        f"Smallest size reaching {target:.0%}: {reached}"
+        if reached is not None
+        else f"No size tried reaches {target:.0%}."
+    )
     return table

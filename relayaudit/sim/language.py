@@ -94,6 +94,9 @@ class Style:
     """Typical answer length in words at T = 1."""
     punctuation: float
     """Preference for punctuation (sentence length)."""
+    sharpness: float = 2.0
+    """Scale of all logits: real models' next-token distributions are peaked, so answers to one prompt share
+    openings and phrasing; at 1.0 the simulated text is near word soup and too diverse to be realistic."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class WordModel:
             # A repetition penalty, as real decoders use, keeps greedy text from looping on one word.
             logits = logits_prompt + transition[previous] + self.level * noise[previous] - REPEAT_PENALTY * used
             # Ending is impossible at first, then increasingly likely around the typical length.
+            logits = logits * self.style.sharpness
             logits[end] = -30.0 if position < 3 else 4.0 * (position / target - 1.0) + 1.0
             if position == 0:
                 logits[self._punctuation] = -30.0  # text does not open with a punctuation mark

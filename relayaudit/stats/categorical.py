@@ -74,11 +74,14 @@ def categorical_test(
     index = {c: i for i, c in enumerate(categories)}
     labels = np.array([index[c] for c in (*baseline, *relay)])
     group = np.array([True] * len(baseline) + [False] * len(relay))
-    strata = np.array([*(strata_baseline or [0] * len(baseline)), *(strata_relay or [0] * len(relay))], dtype=object)
+    keys = [*(strata_baseline or [0] * len(baseline)), *(strata_relay or [0] * len(relay))]
+    # Integer codes, not an object array of the keys: np.array would split tuple keys into columns.
+    codes = {key: code for code, key in enumerate(dict.fromkeys(keys))}
+    strata = np.array([codes[key] for key in keys])
     generator = rng or np.random.default_rng(0)
     observed = 0.0
     null = np.zeros(permutations)
-    for stratum in dict.fromkeys(strata.tolist()):
+    for stratum in codes.values():
         members = strata == stratum
         onehot = np.eye(len(categories))[labels[members]]
         totals = onehot.sum(axis=0)

@@ -1,0 +1,249 @@
+"""Baseline run x relay run -> findings -> verdict, with a null calibration on the baseline itself.
+
+Pure and offline: everything comes from the two run directories, so a shared baseline recorded by someone
+else works unchanged, and the same inputs always give the same report (permutations are seeded).
+
+Null calibration: the baseline is split in half at random within each prompt, and the very same checks
+and correction are run on half vs half, `splits` times. Both halves come from the official model, so
+every divergent outcome there is a false alarm; their share is the empirical false-alarm rate shown in the
+report (measured on half-size samples, so it describes the tests' calibration on this data, not the
+audit's exact rate). A baseline with too few samples per prompt to split says so instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from relayaudit.errors import RunStoreError
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
+from relayaudit.kinds import KINDS
+from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.store import SETTLED_OUTCOMES, RunStore
+from relayaudit.types import Observation
+
+REPORT_SCHEMA = "relayaudit.report/1"
+CALIBRATION_SPLITS = 20
+SMALL_RUN_SAMPLES_PER_SIDE = 100
+
+
+@dataclass(frozen=True)
+class Calibration:
+    splits: int
+    """Split-halves evaluated (0 when the baseline is too small)."""
+    false_alarms: int
+    """Splits whose verdict was divergent."""
+    note: str
+    """What the figure means, or why it is missing."""
+
+    @property
+    def rate(self) -> float | None:
+        return self.false_alarms / self.splits if self.splits else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"splits": self.splits, "false_alarms": self.false_alarms, "rate": self.rate, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything `relayaudit compare` (and later `audit`) reports."""
+
+    verdict: Verdict
+    alpha: float
+    relay: dict[str, Any]
+    baseline: dict[str, Any]
+    findings: tuple[Finding, ...]
+    requests: dict[str, int]
+    tokens: dict[str, int]
+    cost_usd: float | None
+    calibration: Calibration
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON report contract (schema relayaudit.report/1), plus reasons, calibration and warnings."""
+        return {
+            "schema": REPORT_SCHEMA,
+            "verdict": self.verdict.outcome,
+            "alpha": self.alpha,
+            "relay": self.relay,
+            "baseline": self.baseline,
+            "findings": [f.to_dict() for f in self.findings],
+            "requests": self.requests,
+            "tokens": self.tokens,
+            "cost_usd": self.cost_usd,
+            "reasons": list(self.verdict.reasons),
+            "calibration": self.calibration.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+
+def permutations_needed(candidates: Sequence[Candidate], alpha: float) -> int:
+    """Enough permutations that the smallest attainable p-value, 1 / (B + 1), can pass Holm's strictest
+    threshold alpha / m with room to spare (a factor of 5): otherwise a permutation test could never fail."""
+    tested = sum(1 for c in candidates if c.result.sufficient and c.result.pvalue is not None)
+    return int(np.ceil(5 * max(tested, 1) / alpha))
+
+
+def _final(observations: Sequence[Observation]) -> list[Observation]:
+    return [o for o in observations if o.final]
+
+
+def _by_kind(store: RunStore, observations: Sequence[Observation]) -> dict[str, list[Observation]]:
+    kind_of = {probe.id: probe.kind for suite in store.suites() for probe in suite.probes}
+    grouped: dict[str, list[Observation]] = defaultdict(list)
+    for observation in observations:
+        kind = kind_of.get(observation.probe_id)
+        if kind is not None:
+            grouped[kind].append(observation)
+    return grouped
+
+
+def candidates_for(
+    baseline: dict[str, list[Observation]], relay: dict[str, list[Observation]], settings: CompareSettings
+) -> list[Candidate]:
+    found: list[Candidate] = []
+    for kind_name in sorted(baseline.keys() & relay.keys()):
+        found.extend(KINDS[kind_name].compare(baseline[kind_name], relay[kind_name], settings))
+    return found
+
+
+def _transport(
+    store: RunStore, observations: Sequence[Observation]
+) -> tuple[Transport, dict[str, int], dict[str, int], float | None]:
+    final = _final(observations)
+    settled = {o.unit for o in final if o.outcome in SETTLED_OUTCOMES}
+    planned = max(store.manifest.planned_requests, len({o.unit for o in final}))
+    transport = Transport(
+        planned=planned,
+        ok=sum(1 for o in final if o.outcome == "ok"),
+        answered_errors=sum(1 for o in final if o.outcome == "http_error"),
+        failed=planned - len(settled),
+    )
+    usage = [o.completion.usage for o in observations if o.completion is not None]
+    tokens = {
+        "prompt": sum(u.prompt_tokens or 0 for u in usage),
+        "completion": sum(u.completion_tokens or 0 for u in usage),
+    }
+    costs = [o.cost_usd for o in observations if o.cost_usd is not None]
+    requests = {"sent": len(observations), "ok": transport.ok, "failed": transport.failed}
+    return transport, requests, tokens, (round(sum(costs), 6) if costs else None)
+
+
+def _split_half(
+    grouped: dict[str, list[Observation]], rng: np.random.Generator
+) -> tuple[dict[str, list[Observation]], dict[str, list[Observation]]]:
+    left: dict[str, list[Observation]] = defaultdict(list)
+    right: dict[str, list[Observation]] = defaultdict(list)
+    for kind, observations in grouped.items():
+        by_prompt: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+        for o in observations:
+            by_prompt[(o.probe_id, o.variant)].append(o)
+        for members in by_prompt.values():
+            order = rng.permutation(len(members))
+            half = len(members) // 2
+            left[kind].extend(members[i] for i in order[:half])
+            right[kind].extend(members[i] for i in order[half : 2 * half])
+    return left, right
+
+
+def calibrate(
+    grouped: dict[str, list[Observation]], alpha: float, settings: CompareSettings, splits: int = CALIBRATION_SPLITS
+) -> Calibration:
+    rng = np.random.default_rng(settings.seed + 1)
+    alarms = 0
+    for index in range(splits):
+        left, right = _split_half(grouped, rng)
+        findings = evaluate(
+            candidates_for(left, right, CompareSettings(settings.permutations, settings.seed + index)), alpha
+        )
+        if not any(f.status in ("pass", "fail") for f in findings):
+            return Calibration(
+                0, 0, "The baseline is too small to calibrate: its halves are below every test's minimum."
+            )
+        alarms += decide(findings, Transport(1, 1, 0, 0)).outcome == "divergent"
+    note = (
+        f"Baseline split in half {splits} times and compared with itself: {alarms} false alarm(s) "
+        f"(a rate of {alarms / splits:.0%}; alpha is {alpha:g}, measured at half the sample size)."
+    )
+    return Calibration(splits, alarms, note)
+
+
+def compare_runs(
+    baseline_store: RunStore,
+    relay_store: RunStore,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    settings: CompareSettings | None = None,
+    calibration_splits: int = CALIBRATION_SPLITS,
+) -> Report:
+    settings = settings or CompareSettings()
+    if not 0 < alpha < 1:
+        raise RunStoreError(f"alpha must be between 0 and 1, not {alpha}.")
+    warnings: list[str] = []
+    base_manifest, relay_manifest = baseline_store.manifest, relay_store.manifest
+    base_suites = {s.name: s.sha256 for s in base_manifest.suites}
+    relay_suites = {s.name: s.sha256 for s in relay_manifest.suites}
+    differing = sorted(n for n in base_suites.keys() & relay_suites.keys() if base_suites[n] != relay_suites[n])
+    if differing:
+        warnings.append(
+            f"Suite(s) {', '.join(differing)} differ between the runs; only probes with the same id are compared."
+        )
+    if not base_suites.keys() & relay_suites.keys():
+        warnings.append("The runs share no suite; nothing can be compared.")
+    if base_manifest.claimed_model != relay_manifest.claimed_model:
+        warnings.append(
+            f"The baseline is of {base_manifest.claimed_model!r} but the relay claims {relay_manifest.claimed_model!r}."
+        )
+    base_obs, relay_obs = baseline_store.observations(), relay_store.observations()
+    base_grouped = _by_kind(baseline_store, _final(base_obs))
+    relay_grouped = _by_kind(relay_store, _final(relay_obs))
+    candidates = candidates_for(base_grouped, relay_grouped, settings)
+    needed = permutations_needed(candidates, alpha)
+    if needed > settings.permutations:
+        settings = CompareSettings(needed, settings.seed)
+        candidates = candidates_for(base_grouped, relay_grouped, settings)
+    findings = evaluate(candidates, alpha)
+    transport, requests, tokens, cost = _transport(relay_store, relay_obs)
+    for finding in findings:
+        if (
+            finding.check == "distribution.mmd"
+            and 0 < min(finding.n_baseline, finding.n_relay) < SMALL_RUN_SAMPLES_PER_SIDE
+        ):
+            warnings.append(
+                f"The distribution test saw {finding.n_baseline} baseline and {finding.n_relay} relay samples; below "
+                f"{SMALL_RUN_SAMPLES_PER_SIDE} per side it rarely detects anything subtler than a different model "
+                "family (see BENCHMARKS.md). Collect more samples (--samples) for a stronger test."
+            )
+    if transport.failed:
+        warnings.append(
+            f"{transport.failed} relay request(s) got no answer (transport failures are never counted as evidence)."
+        )
+    verdict = decide(findings, transport)
+    return Report(
+        verdict=verdict,
+        alpha=alpha,
+        relay={
+            "base_url": relay_manifest.endpoint.base_url,
+            "model": relay_manifest.claimed_model,
+            "dialect": relay_manifest.endpoint.dialect,
+            "run": relay_manifest.run_id,
+        },
+        baseline={
+            "run": base_manifest.run_id,
+            "base_url": base_manifest.endpoint.base_url,
+            "recorded_at": base_manifest.started_at,
+            "model": base_manifest.claimed_model,
+        },
+        findings=tuple(findings),
+        requests=requests,
+        tokens=tokens,
+        cost_usd=cost,
+        calibration=calibrate(base_grouped, alpha, settings, calibration_splits)
+        if calibration_splits
+        else Calibration(0, 0, "Calibration skipped."),
+        warnings=tuple(warnings),
+    )

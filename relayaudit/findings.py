@@ -1,0 +1,190 @@
+"""Findings and the verdict policy — in one place, so what counts as evidence is decided once.
+
+Policy (alpha defaults to 0.01):
+1. Every statistical finding's p-value is Holm-adjusted together with all others of the audit.
+2. A finding fails when its adjusted p < alpha, or when a deterministic check fails beyond its tolerance.
+   A finding whose data were below its test's minimum is "inconclusive".
+3. The verdict is
+   - inconclusive when transport failures (connect errors, timeouts, resets, 5xx, 429 after retries)
+     exceed MAX_TRANSPORT_FAILURE_SHARE of the relay's planned requests — a relay that cannot be measured
+     is not accused on the part that could, since failures can select which answers we saw;
+   - divergent when any finding that is not marked weak fails;
+   - inconclusive when some finding lacked the data its test needs: "consistent" is only said when every
+     check actually ran (a length test alone must not vouch for a relay the main test could not examine);
+   - consistent otherwise.
+   Weak findings (spoofable evidence such as self-identification) are reported but never decide alone.
+Transport failures are never evidence against a relay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from relayaudit.stats import StatResult, holm
+
+DEFAULT_ALPHA = 0.01
+MAX_TRANSPORT_FAILURE_SHARE = 0.2
+CATEGORIES = (
+    "distribution",
+    "identity",
+    "capability",
+    "usage",
+    "context",
+    "memory",
+    "params",
+    "tools",
+    "cache",
+    "metadata",
+    "timing",
+)
+
+Status = Literal["pass", "fail", "inconclusive"]
+Outcome = Literal["consistent", "divergent", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A check's raw result, before the audit-wide correction decides its status."""
+
+    check: str
+    """Dotted name, e.g. "distribution.mmd"."""
+    category: str
+    """One of CATEGORIES."""
+    result: StatResult
+    """The test's outcome."""
+    figures: str
+    """Plain-language sentence with the relay's figure beside the baseline's."""
+    estimate: dict[str, Any] = field(default_factory=dict)
+    """Numbers the check measures, for the JSON report."""
+    weak: bool = False
+    """Spoofable evidence that cannot make a verdict divergent on its own."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check as reported."""
+
+    check: str
+    category: str
+    status: Status
+    summary: str
+    """The figures and the conclusion, in one sentence a buyer understands."""
+    pvalue: float | None
+    adjusted_pvalue: float | None
+    """Holm-adjusted across the audit."""
+    method: str
+    n_baseline: int
+    n_relay: int
+    estimate: dict[str, Any]
+    weak: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "category": self.category,
+            "status": self.status,
+            "pvalue": self.pvalue,
+            "adjusted_pvalue": self.adjusted_pvalue,
+            "estimate": self.estimate,
+            "summary": self.summary,
+            "method": self.method,
+            "n_baseline": self.n_baseline,
+            "n_relay": self.n_relay,
+            "weak": self.weak,
+        }
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the relay's requests went (transport failures are reported, never used as evidence)."""
+
+    planned: int
+    ok: int
+    answered_errors: int
+    failed: int
+    """Units left without an answer by transport or wire failures."""
+
+    @property
+    def failure_share(self) -> float:
+        return self.failed / self.planned if self.planned else 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reasons: tuple[str, ...]
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2g}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _finding(candidate: Candidate, adjusted: float | None, alpha: float) -> Finding:
+    result = candidate.result
+    if not result.sufficient:
+        status: Status = "inconclusive"
+        conclusion = f"not enough data to test ({result.reason})"
+    elif result.pvalue is None:
+        passed = bool(result.detail.get("passed", True))
+        status = "pass" if passed else "fail"
+        conclusion = "as the official API does" if passed else f"unlike the official API: {result.reason}"
+    else:
+        status = "fail" if adjusted is not None and adjusted < alpha else "pass"
+        if status == "fail":
+            conclusion = (
+                f"differs from the official model (p = {_p(result.pvalue)}, adjusted {_p(adjusted)} < {alpha:g})"
+            )
+        else:
+            conclusion = f"consistent with the official model (p = {_p(result.pvalue)}, adjusted {_p(adjusted)})"
+    return Finding(
+        check=candidate.check,
+        category=candidate.category,
+        status=status,
+        summary=f"{candidate.figures} — {conclusion}.",
+        pvalue=result.pvalue,
+        adjusted_pvalue=adjusted,
+        method=result.method,
+        n_baseline=result.n_baseline,
+        n_relay=result.n_relay,
+        estimate=candidate.estimate,
+        weak=candidate.weak,
+    )
+
+
+def evaluate(candidates: Sequence[Candidate], alpha: float = DEFAULT_ALPHA) -> list[Finding]:
+    """Holm-correct all p-values together and set each finding's status."""
+    tested = [i for i, c in enumerate(candidates) if c.result.sufficient and c.result.pvalue is not None]
+    adjusted = dict(zip(tested, holm([candidates[i].result.pvalue or 0.0 for i in tested]), strict=True))
+    return [_finding(c, adjusted.get(i), alpha) for i, c in enumerate(candidates)]
+
+
+def decide(findings: Sequence[Finding], transport: Transport) -> Verdict:
+    """The verdict policy (see the module docstring)."""
+    if transport.failure_share > MAX_TRANSPORT_FAILURE_SHARE:
+        return Verdict(
+            "inconclusive",
+            (
+                f"{transport.failed} of {transport.planned} relay requests failed in transport "
+                f"(more than {MAX_TRANSPORT_FAILURE_SHARE:.0%}); failures are not evidence, and too few answers "
+                "arrived to judge. Resume the run later.",
+            ),
+        )
+    failing = [f for f in findings if f.status == "fail" and not f.weak]
+    if failing:
+        names = ", ".join(f.check for f in failing)
+        return Verdict("divergent", (f"{len(failing)} check(s) found the relay unlike the official model: {names}.",))
+    untested = [f.check for f in findings if f.status == "inconclusive"]
+    if untested or not findings:
+        return Verdict(
+            "inconclusive",
+            (
+                f"Not enough valid data for: {', '.join(untested) or 'any check'}. "
+                "Collect more samples and compare again.",
+            ),
+        )
+    weak = [f"{f.check} (weak evidence, not decisive): {f.summary}" for f in findings if f.status == "fail"]
+    return Verdict("consistent", ("No check found a difference from the official model.", *weak))
