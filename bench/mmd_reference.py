@@ -95,7 +95,7 @@ Sample = list[tuple[int, str]]
 # Runs inside the reference's venv: argv[1] is the job (JSON), argv[2] where to write the results (JSON).
 REFERENCE_RUNNER = textwrap.dedent(
     """
-    import json, os, sys, time, types
+    import json, os, resource, sys, time, types
 
     os.environ["TQDM_DISABLE"] = "1"
     stub = types.ModuleType("transformers")  # imported by the package, unused for Hamming MMD
@@ -127,7 +127,8 @@ REFERENCE_RUNNER = textwrap.dedent(
         start = time.perf_counter()
         pvalue, statistic = run_two_sample_test(a, b, pvalue_type="permutation_pvalue", stat_type="mmd_hamming", b=B)
         results[name] = {"statistic": float(statistic), "pvalue": float(pvalue), "statistic_seconds": statistic_seconds,
-                         "seconds": time.perf_counter() - start}
+                         "seconds": time.perf_counter() - start,
+                         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     with open(sys.argv[2], "w") as f:
         json.dump(results, f)
     """
@@ -296,14 +297,14 @@ def main() -> None:
     ref = reference[null_name]
     ref_scaled = ref["statistic_seconds"] + (ref["seconds"] - ref["statistic_seconds"]) * B / B_ref
     speed = Table(title=f"Speed: one full test, {null_name}, {n} vs {n}, L = {length} (ours: median of 3)")
-    for column in ("implementation", "permutations", "wall s", "reference / ours at equal B"):
+    for column in ("implementation", "permutations", "wall s", "reference / ours at equal B", "peak RSS MiB"):
         speed.add_column(column)
     for permute in ("within", "pooled"):
         ours = statistics.median(runs[permute])
-        speed.add_row(f"ours, permute={permute}", str(B), f"{ours:.3f}", f"{ref_scaled / ours:.0f}x")
-    speed.add_row("reference (statistic only)", "0", f"{ref['statistic_seconds']:.3f}", "")
-    speed.add_row("reference, measured", str(B_ref), f"{ref['seconds']:.1f}", "")
-    speed.add_row(f"reference, scaled to B = {B}", str(B), f"{ref_scaled:.1f}", "")
+        speed.add_row(f"ours, permute={permute}", str(B), f"{ours:.3f}", f"{ref_scaled / ours:.0f}x", "")
+    speed.add_row("reference, statistic only", "0", f"{ref['statistic_seconds']:.3f}", "", "")
+    speed.add_row("reference, measured", str(B_ref), f"{ref['seconds']:.1f}", "", f"{ref['peak_rss_mib']:.0f}")
+    speed.add_row(f"reference, scaled to B = {B}", str(B), f"{ref_scaled:.1f}", "", "")
     console.print(speed)
 
     if args.skip_scale:

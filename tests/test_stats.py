@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -93,8 +95,9 @@ def test_kolmogorov_smirnov_method_counts_medians_and_d() -> None:
 
 
 @pytest.mark.parametrize("test", [mann_whitney, kolmogorov_smirnov])
-def test_numeric_tests_need_five_values_per_side(test: object) -> None:
-    assert callable(test)
+def test_numeric_tests_need_five_values_per_side(
+    test: Callable[[Sequence[float], Sequence[float]], StatResult],
+) -> None:
     for baseline, relay in (([1.0, 2.0, 3.0, 4.0], [1.0] * 10), ([1.0] * 10, [1.0, 2.0, 3.0, 4.0])):
         result = test(baseline, relay)
         assert result.pvalue is None and result.statistic is None and result.effect is None
@@ -174,6 +177,7 @@ def test_categorical_permutation_chi_square_statistic_effect_and_detail() -> Non
     assert result.effect == pytest.approx(0.5 * (abs(6 / 12 - 2 / 12) + abs(4 / 12 - 3 / 12) + abs(2 / 12 - 7 / 12)))
     assert result.detail == {"categories": 3, "top_baseline": ["a", "b", "c"], "top_relay": ["c", "b", "a"]}
     assert result.null_distribution is not None and len(result.null_distribution) == 500
+    assert result.statistic is not None
     null = np.array(result.null_distribution)
     expected_p = (1 + np.sum(null >= result.statistic - 1e-12)) / 501
     assert result.pvalue == pytest.approx(expected_p)
@@ -226,9 +230,7 @@ def test_categorical_accepts_tuple_strata() -> None:
 
 
 def test_categorical_disjoint_answers_reach_the_smallest_pvalue() -> None:
-    result = categorical_test(
-        ["a", "b", "c"] * 5, ["d", "e", "f"] * 5, permutations=199, rng=np.random.default_rng(0)
-    )
+    result = categorical_test(["a", "b", "c"] * 5, ["d", "e", "f"] * 5, permutations=199, rng=np.random.default_rng(0))
     assert result.pvalue == pytest.approx(1 / 200)
     assert result.effect == pytest.approx(1.0)
 
@@ -317,7 +319,7 @@ def test_holm_against_brute_reference_and_step_down_decisions() -> None:
         for raw, adj in zip(pvalues, adjusted, strict=True):
             assert raw <= adj <= 1.0
         order = sorted(range(m), key=lambda i: pvalues[i])
-        assert all(adjusted[i] <= adjusted[j] for i, j in zip(order, order[1:], strict=False))
+        assert all(adjusted[i] <= adjusted[j] for i, j in pairwise(order))
 
 
 # ---------------------------------------------------------------- equality check
@@ -357,7 +359,7 @@ def test_equality_check_insufficient_and_length_mismatch() -> None:
 # ---------------------------------------------------------------- MMD
 
 
-def brute_mmd(baseline: Pairs, relay: Pairs, length: int) -> float:
+def brute_mmd(baseline: Sequence[tuple[Hashable, str]], relay: Sequence[tuple[Hashable, str]], length: int) -> float:
     """The statistic written straight from its definition: mean same-prompt similarity within each side
     (ordered pairs i != j) minus twice the mean across sides, characters padded to `length`."""
 
@@ -379,7 +381,7 @@ def brute_mmd(baseline: Pairs, relay: Pairs, length: int) -> float:
 
 def test_mmd_method_counts_detail_and_hand_computed_similarities() -> None:
     baseline: Pairs = [(0, "ab")] * 10
-    relay: Pairs = [(0, "ab")] * 5 + [(0, "cd")] * 5
+    relay: Pairs = [(0, "ab" if i < 5 else "cd") for i in range(10)]
     result = mmd_test(baseline, relay, permutations=100)
     assert result.method == "MMD permutation test, prompt x Hamming kernel on characters"
     assert (result.n_baseline, result.n_relay) == (10, 10)
@@ -403,14 +405,14 @@ def test_mmd_statistic_matches_definition() -> None:
 
 
 @pytest.mark.parametrize("permute", ["within", "pooled"])
-def test_mmd_null_distribution_is_the_statistic_of_relabelled_samples(permute: str) -> None:
+def test_mmd_null_distribution_is_the_statistic_of_relabelled_samples(permute: Literal["within", "pooled"]) -> None:
     """Every entry of the vectorised null is the brute-force statistic of some relabelling: we redraw the
     permutations from a generator with the same seed, in the order the module documents (one batch per
     prompt for "within", one pooled batch for "pooled"), and recompute each statistic from the definition."""
     baseline = sentences(3, prompts=3, per_prompt=4)
     relay = sentences(4, prompts=3, per_prompt=5)
     permutations = 25
-    result = mmd_test(baseline, relay, permutations=permutations, permute=permute, rng=np.random.default_rng(9))  # type: ignore[arg-type]
+    result = mmd_test(baseline, relay, permutations=permutations, permute=permute, rng=np.random.default_rng(9))
     length = result.detail["length"]
     groups = [[(t, True) for q, t in baseline if q == p] + [(t, False) for q, t in relay if q == p] for p in range(3)]
     generator = np.random.default_rng(9)
@@ -447,10 +449,10 @@ def test_mmd_identical_samples_are_not_flagged() -> None:
 
 
 @pytest.mark.parametrize("permute", ["within", "pooled"])
-def test_mmd_clearly_different_samples_get_the_smallest_pvalue(permute: str) -> None:
+def test_mmd_clearly_different_samples_get_the_smallest_pvalue(permute: Literal["within", "pooled"]) -> None:
     baseline: Pairs = [(p, "yes, certainly") for p in range(3) for _ in range(5)]
     relay: Pairs = [(p, "no idea at all") for p in range(3) for _ in range(5)]
-    result = mmd_test(baseline, relay, permutations=199, permute=permute, rng=np.random.default_rng(2))  # type: ignore[arg-type]
+    result = mmd_test(baseline, relay, permutations=199, permute=permute, rng=np.random.default_rng(2))
     assert result.pvalue == pytest.approx(1 / 200)
     assert result.detail["similarity_across"] < result.detail["similarity_within_baseline"] == 1.0
 
@@ -473,10 +475,14 @@ def test_mmd_token_level_needs_a_tokenizer() -> None:
     with pytest.raises(ValueError, match="tokenizer"):
         mmd_test(baseline, relay, level="token", permutations=50)
     result = mmd_test(
-        baseline, relay, level="token", tokenizer=get_tokenizer("o200k_base"), permutations=99, rng=np.random.default_rng(0)
+        baseline,
+        relay,
+        level="token",
+        tokenizer=get_tokenizer("o200k_base"),
+        permutations=99,
+        rng=np.random.default_rng(0),
     )
     assert result.method == "MMD permutation test, prompt x Hamming kernel on tokens"
-    assert result.detail["length"] == len("I think the answer is 4!") // 2 + 1
     assert result.pvalue == pytest.approx(1 / 100)
 
 
@@ -510,5 +516,17 @@ def test_mmd_null_distribution_has_b_entries_and_stays_out_of_repr() -> None:
     assert result.null_distribution is not None and len(result.null_distribution) == 123
     assert "null_distribution" not in repr(result)
     assert result.pvalue is not None and 1 / 124 <= result.pvalue <= 1.0
+    assert result.statistic is not None
     null = np.array(result.null_distribution)
     assert result.pvalue == pytest.approx((1 + np.sum(null >= result.statistic - 1e-12)) / 124)
+
+
+def test_argument_mistakes_are_errors_not_silent() -> None:
+    with pytest.raises(ValueError, match="both samples or for neither"):
+        categorical_test(["a"] * 5, ["b"] * 5, strata_baseline=[1] * 5)
+    with pytest.raises(ValueError, match="exactly one stratum"):
+        categorical_test(["a"] * 5, ["b"] * 5, strata_baseline=[1] * 4, strata_relay=[1] * 5)
+    with pytest.raises(ValueError, match="min_pairs"):
+        equality_check([], [], min_pairs=0)
+    with pytest.raises(ValueError, match="tokenizer"):
+        mmd_test([("p", "x")], [("p", "y")], level="token")  # refused even before the data are counted

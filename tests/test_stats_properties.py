@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Hashable
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -28,6 +29,8 @@ from relayaudit.stats import (
 from relayaudit.types import ChatRequest, Message
 
 Pairs = list[tuple[Hashable, str]]
+Permute = Literal["within", "pooled"]
+Kind = Literal["chi2", "g"]
 
 # Small alphabets so that random samples collide and tie, which is where the edge cases are.
 texts = st.text(alphabet=st.sampled_from("ab c\n"), max_size=8)
@@ -63,9 +66,15 @@ def test_numeric_pvalues_in_unit_interval(baseline: list[float], relay: list[flo
 
 @PROPERTY
 @given(labels, labels, st.sampled_from(["chi2", "g"]), st.booleans())
-def test_categorical_pvalue_in_unit_interval(a: list[str], b: list[str], statistic: str, stratified: bool) -> None:
-    strata = {"strata_baseline": [i % 2 for i in range(len(a))], "strata_relay": [i % 3 for i in range(len(b))]}
-    result = categorical_test(a, b, statistic=statistic, permutations=100, **(strata if stratified else {}))  # type: ignore[arg-type]
+def test_categorical_pvalue_in_unit_interval(a: list[str], b: list[str], statistic: Kind, stratified: bool) -> None:
+    result = categorical_test(
+        a,
+        b,
+        strata_baseline=[i % 2 for i in range(len(a))] if stratified else None,
+        strata_relay=[i % 3 for i in range(len(b))] if stratified else None,
+        statistic=statistic,
+        permutations=100,
+    )
     if result.sufficient:
         assert result.pvalue is not None and 0.0 <= result.pvalue <= 1.0
         assert result.effect is not None and 0.0 <= result.effect <= 1.0 + 1e-12
@@ -86,8 +95,8 @@ def test_mcnemar_pvalue_in_unit_interval(baseline: list[bool], data: st.DataObje
 
 @PROPERTY
 @given(pairs, pairs, st.sampled_from(["within", "pooled"]))
-def test_mmd_pvalue_in_unit_interval(baseline: Pairs, relay: Pairs, permute: str) -> None:
-    result = mmd_test(baseline, relay, permutations=50, permute=permute)  # type: ignore[arg-type]
+def test_mmd_pvalue_in_unit_interval(baseline: Pairs, relay: Pairs, permute: Permute) -> None:
+    result = mmd_test(baseline, relay, permutations=50, permute=permute)
     if result.sufficient:
         assert result.pvalue is not None and 1 / 51 <= result.pvalue <= 1.0
         assert result.null_distribution is not None and len(result.null_distribution) == 50
@@ -125,22 +134,24 @@ def test_mcnemar_is_symmetric(baseline: list[bool], data: st.DataObject) -> None
         return
     # Binomial(b + c, 1/2) is symmetric, so the tails of b and of c are the same sums (up to summation order).
     assert backward.pvalue == pytest.approx(forward.pvalue, rel=1e-12)
-    assert backward.effect == pytest.approx(-forward.effect)  # type: ignore[operator]
+    assert forward.effect is not None
+    assert backward.effect == pytest.approx(-forward.effect)
 
 
 @settings(max_examples=30, deadline=None)
 @given(labels, labels, st.booleans())
 def test_categorical_swap_keeps_the_pvalue(a: list[str], b: list[str], stratified: bool) -> None:
     permutations = 1000
-    kwargs: dict[str, object] = {}
-    reverse: dict[str, object] = {}
-    if stratified:
-        kwargs = {"strata_baseline": [i % 2 for i in range(len(a))], "strata_relay": [i % 2 for i in range(len(b))]}
-        reverse = {"strata_baseline": kwargs["strata_relay"], "strata_relay": kwargs["strata_baseline"]}
-    forward = categorical_test(a, b, permutations=permutations, rng=np.random.default_rng(7), **kwargs)  # type: ignore[arg-type]
-    backward = categorical_test(b, a, permutations=permutations, rng=np.random.default_rng(7), **reverse)  # type: ignore[arg-type]
-    if forward.pvalue is None:
-        assert backward.pvalue is None
+    strata_a = [i % 2 for i in range(len(a))] if stratified else None
+    strata_b = [i % 2 for i in range(len(b))] if stratified else None
+    forward = categorical_test(
+        a, b, strata_baseline=strata_a, strata_relay=strata_b, permutations=permutations, rng=np.random.default_rng(7)
+    )
+    backward = categorical_test(
+        b, a, strata_baseline=strata_b, strata_relay=strata_a, permutations=permutations, rng=np.random.default_rng(7)
+    )
+    if forward.pvalue is None or backward.pvalue is None:
+        assert forward.pvalue is None and backward.pvalue is None
         return
     assert forward.statistic is not None and backward.statistic is not None
     if forward.method.startswith("Fisher"):
@@ -159,23 +170,23 @@ def test_categorical_swap_keeps_the_pvalue(a: list[str], b: list[str], stratifie
         # relabel different answers: both p-values are Monte Carlo estimates of one exact permutation
         # p-value (the permutation distribution of a symmetric statistic is swap-invariant), and agree
         # within Monte Carlo error, not exactly.
-        assert abs(backward.pvalue - forward.pvalue) <= monte_carlo_tolerance(forward.pvalue, permutations)  # type: ignore[operator]
+        assert abs(backward.pvalue - forward.pvalue) <= monte_carlo_tolerance(forward.pvalue, permutations)
 
 
 @settings(max_examples=30, deadline=None)
 @given(pairs, pairs, st.sampled_from(["within", "pooled"]))
-def test_mmd_swap_keeps_the_pvalue(baseline: Pairs, relay: Pairs, permute: str) -> None:
+def test_mmd_swap_keeps_the_pvalue(baseline: Pairs, relay: Pairs, permute: Permute) -> None:
     permutations = 1000
-    forward = mmd_test(baseline, relay, permutations=permutations, permute=permute, rng=np.random.default_rng(7))  # type: ignore[arg-type]
-    backward = mmd_test(relay, baseline, permutations=permutations, permute=permute, rng=np.random.default_rng(7))  # type: ignore[arg-type]
-    if forward.pvalue is None:
-        assert backward.pvalue is None
+    forward = mmd_test(baseline, relay, permutations=permutations, permute=permute, rng=np.random.default_rng(7))
+    backward = mmd_test(relay, baseline, permutations=permutations, permute=permute, rng=np.random.default_rng(7))
+    if forward.pvalue is None or backward.pvalue is None:
+        assert forward.pvalue is None and backward.pvalue is None
         return
     # T = mean within A + mean within B - 2 mean across is symmetric in A and B: equal up to rounding.
     assert backward.statistic == pytest.approx(forward.statistic, abs=1e-12)
     # As for the categorical test: the same seed shuffles the labels of rows listed in another order, so
     # the two p-values are independent-ish Monte Carlo estimates of one exact permutation p-value.
-    assert abs(backward.pvalue - forward.pvalue) <= monte_carlo_tolerance(forward.pvalue, permutations)  # type: ignore[operator]
+    assert abs(backward.pvalue - forward.pvalue) <= monte_carlo_tolerance(forward.pvalue, permutations)
 
 
 # ---------------------------------------------------------------- identical samples are never flagged
@@ -193,9 +204,8 @@ def test_identical_numbers_give_pvalue_one(values: list[float]) -> None:
 @PROPERTY
 @given(labels, st.booleans())
 def test_identical_categories_are_not_flagged(answers: list[str], stratified: bool) -> None:
-    strata = [i % 3 for i in range(len(answers))]
-    kwargs = {"strata_baseline": strata, "strata_relay": list(strata)} if stratified else {}
-    result = categorical_test(answers, list(answers), permutations=200, **kwargs)  # type: ignore[arg-type]
+    strata = [i % 3 for i in range(len(answers))] if stratified else None
+    result = categorical_test(answers, list(answers), strata_baseline=strata, strata_relay=strata, permutations=200)
     if result.sufficient:
         # Fisher's exact test (two categories, no strata) reports the odds ratio, 1; the others chi-square, 0.
         no_difference = 1.0 if result.method.startswith("Fisher") else 0.0
@@ -206,8 +216,8 @@ def test_identical_categories_are_not_flagged(answers: list[str], stratified: bo
 
 @PROPERTY
 @given(pairs, st.sampled_from(["within", "pooled"]))
-def test_identical_texts_are_not_flagged(sample: Pairs, permute: str) -> None:
-    result = mmd_test(sample, list(sample), permutations=200, permute=permute)  # type: ignore[arg-type]
+def test_identical_texts_are_not_flagged(sample: Pairs, permute: Permute) -> None:
+    result = mmd_test(sample, list(sample), permutations=200, permute=permute)
     if result.sufficient:
         assert result.statistic is not None and result.statistic <= 1e-12
         assert result.pvalue is not None and result.pvalue >= 0.5
@@ -302,7 +312,9 @@ def test_null_rejection_rates_stay_within_alpha_plus_three_standard_errors(
     summary = ", ".join(f"{name} {rate:.3f}" for name, rate in rates.items())
     print(f"null rejection rates over {NULL_REPS} repetitions at alpha {ALPHA}: {summary} (bound {ALPHA + 3 * se:.3f})")
     for name, rate in rates.items():
-        assert rate <= ALPHA + 3 * se, f"{name} rejects {rate:.3f} of null repetitions > {ALPHA + 3 * se:.3f} ({summary})"
+        assert rate <= ALPHA + 3 * se, (
+            f"{name} rejects {rate:.3f} of null repetitions > {ALPHA + 3 * se:.3f} ({summary})"
+        )
     # A valid permutation test rejects about alpha of the time; never rejecting would mean no power at all.
     assert rates["mmd"] >= ALPHA - 3 * se, f"MMD null rejection rate {rates['mmd']:.3f} implausibly low ({summary})"
 

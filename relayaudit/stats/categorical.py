@@ -53,6 +53,10 @@ def categorical_test(
 ) -> StatResult:
     name = "G-test" if statistic == "g" else "chi-square test"
     method = f"permutation {name}" + (" within strata" if strata_baseline is not None else "")
+    if (strata_baseline is None) != (strata_relay is None):
+        raise ValueError("give strata for both samples or for neither")
+    if strata_baseline is not None and (len(strata_baseline) != len(baseline) or len(strata_relay or ()) != len(relay)):
+        raise ValueError("each answer needs exactly one stratum")
     if min(len(baseline), len(relay)) < MIN_PER_SIDE:
         return insufficient(method, len(baseline), len(relay), f"needs at least {MIN_PER_SIDE} answers per side")
     pooled_a, pooled_b = Counter(baseline), Counter(relay)

@@ -20,6 +20,8 @@ def equality_check(
     method = f"exact equality of paired values (tolerance {tolerance:g})"
     if len(baseline) != len(relay):
         raise ValueError("paired values must have the same length")
+    if min_pairs < 1:
+        raise ValueError("min_pairs must be at least 1")
     if len(baseline) < min_pairs:
         return insufficient(method, len(baseline), len(relay), f"needs at least {min_pairs} pairs")
     differences = [r - b for b, r in zip(baseline, relay, strict=True)]

@@ -138,6 +138,8 @@ def mmd_test(
     `permute="pooled"` shuffles labels across prompts as the reference package does (for comparison only:
     it assumes prompts were drawn at random, which a fixed suite does not satisfy)."""
     method = f"MMD permutation test, prompt x Hamming kernel on {'tokens' if level == 'token' else 'characters'}"
+    if level == "token" and tokenizer is None:
+        raise ValueError("token-level MMD needs a tokenizer")
     by_prompt: dict[Hashable, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for prompt, text in baseline:
         by_prompt[prompt][0].append(normalise_whitespace(text))
