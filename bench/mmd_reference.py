@@ -14,7 +14,7 @@ tables:
    `permute="within"` p-value for comparison.
 2. Speed. Wall time of one full test (statistic + permutations) on the null scenario's 250 vs 250 data:
    ours with 1,000 permutations, the reference with fewer (it recomputes every kernel per permutation)
-   and that time scaled to 1,000 permutations.
+   and that time scaled to 1,000 permutations; the reference process's peak memory.
 3. Scale. Our test on two 10,000-observation runs (100 prompts x 100 completions per side), 1,000
    permutations, character level: wall time and the process's peak resident memory.
 
