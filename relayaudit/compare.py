@@ -13,7 +13,7 @@ audit's exact rate). A baseline with too few samples per prompt to split says so
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from relayaudit.errors import RunStoreError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.kinds import KINDS
 from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.models import load_registry
 from relayaudit.store import SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
 
@@ -172,6 +173,73 @@ def calibrate(
     return Calibration(splits, alarms, note)
 
 
+def relay_checks(
+    relay_store: RunStore, grouped: dict[str, list[Observation]], settings: CompareSettings
+) -> tuple[list[Candidate], list[str]]:
+    """The baseline-free checks of every kind: the relay against the claimed model's registry facts."""
+    claim = load_registry().facts_for(relay_store.manifest.claimed_model)
+    notes = []
+    if not claim.known:
+        notes.append(f"Checks against the registry were skipped: {relay_store.manifest.claimed_model!r} is not in it.")
+    found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], claim, settings)]
+    return found, notes
+
+
+def _with_enough_permutations(
+    produce: Callable[[CompareSettings], list[Candidate]], settings: CompareSettings, alpha: float
+) -> list[Candidate]:
+    candidates = produce(settings)
+    needed = permutations_needed(candidates, alpha)
+    if needed > settings.permutations:
+        candidates = produce(CompareSettings(needed, settings.seed))
+    return candidates
+
+
+def _report(
+    relay_store: RunStore,
+    candidates: list[Candidate],
+    alpha: float,
+    baseline: dict[str, Any],
+    calibration: Calibration,
+    warnings: list[str],
+) -> Report:
+    findings = evaluate(candidates, alpha)
+    relay_obs = relay_store.observations()
+    transport, requests, tokens, cost = _transport(relay_store, relay_obs)
+    for finding in findings:
+        if (
+            finding.check == "distribution.mmd"
+            and 0 < min(finding.n_baseline, finding.n_relay) < SMALL_RUN_SAMPLES_PER_SIDE
+        ):
+            warnings.append(
+                f"The distribution test saw {finding.n_baseline} baseline and {finding.n_relay} relay samples; below "
+                f"{SMALL_RUN_SAMPLES_PER_SIDE} per side it rarely detects anything subtler than a different model "
+                "family (see BENCHMARKS.md). Collect more samples (--samples) for a stronger test."
+            )
+    if transport.failed:
+        warnings.append(
+            f"{transport.failed} relay request(s) got no answer (transport failures are never counted as evidence)."
+        )
+    manifest = relay_store.manifest
+    return Report(
+        verdict=decide(findings, transport),
+        alpha=alpha,
+        relay={
+            "base_url": manifest.endpoint.base_url,
+            "model": manifest.claimed_model,
+            "dialect": manifest.endpoint.dialect,
+            "run": manifest.run_id,
+        },
+        baseline=baseline,
+        findings=tuple(findings),
+        requests=requests,
+        tokens=tokens,
+        cost_usd=cost,
+        calibration=calibration,
+        warnings=tuple(warnings),
+    )
+
+
 def compare_runs(
     baseline_store: RunStore,
     relay_store: RunStore,
@@ -180,6 +248,7 @@ def compare_runs(
     settings: CompareSettings | None = None,
     calibration_splits: int = CALIBRATION_SPLITS,
 ) -> Report:
+    """The relay run against the baseline run, plus the baseline-free checks of the relay run."""
     settings = settings or CompareSettings()
     if not 0 < alpha < 1:
         raise RunStoreError(f"alpha must be between 0 and 1, not {alpha}.")
@@ -198,52 +267,43 @@ def compare_runs(
         warnings.append(
             f"The baseline is of {base_manifest.claimed_model!r} but the relay claims {relay_manifest.claimed_model!r}."
         )
-    base_obs, relay_obs = baseline_store.observations(), relay_store.observations()
-    base_grouped = _by_kind(baseline_store, _final(base_obs))
-    relay_grouped = _by_kind(relay_store, _final(relay_obs))
-    candidates = candidates_for(base_grouped, relay_grouped, settings)
-    needed = permutations_needed(candidates, alpha)
-    if needed > settings.permutations:
-        settings = CompareSettings(needed, settings.seed)
-        candidates = candidates_for(base_grouped, relay_grouped, settings)
-    findings = evaluate(candidates, alpha)
-    transport, requests, tokens, cost = _transport(relay_store, relay_obs)
-    for finding in findings:
-        if (
-            finding.check == "distribution.mmd"
-            and 0 < min(finding.n_baseline, finding.n_relay) < SMALL_RUN_SAMPLES_PER_SIDE
-        ):
-            warnings.append(
-                f"The distribution test saw {finding.n_baseline} baseline and {finding.n_relay} relay samples; below "
-                f"{SMALL_RUN_SAMPLES_PER_SIDE} per side it rarely detects anything subtler than a different model "
-                "family (see BENCHMARKS.md). Collect more samples (--samples) for a stronger test."
-            )
-    if transport.failed:
-        warnings.append(
-            f"{transport.failed} relay request(s) got no answer (transport failures are never counted as evidence)."
-        )
-    verdict = decide(findings, transport)
-    return Report(
-        verdict=verdict,
-        alpha=alpha,
-        relay={
-            "base_url": relay_manifest.endpoint.base_url,
-            "model": relay_manifest.claimed_model,
-            "dialect": relay_manifest.endpoint.dialect,
-            "run": relay_manifest.run_id,
-        },
-        baseline={
-            "run": base_manifest.run_id,
-            "base_url": base_manifest.endpoint.base_url,
-            "recorded_at": base_manifest.started_at,
-            "model": base_manifest.claimed_model,
-        },
-        findings=tuple(findings),
-        requests=requests,
-        tokens=tokens,
-        cost_usd=cost,
-        calibration=calibrate(base_grouped, alpha, settings, calibration_splits)
+    base_grouped = _by_kind(baseline_store, _final(baseline_store.observations()))
+    relay_grouped = _by_kind(relay_store, _final(relay_store.observations()))
+
+    def produce(current: CompareSettings) -> list[Candidate]:
+        checks, _ = relay_checks(relay_store, relay_grouped, current)
+        return candidates_for(base_grouped, relay_grouped, current) + checks
+
+    candidates = _with_enough_permutations(produce, settings, alpha)
+    warnings += relay_checks(relay_store, relay_grouped, settings)[1]
+    calibration = (
+        calibrate(base_grouped, alpha, settings, calibration_splits)
         if calibration_splits
-        else Calibration(0, 0, "Calibration skipped."),
-        warnings=tuple(warnings),
+        else Calibration(0, 0, "Calibration skipped.")
     )
+    baseline = {
+        "run": base_manifest.run_id,
+        "base_url": base_manifest.endpoint.base_url,
+        "recorded_at": base_manifest.started_at,
+        "model": base_manifest.claimed_model,
+    }
+    return _report(relay_store, candidates, alpha, baseline, calibration, warnings)
+
+
+def check_run(
+    relay_store: RunStore, *, alpha: float = DEFAULT_ALPHA, settings: CompareSettings | None = None
+) -> Report:
+    """Only the checks that need no baseline (an audit without --baseline)."""
+    settings = settings or CompareSettings()
+    relay_grouped = _by_kind(relay_store, _final(relay_store.observations()))
+    candidates = _with_enough_permutations(
+        lambda current: relay_checks(relay_store, relay_grouped, current)[0], settings, alpha
+    )
+    warnings = [
+        "No baseline: only the checks that need none were run. Distribution and accuracy comparisons need a "
+        "baseline recorded from the official API (relayaudit baseline record, or a shared baseline run).",
+        *relay_checks(relay_store, relay_grouped, settings)[1],
+    ]
+    baseline = {"run": None, "base_url": None, "recorded_at": None}
+    calibration = Calibration(0, 0, "No baseline, so no calibration.")
+    return _report(relay_store, candidates, alpha, baseline, calibration, warnings)

@@ -9,8 +9,9 @@ Policy (alpha defaults to 0.01):
      exceed MAX_TRANSPORT_FAILURE_SHARE of the relay's planned requests — a relay that cannot be measured
      is not accused on the part that could, since failures can select which answers we saw;
    - divergent when any finding that is not marked weak fails;
-   - inconclusive when some finding lacked the data its test needs: "consistent" is only said when every
-     check actually ran (a length test alone must not vouch for a relay the main test could not examine);
+   - inconclusive when some (non-weak) finding lacked the data its test needs: "consistent" is only said
+     when every check actually ran (a length test alone must not vouch for a relay the main test could not
+     examine);
    - consistent otherwise.
    Weak findings (spoofable evidence such as self-identification) are reported but never decide alone.
 Transport failures are never evidence against a relay.
@@ -177,7 +178,7 @@ def decide(findings: Sequence[Finding], transport: Transport) -> Verdict:
     if failing:
         names = ", ".join(f.check for f in failing)
         return Verdict("divergent", (f"{len(failing)} check(s) found the relay unlike the official model: {names}.",))
-    untested = [f.check for f in findings if f.status == "inconclusive"]
+    untested = [f.check for f in findings if f.status == "inconclusive" and not f.weak]
     if untested or not findings:
         return Verdict(
             "inconclusive",

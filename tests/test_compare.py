@@ -25,9 +25,9 @@ SETTINGS = ClientSettings(concurrency=8, max_attempts=1, total_timeout=10)
 
 
 def record(
-    directory: Path, *behaviours: str, seed: int, samples: int = 4, suite: str = "sampling", model: str = "gpt-4o"
+    directory: Path, *behaviours: str, seed: int, samples: int = 4, suite: str = "distribution", model: str = "gpt-4o"
 ) -> Path:
-    """A run of the shipped sampling suite against a fresh simulator (real HTTP on 127.0.0.1)."""
+    """A run of the shipped distribution suite against a fresh simulator (real HTTP on 127.0.0.1)."""
     with serve_in_thread(build_app(SimConfig(behaviours=behaviours, seed=seed))) as url:
         options = RunOptions(
             base_url=f"{url}/v1", model=model, suites=(suite,), no_key=True, samples=samples, out=directory

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from relayaudit.errors import SuiteError
-from relayaudit.kinds import prompt
+from relayaudit.kinds import capability, distribution, identity, prompt
 from relayaudit.kinds.base import PlannedRequest, ProbeKind, ProbeSpec
 
 KINDS: dict[str, ProbeKind] = {
     prompt.KIND.name: prompt.KIND,
+    capability.KIND.name: capability.KIND,
+    distribution.KIND.name: distribution.KIND,
+    identity.KIND.name: identity.KIND,
 }
 
 __all__ = ["KINDS", "PlannedRequest", "ProbeKind", "ProbeSpec", "get_kind"]

@@ -1,7 +1,7 @@
 """What a probe kind is: a module that validates its own suite fields, expands a probe into requests, and
 compares a relay's answers with a baseline's (all pure).
 
-Later issues add `check` (baseline-free checks) to the protocol.
+`check` runs the checks that need no baseline (the relay against the claimed model's registry facts).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from relayaudit.types import ChatRequest, Observation
 if TYPE_CHECKING:
     from relayaudit.findings import Candidate
     from relayaudit.kinds.distribution_checks import CompareSettings
+    from relayaudit.models import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -85,4 +86,8 @@ class ProbeKind(Protocol):
         self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
     ) -> list[Candidate]:
         """Checks of the relay against the baseline, on the final observations of this kind's probes."""
+        ...
+
+    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+        """Checks that need no baseline: the relay against the claimed model's known facts."""
         ...

@@ -14,8 +14,9 @@ from typing import Any
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.distribution_checks import CompareSettings, distribution_candidates
+from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
+from relayaudit.models import ModelInfo
 from relayaudit.types import Observation
 
 
@@ -64,8 +65,11 @@ class PromptKind:
     def compare(
         self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
     ) -> list[Candidate]:
-        """Fixed prompts sampled several times: compare the answer distributions."""
-        return distribution_candidates(baseline, relay, settings)
+        """Nothing: fixed prompts prove the plumbing (smoke); the `distribution` kind compares answers."""
+        return []
+
+    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+        return []
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         conversations = _conversations(probe)

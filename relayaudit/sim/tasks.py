@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from relayaudit.sim.bank import bank_reply
 from relayaudit.sim.facts import all_answers, lookup
 from relayaudit.sim.language import stable_seed
 from relayaudit.sim.personas import Persona
@@ -79,11 +80,11 @@ _SAY = re.compile(r"^\s*say[:\s]+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 _COUNT = re.compile(r"\b(?:count|numbers?) from (-?\d+) to (-?\d+)", re.IGNORECASE)
 _LETTERS = re.compile(r"\bfirst (\w+) letters of the (?:english )?alphabet", re.IGNORECASE)
 _IDENTITY = re.compile(
-    r"\b(?:what|which) (?:model|llm|language model|ai)(?: are you| is this)|\bwho (?:made|created|trained|built|developed) you|\bwhat(?:'s| is) your name|\bwho are you|\bwhich company",
+    r"\b(?:what|which) (?:model|llm|language model|ai)(?: are you| is this)|\bwho (?:made|created|trained|built|developed) you|\bwhat(?:'s| is) your name|\bwho are you|\bwhich company|\bare you (?:chatgpt|claude|gemini|gpt|qwen|llama|deepseek)",
     re.IGNORECASE,
 )
 _CUTOFF = re.compile(
-    r"knowledge cutoff|training (?:data )?cutoff|most recent (?:date|event)s? you know|up to (?:what|which) date",
+    r"knowledge cutoff|training (?:data )?cutoff|most recent (?:date|event)s? you (?:know|have)|reliable knowledge|up to (?:what|which) date",
     re.IGNORECASE,
 )
 _UPPERCASE = re.compile(r"capital letters|upper ?case|all caps", re.IGNORECASE)
@@ -134,11 +135,16 @@ def answer_task(persona: Persona, request: ChatRequest, decide: Decision) -> Ans
     """The persona's answer if the last user turn is a recognised task, else None."""
     prompt = request.messages[-1].content
     context = ([request.system] if request.system else []) + [m.content for m in request.messages]
-    for handler in (_repeat, _recall, _identity, _multiple_choice, _arithmetic, _fact, _count, _reply_with):
+    for handler in (_bank, _repeat, _recall, _identity, _multiple_choice, _arithmetic, _fact, _count, _reply_with):
         result = handler(persona, prompt, context, decide)
         if result is not None:
             return result
     return None
+
+
+def _bank(persona: Persona, prompt: str, context: list[str], decide: Decision) -> Answer | None:
+    text = bank_reply(persona, prompt, decide)  # exact bank prompts first: their answers are scored
+    return None if text is None else Answer(text, "bank")
 
 
 def _repeat(persona: Persona, prompt: str, context: list[str], decide: Decision) -> Answer | None:

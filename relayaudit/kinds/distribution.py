@@ -1,0 +1,88 @@
+"""The `distribution` kind: open prompts answered several times at T = 1, compared as distributions.
+
+Fields: `bank` (a bank of prompts under probes/banks/, e.g. "distribution-core") and/or `prompts`
+(inline), and `limit` (use only the first N prompts). Each prompt is one variant, named by a hash of its
+text so that runs of different suites still pair answers to the same prompt. The comparison (MMD on
+characters, first words, lengths) is in distribution_checks.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from relayaudit.errors import SuiteError
+from relayaudit.findings import Candidate
+from relayaudit.kinds.banks import load_bank
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.distribution_checks import CompareSettings, distribution_candidates
+from relayaudit.kinds.params import chat_request
+from relayaudit.models import ModelInfo
+from relayaudit.types import Observation
+
+
+def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
+    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
+
+
+def prompts_of(probe: ProbeSpec) -> list[str]:
+    prompts: list[str] = []
+    if "bank" in probe.fields:
+        _, items = load_bank(str(probe.fields["bank"]))
+        prompts += [str(item) for item in items]
+    prompts += list(probe.fields.get("prompts", []))
+    limit = probe.fields.get("limit")
+    return prompts[:limit] if isinstance(limit, int) else prompts
+
+
+def variant_of(prompt: str) -> str:
+    return "p" + hashlib.sha256(prompt.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class DistributionKind:
+    name: str = "distribution"
+    summary: str = (
+        "Open prompts sampled at T=1; answer distributions compared with the baseline (MMD, first words, lengths)."
+    )
+    fields: frozenset[str] = frozenset({"bank", "prompts", "limit"})
+
+    def validate(self, probe: ProbeSpec) -> None:
+        if "bank" not in probe.fields and "prompts" not in probe.fields:
+            raise _fail(probe, "prompts", "give a bank, prompts, or both")
+        if "bank" in probe.fields:
+            kind, items = load_bank(str(probe.fields["bank"]))
+            if kind != self.name or not all(isinstance(i, str) and i for i in items):
+                raise _fail(probe, "bank", f"bank {probe.fields['bank']!r} is not a list of distribution prompts")
+        inline = probe.fields.get("prompts", [])
+        if not (isinstance(inline, list) and all(isinstance(p, str) and p for p in inline)):
+            raise _fail(probe, "prompts", "must be a list of non-empty strings")
+        limit = probe.fields.get("limit")
+        if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1):
+            raise _fail(probe, "limit", "must be an integer >= 1")
+        prompts = prompts_of(probe)
+        if not prompts:
+            raise _fail(probe, "prompts", "no prompts to send")
+        if len(set(prompts)) != len(prompts):
+            raise _fail(probe, "prompts", "the same prompt appears twice")
+
+    def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        return [
+            PlannedRequest(
+                probe.id, variant_of(prompt), sample, chat_request([{"role": "user", "content": prompt}], probe.params)
+            )
+            for prompt in prompts_of(probe)
+            for sample in range(probe.samples)
+        ]
+
+    def compare(
+        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+    ) -> list[Candidate]:
+        return distribution_candidates(baseline, relay, settings)
+
+    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+        return []  # a distribution means nothing without the official one beside it
+
+
+KIND = DistributionKind()
