@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -24,7 +25,7 @@ from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo, load_registry, with_overrides
 from relayaudit.plan import Estimate, build_plan, estimate
 from relayaudit.store import Manifest, RunStore, utc_now
-from relayaudit.suite import load_suites
+from relayaudit.suite import Suite, load_suites
 from relayaudit.types import DIALECTS, Dialect, Endpoint
 from relayaudit.wire import get_dialect
 
@@ -148,13 +149,17 @@ def _budget(requested: float | None, model: ModelInfo, warnings: list[str]) -> f
     return requested
 
 
-def prepare_new_run(options: RunOptions) -> PreparedRun:
+def prepare_new_run(
+    options: RunOptions, *, suites: list[Suite] | None = None, extra: dict[str, Any] | None = None
+) -> PreparedRun:
+    """A new run directory, ready to collect. `suites` (e.g. a baseline's stored copies) replaces
+    options.suites; `extra` goes into the manifest (e.g. a baseline's provenance)."""
     warnings = check_base_url(options.base_url)
     model = model_facts(options.model, options.facts)
     dialect = resolve_dialect(options.dialect, model)
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
     key = read_key(key_env)
-    suites = load_suites(list(options.suites))
+    suites = suites if suites is not None else load_suites(list(options.suites))
     plan = build_plan(suites, options.samples)
     budget = _budget(options.budget_usd, model, warnings)
     if not model.known:
@@ -172,6 +177,7 @@ def prepare_new_run(options: RunOptions) -> PreparedRun:
         label=options.label,
         samples=options.samples,
         planned_requests=len(plan),
+        extra=extra or {},
     )
     store = RunStore.create(options.out or DEFAULT_RUNS_DIR / run_id, manifest, suites)
     return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings)

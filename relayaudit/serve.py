@@ -27,7 +27,7 @@ def free_port() -> int:
 def serve_in_thread(app: Any, port: int | None = None, startup_timeout: float = 10.0) -> Iterator[str]:
     """Run `app` on 127.0.0.1; yields its base URL (http://127.0.0.1:PORT) and stops it on exit."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="auto", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

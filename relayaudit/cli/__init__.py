@@ -14,6 +14,7 @@ import typer
 
 from relayaudit import __version__
 from relayaudit.cli.analyse_cmd import compare, plan
+from relayaudit.cli.audit_cmd import audit, baseline_app, demo
 from relayaudit.cli.collect_cmd import run
 from relayaudit.cli.common import out
 from relayaudit.cli.info_cmd import models, probes
@@ -44,8 +45,9 @@ def root(
     """Audit LLM API relays: is the model you pay for the model that answers?"""
 
 
-for command in (run, compare, plan, probes, models):
+for command in (demo, audit, run, compare, plan, probes, models):
     app.command()(command)
+app.add_typer(baseline_app, name="baseline")
 app.add_typer(sim_app, name="sim")
 
 

@@ -17,6 +17,7 @@ stream seeded with the server seed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -128,6 +129,12 @@ class Simulator:
     log: list[LoggedRequest] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    upstream_clients: dict[str, RelayClient] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        for client in self.upstream_clients.values():
+            await client.aclose()
+        self.upstream_clients.clear()
 
     def __post_init__(self) -> None:
         get_persona(self.config.persona)
@@ -237,10 +244,12 @@ class Simulator:
             return self._error(ctx.dialect, 400, exc.message, code=exc.code)
 
     async def _forward(self, ctx: Context, upstream: Upstream) -> Completion | Response:
-        endpoint = Endpoint(upstream.base_url, ctx.upstream_model, upstream.dialect, upstream.key_env)  # type: ignore[arg-type]
-        settings = ClientSettings(max_attempts=1, concurrency=64)
-        async with RelayClient(endpoint, upstream.key, settings=settings) as client:
-            exchange = await client.send(ctx.request)
+        client = self.upstream_clients.get(ctx.upstream_model)
+        if client is None:  # one pooled client per upstream model name, closed when the server stops
+            endpoint = Endpoint(upstream.base_url, ctx.upstream_model, upstream.dialect, upstream.key_env)  # type: ignore[arg-type]
+            client = RelayClient(endpoint, upstream.key, settings=ClientSettings(max_attempts=1, concurrency=64))
+            self.upstream_clients[ctx.upstream_model] = client
+        exchange = await client.send(ctx.request)
         final = exchange.final
         if final.completion is not None:
             return final.completion
@@ -373,12 +382,18 @@ def build_app(config: SimConfig | None = None) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "requests": simulator.requests})
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await simulator.close()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/models", models, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/{path:path}", simulator.handle, methods=["POST"]),
-        ]
+        ],
     )
     app.state.simulator = simulator
     return app

@@ -101,7 +101,9 @@ class PersonaEngine:
             text = "".join(w.text for w in words)
         if _wants_json(request):
             text, words = self._json(request, text, decide), None
-        if wants_uppercase(request) and decide.succeeds(self.persona.instruction_rate, "upper"):
+        # A bank item's reply already embodies whether the persona followed its format instruction.
+        bank_item = answer is not None and answer.kind == "bank"
+        if wants_uppercase(request) and not bank_item and decide.succeeds(self.persona.instruction_rate, "upper"):
             text = text.upper()
             words = None
         finish: FinishReason = "stop" if natural else "length"

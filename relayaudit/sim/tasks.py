@@ -2,7 +2,8 @@
 
 Probe suites ask checkable things — repeat this text, add these numbers, pick A-D, what is the capital
 of X, what was the code word, call this tool, answer in JSON — and a simulated model must do them well
-enough for the probes to mean something, and worse where a weaker persona would. Whatever is not
+enough for the probes to mean something, and worse where a weaker persona would. A prompt that is
+exactly a shipped known-answer bank item is answered first, by sim/bank.py. Whatever is not
 recognised here is free text from the persona's word model.
 
 Whether a persona gets an item right is decided by its accuracy: at T = 0 by a fixed hash of persona and

@@ -1,0 +1,104 @@
+"""Audits and baselines: the library behind `relayaudit audit`, `relayaudit baseline record` and the demo.
+
+An audit collects a relay run with exactly the baseline's suites (the copies stored in the baseline run,
+so a shared baseline defines what is sent) and its sample counts, then compares. Without a baseline it
+runs the default suite and only the checks that need no baseline, and says so.
+
+A baseline is a run against the official API, labelled role "baseline" with provenance in its manifest:
+the official base URL from the registry, whether that URL was used, the suites' hashes, the date and the
+tool version. Someone who can reach the official API records it; anyone can audit with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+
+from relayaudit import __version__
+from relayaudit.client import ClientSettings
+from relayaudit.collect import CollectSummary, ProgressSink
+from relayaudit.compare import Report, check_run, compare_runs
+from relayaudit.errors import ConfigError
+from relayaudit.findings import DEFAULT_ALPHA
+from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.models import load_registry
+from relayaudit.runner import PreparedRun, RunOptions, prepare_new_run, run_collection
+from relayaudit.store import RunStore, utc_now
+
+DEFAULT_AUDIT_SUITE = "quick"
+
+
+def prepare_baseline(options: RunOptions) -> PreparedRun:
+    """A baseline run of the claimed model against its official API (or `options.base_url` if given)."""
+    info = load_registry().find(options.model)
+    if info is None and not options.base_url:
+        raise ConfigError(
+            f"{options.model!r} is not in the registry, so its official API is unknown.",
+            "Give the official endpoint with --base-url (and --dialect, --key-env).",
+        )
+    official = info.base_url if info else None
+    base_url = options.base_url or official or ""
+    options = replace(
+        options,
+        base_url=base_url,
+        dialect=options.dialect or (info.dialect if info else None),
+        key_env=options.key_env or (info.key_env if info else None),
+        role="baseline",
+    )
+    provenance = {
+        "recorded_with": f"relayaudit {__version__}",
+        "recorded_at": utc_now(),
+        "model": options.model,
+        "official_base_url": official,
+        "used_official_base_url": official is not None and base_url.rstrip("/") == official.rstrip("/"),
+    }
+    return prepare_new_run(options, extra={"provenance": provenance})
+
+
+def prepare_audit(options: RunOptions, baseline: Path | None) -> PreparedRun:
+    """The relay run of an audit: the baseline's suites and sample counts, or the default suite."""
+    if baseline is None:
+        return prepare_new_run(options)
+    store = RunStore.open(baseline)
+    if store.manifest.role != "baseline":
+        raise ConfigError(
+            f"{baseline} is a run, not a baseline (role {store.manifest.role!r}).",
+            "Record one with `relayaudit baseline record`, or use `relayaudit compare` for two plain runs.",
+        )
+    options = replace(options, samples=store.manifest.samples)
+    return prepare_new_run(options, suites=store.suites(), extra={"baseline_run": store.manifest.run_id})
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    collection: CollectSummary
+    report: Report
+    run_dir: Path
+
+
+async def run_audit(
+    prepared: PreparedRun,
+    baseline: Path | None,
+    settings: ClientSettings,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    compare_settings: CompareSettings | None = None,
+    calibration_splits: int = 20,
+    progress: ProgressSink | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AuditResult:
+    summary = await run_collection(prepared, settings, progress=progress, transport=transport)
+    relay = RunStore.open(prepared.store.path)
+    if baseline is None:
+        report = check_run(relay, alpha=alpha, settings=compare_settings)
+    else:
+        report = compare_runs(
+            RunStore.open(baseline),
+            relay,
+            alpha=alpha,
+            settings=compare_settings,
+            calibration_splits=calibration_splits,
+        )
+    return AuditResult(summary, report, prepared.store.path)

@@ -1,0 +1,184 @@
+"""`relayaudit audit`, `relayaudit baseline record` and `relayaudit demo`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from relayaudit.audit import DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
+from relayaudit.cli.analyse_cmd import write_reports
+from relayaudit.cli.collect_cmd import announce, client_settings, interruptible, progress_for, report_collection
+from relayaudit.cli.common import (
+    VERDICT_EXIT,
+    AlphaOpt,
+    BaseUrlOpt,
+    BudgetOpt,
+    ConcurrencyOpt,
+    DialectOpt,
+    JsonOpt,
+    KeyEnvOpt,
+    LabelOpt,
+    MdOpt,
+    NoKeyOpt,
+    OutOpt,
+    PriceInOpt,
+    PriceOutOpt,
+    QuietOpt,
+    ReadTimeoutOpt,
+    RetriesOpt,
+    RpmOpt,
+    SamplesOpt,
+    SuiteOpt,
+    TimeoutOpt,
+    TokenizerOpt,
+    err,
+    handled,
+    out,
+)
+from relayaudit.demo import run_demo
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT
+from relayaudit.report import console as render
+from relayaudit.runner import FactOverrides, RunOptions, run_collection
+from relayaudit.sanitize import inert
+
+baseline_app = typer.Typer(help="Baselines: runs recorded against the official API.", no_args_is_help=True)
+
+
+@baseline_app.command("record")
+@handled
+def baseline_record(
+    model: Annotated[str, typer.Option(help="The model whose official API to record.")],
+    suite: SuiteOpt = None,
+    samples: SamplesOpt = None,
+    base_url: BaseUrlOpt = None,
+    key_env: KeyEnvOpt = None,
+    no_key: NoKeyOpt = False,
+    dialect: DialectOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    rpm: RpmOpt = None,
+    budget_usd: BudgetOpt = None,
+    timeout: TimeoutOpt = 600.0,
+    read_timeout: ReadTimeoutOpt = 120.0,
+    retries: RetriesOpt = 3,
+    out_dir: OutOpt = None,
+    label: LabelOpt = "",
+    quiet: QuietOpt = False,
+) -> None:
+    """Record a baseline from the official API (the registry's base URL and key variable unless given)."""
+    options = RunOptions(
+        base_url=base_url or "",
+        model=model,
+        suites=tuple(suite or [DEFAULT_AUDIT_SUITE]),
+        dialect=dialect,
+        key_env=key_env,
+        no_key=no_key,
+        samples=samples,
+        out=out_dir,
+        label=label,
+        budget_usd=budget_usd,
+    )
+    prepared = prepare_baseline(options)
+    announce(prepared)
+    settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
+    summary = interruptible(prepared, run_collection(prepared, settings, progress=progress_for(quiet)))
+    report_collection(prepared, summary)
+    if summary.status != "complete":
+        raise typer.Exit(3)
+    out.print(f"Baseline recorded: {inert(str(prepared.store.path))} (share it: the directory is portable).")
+
+
+@handled
+def audit(
+    base_url: Annotated[str, typer.Option(help="The relay's base URL, as the SDK takes it (OpenAI: .../v1).")],
+    model: Annotated[str, typer.Option(help="The model the relay claims to serve.")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="A baseline run directory; without it only checks that need none run.")
+    ] = None,
+    suite: Annotated[
+        list[str] | None, typer.Option("--suite", help="Without --baseline: suites to run (default quick).")
+    ] = None,
+    key_env: KeyEnvOpt = None,
+    no_key: NoKeyOpt = False,
+    dialect: DialectOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    rpm: RpmOpt = None,
+    budget_usd: BudgetOpt = None,
+    price_in: PriceInOpt = None,
+    price_out: PriceOutOpt = None,
+    tokenizer: TokenizerOpt = None,
+    timeout: TimeoutOpt = 600.0,
+    read_timeout: ReadTimeoutOpt = 120.0,
+    retries: RetriesOpt = 3,
+    out_dir: OutOpt = None,
+    label: LabelOpt = "",
+    quiet: QuietOpt = False,
+    alpha: AlphaOpt = 0.01,
+    json_out: JsonOpt = None,
+    md_out: MdOpt = None,
+) -> None:
+    """Audit a relay: collect with the baseline's suites, compare, report; exit 0 / 1 / 3."""
+    if baseline is not None and suite:
+        raise typer.BadParameter("with --baseline the suites are the baseline's own; drop --suite.")
+    options = RunOptions(
+        base_url=base_url,
+        model=model,
+        suites=tuple(suite or [DEFAULT_AUDIT_SUITE]),
+        dialect=dialect,
+        key_env=key_env,
+        no_key=no_key,
+        out=out_dir,
+        label=label,
+        budget_usd=budget_usd,
+        facts=FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out),
+    )
+    prepared = prepare_audit(options, baseline)
+    announce(prepared)
+    if baseline is None:
+        err.print("[yellow]No baseline:[/] only the checks that need none will run (see the report's warnings).")
+    settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
+    result = interruptible(prepared, run_audit(prepared, baseline, settings, alpha=alpha, progress=progress_for(quiet)))
+    report_collection(prepared, result.collection)
+    write_reports(result.report, json_out, md_out)
+    out.print(render.report_view(result.report))
+    for reason in result.report.verdict.reasons:
+        out.print(f"  {inert(reason)}")
+    for warning in result.report.warnings:
+        err.print(f"[yellow]warning:[/] {inert(warning)}")
+    raise typer.Exit(VERDICT_EXIT[result.report.verdict.outcome])
+
+
+@handled
+def demo(
+    json_out: JsonOpt = None,
+    keep: Annotated[Path | None, typer.Option(help="Keep the run directories here (default: a temporary one).")] = None,
+) -> None:
+    """Offline: simulated official API, an honest relay and two dishonest ones, audited end to end."""
+    with tempfile.TemporaryDirectory(prefix="relayaudit-demo-") as scratch:
+        workdir = keep or Path(scratch)
+        rows = run_demo(workdir, say=lambda line: err.print(inert(line)))
+    table = Table(title="relayaudit demo: three simulated relays audited against a simulated official API")
+    for column in ("relay", "what it really does", "expected", "verdict", "key evidence"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        verdict = row.report.verdict.outcome
+        mark = "[green]" if row.as_expected else "[bold red]"
+        table.add_row(row.relay.name, row.relay.does, row.relay.expected, f"{mark}{verdict}[/]", inert(row.evidence))
+    out.print(table)
+    if json_out is not None:
+        payload = {
+            "schema": "relayaudit.demo/1",
+            "audits": [
+                {"relay": r.relay.name, "expected": r.relay.expected, "report": r.report.to_json()} for r in rows
+            ],
+        }
+        json_out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    all_expected = all(row.as_expected for row in rows)
+    out.print(
+        "Every verdict came out as expected." if all_expected else "[bold red]Some verdicts were not as expected.[/]"
+    )
+    raise typer.Exit(EXIT_CONSISTENT if all_expected else EXIT_DIVERGENT)

@@ -1,0 +1,220 @@
+"""`relayaudit baseline record`, `relayaudit audit` and `relayaudit demo`, end to end over real HTTP
+against the simulator, for every dialect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
+from relayaudit.cli import app
+from relayaudit.client import ClientSettings
+from relayaudit.compare import Report
+from relayaudit.errors import ConfigError
+from relayaudit.runner import RunOptions, run_collection
+from relayaudit.serve import serve_in_thread
+from relayaudit.sim.app import SimConfig, Upstream, build_app
+from relayaudit.store import RunStore
+
+runner = CliRunner()
+SETTINGS = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
+DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
+
+
+def base(url: str, dialect: str) -> str:
+    return f"{url}/v1" if dialect.startswith("openai") else url
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Callable[..., str]]:
+    """start(*behaviours, seed=..., upstream=...) -> URL of a simulator kept for the whole module."""
+    with ExitStack() as stack:
+
+        def start(*behaviours: str, seed: int, upstream: str | None = None) -> str:
+            config = (
+                SimConfig(upstream=Upstream(upstream), seed=seed)
+                if upstream
+                else SimConfig(behaviours=behaviours, seed=seed)
+            )
+            return stack.enter_context(serve_in_thread(build_app(config)))
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def official(servers: Callable[..., str]) -> str:
+    return servers(seed=1)
+
+
+@pytest.fixture(scope="module")
+def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One standard-suite baseline per dialect, recorded from the simulated official API."""
+    root = tmp_path_factory.mktemp("baselines")
+    recorded = {}
+    for dialect in DIALECTS:
+        options = RunOptions(
+            base_url=base(official, dialect),
+            model="gpt-4o",
+            suites=("standard",),
+            dialect=dialect,
+            no_key=True,
+            out=root / dialect,
+        )
+        prepared = prepare_baseline(options)
+        asyncio.run(run_collection(prepared, SETTINGS))
+        recorded[dialect] = prepared.store.path
+    return recorded
+
+
+def audit(relay_url: str, dialect: str, baseline: Path, out: Path) -> Report:
+    options = RunOptions(base_url=base(relay_url, dialect), model="gpt-4o", dialect=dialect, no_key=True, out=out)
+    prepared = prepare_audit(options, baseline)
+    return asyncio.run(run_audit(prepared, baseline, SETTINGS, calibration_splits=0)).report
+
+
+def status(report: Report) -> dict[str, str]:
+    return {f.check: f.status for f in report.findings}
+
+
+def test_baseline_carries_provenance(baselines: dict[str, Path]) -> None:
+    manifest = RunStore.open(baselines["openai"]).manifest
+    assert manifest.role == "baseline" and manifest.claimed_model == "gpt-4o"
+    provenance = manifest.extra["provenance"]
+    assert provenance["official_base_url"] == "https://api.openai.com/v1"
+    assert provenance["used_official_base_url"] is False  # recorded from the simulator, and it says so
+    assert [s.name for s in manifest.suites] == ["standard"] and manifest.planned_requests >= 300
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_honest_relay_is_consistent(
+    servers: Callable[..., str], official: str, baselines: dict[str, Path], dialect: str, tmp_path: Path
+) -> None:
+    relay = servers(seed=10 + DIALECTS.index(dialect), upstream=f"{official}/v1")
+    report = audit(relay, dialect, baselines[dialect], tmp_path / "relay")
+    assert report.verdict.outcome == "consistent", report.to_json()
+    assert {"distribution.mmd", "capability.accuracy", "identity.vendor"} <= set(status(report))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_substituted_model_is_divergent_on_distribution_and_capability(
+    servers: Callable[..., str], baselines: dict[str, Path], dialect: str, tmp_path: Path
+) -> None:
+    relay = servers("substitute:cirrus", "rewrite_model:atlas-2025-03-01", seed=20 + DIALECTS.index(dialect))
+    report = audit(relay, dialect, baselines[dialect], tmp_path / "relay")
+    checks = status(report)
+    assert report.verdict.outcome == "divergent"
+    assert checks["distribution.mmd"] == "fail" and checks["capability.accuracy"] == "fail"
+    vendor = next(f for f in report.findings if f.check == "identity.vendor")
+    assert vendor.status == "fail" and not vendor.weak  # names another vendor outright: decisive
+    accuracy = next(f for f in report.findings if f.check == "capability.accuracy")
+    assert accuracy.estimate["accuracy_relay"] < accuracy.estimate["accuracy_baseline"]
+
+
+def test_quantized_model_is_divergent(servers: Callable[..., str], baselines: dict[str, Path], tmp_path: Path) -> None:
+    relay = servers("quantize:1.0", seed=30)
+    report = audit(relay, "openai", baselines["openai"], tmp_path / "relay")
+    assert report.verdict.outcome == "divergent" and status(report)["distribution.mmd"] == "fail"
+
+
+def test_audit_cli_writes_reports_and_exits_by_verdict(
+    servers: Callable[..., str], baselines: dict[str, Path], tmp_path: Path
+) -> None:
+    relay = servers("substitute:cirrus", seed=40)
+    args = [
+        "audit",
+        "--base-url",
+        f"{relay}/v1",
+        "--model",
+        "gpt-4o",
+        "--no-key",
+        "--baseline",
+        str(baselines["openai"]),
+    ]
+    result = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "r"), "--json", str(tmp_path / "a.json"), "--md", str(tmp_path / "a.md")]
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert (
+        report["verdict"] == "divergent"
+        and report["baseline"]["run"] == RunStore.open(baselines["openai"]).manifest.run_id
+    )
+    assert (tmp_path / "a.md").read_text().startswith("# relayaudit: DIVERGENT")
+    relay_manifest = RunStore.open(tmp_path / "r").manifest
+    assert [s.sha256 for s in relay_manifest.suites] == [
+        s.sha256 for s in RunStore.open(baselines["openai"]).manifest.suites
+    ]
+
+
+def test_audit_without_baseline_runs_only_baseline_free_checks(servers: Callable[..., str], tmp_path: Path) -> None:
+    relay = servers("substitute:cirrus", seed=50)
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--base-url",
+            f"{relay}/v1",
+            "--model",
+            "gpt-4o",
+            "--no-key",
+            "--out",
+            str(tmp_path / "r"),
+            "--json",
+            str(tmp_path / "a.json"),
+        ],
+    )
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert report["baseline"]["run"] is None and "No baseline" in report["warnings"][0]
+    assert {f["check"] for f in report["findings"]} == {"identity.claimed_vendor", "identity.claimed_cutoff"}
+    assert all(f["weak"] for f in report["findings"])  # without a baseline nothing here is decisive
+    claimed = next(f for f in report["findings"] if f["check"] == "identity.claimed_vendor")
+    assert claimed["status"] == "fail" and "registry says openai" in claimed["summary"]
+    assert result.exit_code == 0 and report["verdict"] == "consistent"
+
+
+def test_baseline_record_cli_and_bad_inputs(official: str, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "baseline",
+            "record",
+            "--model",
+            "gpt-4o",
+            "--base-url",
+            f"{official}/v1",
+            "--no-key",
+            "--suite",
+            "quick",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert RunStore.open(tmp_path / "b").manifest.role == "baseline"
+    plain = runner.invoke(
+        app, ["run", "--base-url", f"{official}/v1", "--model", "gpt-4o", "--no-key", "--out", str(tmp_path / "p")]
+    )
+    assert plain.exit_code == 0
+    not_a_baseline = runner.invoke(
+        app,
+        ["audit", "--base-url", f"{official}/v1", "--model", "gpt-4o", "--no-key", "--baseline", str(tmp_path / "p")],
+    )
+    assert not_a_baseline.exit_code == 2 and "not a baseline" in not_a_baseline.output
+    with pytest.raises(ConfigError, match="not in the registry"):
+        prepare_baseline(RunOptions(base_url="", model="house-model-7b", no_key=True, out=tmp_path / "x"))
+
+
+def test_demo_runs_offline_and_every_verdict_is_as_expected(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--json", str(tmp_path / "demo.json"), "--keep", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((tmp_path / "demo.json").read_text())
+    verdicts = {audit["relay"]: audit["report"]["verdict"] for audit in payload["audits"]}
+    assert verdicts == {"honest": "consistent", "substitute": "divergent", "quantized": "divergent"}
+    assert "Every verdict came out as expected." in result.output
+    assert (tmp_path / "runs" / "baseline" / "manifest.json").is_file()
