@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +113,18 @@ def _shares(labels: list[str]) -> tuple[str, float]:
     return top, count / len(labels)
 
 
+def _majority_agrees(
+    method: str, values: list[str], agrees: Callable[[str], bool], *, minimum: int, verb: str
+) -> StatResult:
+    """A deterministic check: passes when at least half of the relay's answers agree with the registry."""
+    if len(values) < minimum:
+        return insufficient(method, 0, len(values), f"fewer than {minimum} answers to read it from")
+    share = sum(1 for v in values if agrees(v)) / len(values)
+    passed = share >= 0.5
+    reason = "" if passed else f"most answers {verb} {_shares(values)[0]}"
+    return StatResult(method, share, None, share, 0, len(values), {"passed": passed}, reason=reason)
+
+
 def _figure(labels: list[str]) -> str:
     top, share = _shares(labels)
     return f"{top} ({share:.0%} of {len(labels)})"
@@ -201,39 +213,24 @@ class IdentityKind:
         rel = _answers(relay)
         named = [vendor_named(o.completion.text) for o in rel if o.completion and _asks(o) in ("model", "vendor")]
         naming = [v for v in named if v != "none"]
-        method = "vendor named vs the registry's provider (share of answers naming a vendor)"
-        if len(naming) < 2:
-            vendor_result = insufficient(method, 0, len(naming), "fewer than 2 answers named any vendor")
-        else:
-            right = sum(1 for v in naming if v == claim.provider)
-            vendor_result = StatResult(
-                method,
-                right / len(naming),
-                None,
-                right / len(naming),
-                0,
-                len(naming),
-                {"passed": right * 2 >= len(naming)},
-                reason="" if right * 2 >= len(naming) else f"most answers name {_shares(naming)[0]}",
-            )
-        cutoffs = [cutoff_stated(o.completion.text) for o in rel if o.completion and _asks(o) == "cutoff"]
-        stated = [c for c in cutoffs if c != "none"]
+        vendor_result = _majority_agrees(
+            "vendor named vs the registry's provider (share of answers naming a vendor)",
+            naming,
+            lambda vendor: vendor == claim.provider,
+            minimum=2,
+            verb="name",
+        )
+        stated = [
+            c for o in rel if o.completion and _asks(o) == "cutoff" if (c := cutoff_stated(o.completion.text)) != "none"
+        ]
         expected = claim.knowledge_cutoff or ""
-        method = "knowledge cutoff stated vs the registry's (year and month; year only when no month is given)"
-        if not stated or not expected:
-            cutoff_result = insufficient(method, 0, len(stated), "no cutoff stated, or none in the registry")
-        else:
-            agree = sum(1 for c in stated if c == expected or (len(c) == 4 and expected.startswith(c)))
-            cutoff_result = StatResult(
-                method,
-                agree / len(stated),
-                None,
-                agree / len(stated),
-                0,
-                len(stated),
-                {"passed": agree * 2 >= len(stated)},
-                reason="" if agree * 2 >= len(stated) else f"most answers state {_shares(stated)[0]}",
-            )
+        cutoff_result = _majority_agrees(
+            "knowledge cutoff stated vs the registry's (year and month; year only when no month is given)",
+            stated if expected else [],
+            lambda cutoff: cutoff == expected or (len(cutoff) == 4 and expected.startswith(cutoff)),
+            minimum=1,
+            verb="state",
+        )
         return [
             Candidate(
                 "identity.claimed_vendor",
