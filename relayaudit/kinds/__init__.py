@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relayaudit.errors import SuiteError
-from relayaudit.kinds import capability, distribution, identity, prompt
+from relayaudit.kinds import capability, context, distribution, identity, memory, prompt
 from relayaudit.kinds.base import PlannedRequest, ProbeKind, ProbeSpec
 
 KINDS: dict[str, ProbeKind] = {
@@ -11,6 +11,8 @@ KINDS: dict[str, ProbeKind] = {
     capability.KIND.name: capability.KIND,
     distribution.KIND.name: distribution.KIND,
     identity.KIND.name: identity.KIND,
+    context.KIND.name: context.KIND,
+    memory.KIND.name: memory.KIND,
 }
 
 __all__ = ["KINDS", "PlannedRequest", "ProbeKind", "ProbeSpec", "get_kind"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from relayaudit.types import ChatRequest, Observation
 
@@ -38,6 +38,8 @@ class ProbeSpec:
     """Request parameters (temperature, max_tokens, ...) after defaults."""
     fields: dict[str, Any]
     """Kind-specific fields, validated by the kind."""
+    facts: ModelInfo | None = None
+    """The claimed model's facts at plan time (e.g. its context window), for kinds that size requests by them."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,17 @@ class PlannedRequest:
     @property
     def unit(self) -> tuple[str, str, int]:
         return (self.probe_id, self.variant, self.sample)
+
+
+@runtime_checkable
+class AdaptiveKind(Protocol):
+    """A kind whose next requests depend on earlier answers (e.g. a binary search over context sizes)."""
+
+    def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
+        """Further requests given this probe's observations so far; [] when the search is done.
+
+        Must depend only on the observations, so that a resumed run derives the same requests."""
+        ...
 
 
 class ProbeKind(Protocol):

@@ -169,6 +169,11 @@ class RichProgress:
             self._sent += 1
             self._progress.update(self._task, advance=1, spent=money(spent_usd), sent=self._sent)
 
+    def extend(self, more: int) -> None:
+        if self._progress is not None and self._task is not None:
+            total = self._progress.tasks[0].total or 0
+            self._progress.update(self._task, total=total + more)
+
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from relayaudit.plan import chat_prompt_tokens
 from relayaudit.sim.language import Word, WordModel, stable_seed
 from relayaudit.sim.personas import Persona
 from relayaudit.sim.tasks import Decision, answer_task, choose_tool, schema_value, tool_arguments, wants_uppercase
-from relayaudit.tokens import Tokenizer, get_tokenizer
+from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, FinishReason, TokenLogprob, ToolCall, Usage
 
 DEFAULT_TEMPERATURE = 1.0

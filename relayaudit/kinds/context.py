@@ -1,0 +1,260 @@
+"""The `context` kind: how much of a long prompt reaches the model (silent context truncation).
+
+Each request is a haystack of neutral filler, `size` tokens long in the claimed model's tokenizer, with
+`canaries` unique code words spread from the start to the end (one in the middle), ending with a request to
+list them all. A size passes when every canary comes back. Coarse sizes double from `min_tokens` up to a cap
+(`max_tokens_tested`, 32,000 by default, never above 90% of the claimed window — long prompts are expensive);
+then the boundary between the largest passing and the smallest failing size is bisected (api-relay-audit's
+method). Estimates: effective_tokens (largest size with every canary recalled), claimed_tokens,
+middle_truncated (first and last canaries survive but middle ones vanish), head_truncated (the start of the
+prompt is lost). The relay's reported prompt_tokens are checked against the local count at each size: silent
+truncation reports fewer tokens; a rejection (HTTP 4xx) is an answer, not a transport failure.
+
+Effective length is compared with the baseline's, not only with the claim: official models' effective
+length is often below their claim (RULER), so the claim alone is a weak yardstick. The baseline-free
+check fails only when the relay loses canaries at sizes far inside the claimed window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relayaudit.errors import SuiteError
+from relayaudit.findings import Candidate
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.kinds.params import chat_request
+from relayaudit.kinds.search import bracket, next_size
+from relayaudit.models import ModelInfo
+from relayaudit.stats import StatResult
+from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
+from relayaudit.types import Observation
+
+DEFAULTS = {"canaries": 5, "min_tokens": 1000, "max_tokens_tested": 32_000, "search_steps": 4}
+WORDS = ("KESTREL", "ORCHID", "FALCON", "MAPLE", "CEDAR", "LYNX")
+LABELS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett")
+FILLER = (
+    "The committee met on a Tuesday to review the quarterly schedule. Trains ran on time through the valley. "
+    "A gardener planted rows of beans beside the old stone wall. The library extended its opening hours. "
+    "Fog lifted slowly from the harbour as the ferries departed. Someone repainted the bench near the fountain. "
+)
+QUESTION = "List all the code words mentioned above, separated by commas, and nothing else."
+
+
+def _setting(probe: ProbeSpec, name: str) -> int:
+    value = probe.fields.get(name, DEFAULTS[name])
+    return int(value)
+
+
+def _tokenizer(facts: ModelInfo | None) -> Tokenizer:
+    return get_tokenizer(facts.tokenizer if facts is not None and facts.tokenizer else "o200k_base")
+
+
+def coarse_sizes(probe: ProbeSpec) -> list[int]:
+    cap = _setting(probe, "max_tokens_tested")
+    window = probe.facts.context_window if probe.facts is not None else None
+    if window:
+        cap = min(cap, int(window * 0.9))
+    sizes, size = [], _setting(probe, "min_tokens")
+    while size < cap:
+        sizes.append(size)
+        size *= 2
+    return [*sizes, cap] if cap >= _setting(probe, "min_tokens") else sizes
+
+
+def canaries(size: int, count: int) -> list[tuple[str, str]]:
+    """(label, code word) pairs, unique per size so answers cannot be carried over between requests."""
+    pairs = []
+    for index in range(count):
+        digest = hashlib.sha256(f"canary/{size}/{index}".encode()).hexdigest()
+        stem = WORDS[index % len(WORDS)]
+        pairs.append((LABELS[index % len(LABELS)], f"{stem}-{int(digest[:6], 16) % 9000 + 1000}"))
+    return pairs
+
+
+def depth(index: int, count: int) -> float:
+    """Canaries span the whole prompt, first near the start and last near the end, one in the middle when
+    the count is odd: so a cut that keeps only the tail, only the head, or both ends shows up as soon as the
+    prompt exceeds what is kept (a canary at a quarter depth would hide a cut until 1.3x the limit)."""
+    return 0.01 + 0.98 * (index / (count - 1)) if count > 1 else 0.5
+
+
+def haystack(size: int, count: int, tokenizer: Tokenizer) -> str:
+    """About `size` tokens of filler with the canaries at evenly spaced depths, then the question."""
+    pairs = canaries(size, count)
+    statements = [f" The code word for {label} is {word}. " for label, word in pairs]
+    budget = max(size - sum(tokenizer.count(s) for s in statements) - tokenizer.count(QUESTION) - 2, count + 1)
+    filler = tokenizer.truncate(FILLER * (budget // 30 + 2), budget)
+    ids = tokenizer.encode(filler)
+    parts, start = [], 0
+    for index, statement in enumerate(statements):
+        cut = round(len(ids) * depth(index, count))
+        parts.append(tokenizer.decode(ids[start:cut]))
+        parts.append(statement)
+        start = cut
+    parts.append(tokenizer.decode(ids[start:]))
+    return "".join(parts) + "\n\n" + QUESTION
+
+
+def _size(observation: Observation) -> int:
+    return int(observation.variant.removeprefix("s"))
+
+
+def recalled(observation: Observation, count: int) -> list[bool]:
+    text = (observation.completion.text if observation.completion else "").upper()
+    return [word.upper() in text for _, word in canaries(_size(observation), count)]
+
+
+def results(observations: Sequence[Observation], count: int) -> dict[int, bool | None]:
+    """Per size: True all canaries back, False some lost or the prompt rejected, None no answer (yet)."""
+    found: dict[int, bool | None] = {}
+    for o in observations:
+        if not o.final:
+            continue
+        if o.outcome == "ok":
+            found[_size(o)] = all(recalled(o, count))
+        elif o.outcome == "http_error":
+            found[_size(o)] = False
+        else:
+            found.setdefault(_size(o), None)
+    return found
+
+
+@dataclass(frozen=True)
+class ContextKind:
+    name: str = "context"
+    summary: str = "Canaries in long haystacks, coarse sizes then bisection: the effective context length."
+    fields: frozenset[str] = frozenset(DEFAULTS)
+
+    def validate(self, probe: ProbeSpec) -> None:
+        for field, value in probe.fields.items():
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: must be an integer >= 1")
+        if not 1 <= _setting(probe, "canaries") <= len(LABELS):
+            raise SuiteError(f"{probe.source}: probe {probe.id!r}, field 'canaries': from 1 to {len(LABELS)}")
+
+    def _request(self, probe: ProbeSpec, size: int) -> PlannedRequest:
+        text = haystack(size, _setting(probe, "canaries"), _tokenizer(probe.facts))
+        return PlannedRequest(probe.id, f"s{size}", 0, chat_request([{"role": "user", "content": text}], probe.params))
+
+    def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        return [self._request(probe, size) for size in coarse_sizes(probe)]
+
+    def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
+        found = results(observations, _setting(probe, "canaries"))
+        size = next_size(found, coarse_sizes(probe), steps=_setting(probe, "search_steps"), tolerance=0.05, grain=50)
+        return [] if size is None else [self._request(probe, size)]
+
+    def _measure(self, observations: Sequence[Observation]) -> dict[str, Any]:
+        count = max(
+            (len(o.request.messages[-1].content.split("The code word for ")) - 1 for o in observations), default=0
+        )
+        found = {k: v for k, v in results(observations, count).items() if v is not None}
+        low, high = bracket({k: bool(v) for k, v in found.items()})
+        # How canaries were lost, judged over every failing size (one answer can miss a canary by chance).
+        failing = [r for o in observations if o.final and o.outcome == "ok" and not all(r := recalled(o, count))]
+        middle = len(failing) > 0 and sum(r[0] and r[-1] for r in failing) * 2 > len(failing)
+        head = len(failing) > 0 and sum(not r[0] and r[-1] for r in failing) * 2 > len(failing)
+        return {
+            "effective_tokens": low,
+            "first_failing_tokens": high,
+            "tested_tokens": max(found, default=0),
+            "middle_truncated": middle,
+            "head_truncated": head,
+            "rejected_sizes": sorted(_size(o) for o in observations if o.final and o.outcome == "http_error"),
+        }
+
+    def compare(
+        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+    ) -> list[Candidate]:
+        base, rel = self._measure(baseline), self._measure(relay)
+        if not base["tested_tokens"] or not rel["tested_tokens"]:
+            return []
+        shortfall = base["effective_tokens"] > 0 and rel["effective_tokens"] < 0.9 * base["effective_tokens"]
+        result = StatResult(
+            "effective context length vs the baseline's (largest size with every canary recalled)",
+            float(rel["effective_tokens"]),
+            None,
+            rel["effective_tokens"] / base["effective_tokens"] if base["effective_tokens"] else None,
+            1,
+            1,
+            {"passed": not shortfall},
+            reason=f"the relay loses canaries beyond about {rel['effective_tokens']:,} tokens" if shortfall else "",
+        )
+        tested = max(rel["tested_tokens"], base["tested_tokens"])
+        figures = (
+            f"Effective context: relay recalls every canary up to {rel['effective_tokens']:,} tokens, "
+            f"baseline up to {base['effective_tokens']:,} (tested to {tested:,})"
+        )
+        return [
+            Candidate(
+                "context.vs_baseline",
+                "context",
+                result,
+                figures,
+                {**rel, "baseline_effective_tokens": base["effective_tokens"]},
+            )
+        ]
+
+    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+        measured = self._measure(relay)
+        if not measured["tested_tokens"]:
+            return []
+        claimed = claim.context_window
+        tested = measured["tested_tokens"]
+        # Far inside the claim: losing canaries below half of what was tested (itself <= 90% of the claim).
+        cut = measured["first_failing_tokens"] is not None and measured["effective_tokens"] < 0.5 * tested
+        how = (
+            "the middle of the prompt is dropped"
+            if measured["middle_truncated"]
+            else "the start of the prompt is dropped"
+            if measured["head_truncated"]
+            else "canaries are lost"
+        )
+        result = StatResult(
+            "canary recall at increasing prompt sizes (coarse doubling, then bisection)",
+            float(measured["effective_tokens"]),
+            None,
+            None,
+            0,
+            len(relay),
+            {"passed": not cut},
+            reason=f"{how} beyond about {measured['effective_tokens']:,} tokens" if cut else "",
+        )
+        claim_text = f"{claimed:,} tokens" if claimed else "unknown"
+        figures = (
+            f"Context: relay recalls every canary up to {measured['effective_tokens']:,} tokens "
+            f"(tested to {tested:,}); the claimed window is {claim_text}"
+        )
+        found = [Candidate("context.effective", "context", result, figures, {**measured, "claimed_tokens": claimed})]
+        if claim.tokenizer:
+            found.append(self._reported(relay, claim))
+        return found
+
+    def _reported(self, relay: Sequence[Observation], claim: ModelInfo) -> Candidate:
+        tokenizer = get_tokenizer(claim.tokenizer or "o200k_base")
+        ratios = [
+            (o.completion.usage.prompt_tokens or 0) / chat_prompt_tokens(tokenizer.count, o.request)
+            for o in relay
+            if o.final and o.completion is not None and o.completion.usage.prompt_tokens
+        ]
+        low = min(ratios, default=1.0)
+        passed = low >= 0.9
+        result = StatResult(
+            "reported prompt_tokens / local count of the same prompt, smallest over sizes (silent truncation < 1)",
+            low,
+            None,
+            low,
+            0,
+            len(ratios),
+            {"passed": passed},
+            reason="" if passed else f"the relay reports only {low:.0%} of the prompt's tokens at some size",
+        )
+        figures = f"Reported prompt tokens on long prompts: as low as {low:.0%} of the local count (honest: about 100%)"
+        return Candidate("context.reported_tokens", "context", result, figures, {"lowest_ratio": low})
+
+
+KIND = ContextKind()

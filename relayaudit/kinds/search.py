@@ -1,0 +1,36 @@
+"""The adaptive search shared by the context and memory kinds: coarse sizes, then bisection.
+
+A size "passes" when the relay still recalls what it was told at that size. The largest passing size and
+the smallest failing size above it bracket the relay's limit; each further round tests their midpoint,
+until the bracket is narrower than `tolerance` (relative) or `steps` extra sizes were spent. Inputs are
+only the results observed so far, so a resumed run derives the same next size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def bracket(results: Mapping[int, bool]) -> tuple[int, int | None]:
+    """(largest passing size or 0, smallest failing size above it or None)."""
+    passing = [size for size, ok in results.items() if ok]
+    low = max(passing, default=0)
+    failing = [size for size, ok in results.items() if not ok and size > low]
+    return low, min(failing, default=None)
+
+
+def next_size(
+    results: Mapping[int, bool | None], coarse: Sequence[int], *, steps: int, tolerance: float, grain: int
+) -> int | None:
+    """The next size to test, or None when the search is done (or waits for unsettled sizes)."""
+    if any(results.get(size) is None for size in coarse):
+        return None  # the coarse round is not complete yet
+    if any(ok is None for ok in results.values()):
+        return None  # a search step is still unanswered
+    settled = {size: bool(ok) for size, ok in results.items()}
+    extra = [size for size in settled if size not in coarse]
+    low, high = bracket(settled)
+    if high is None or len(extra) >= steps or (high - low) <= tolerance * high:
+        return None
+    middle = max(grain, round((low + high) / 2 / grain) * grain)
+    return None if middle in settled or middle >= high or middle <= low else middle

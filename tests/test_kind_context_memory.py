@@ -1,0 +1,112 @@
+"""The adaptive kinds (context, memory) and the collector's follow-up rounds, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from relayaudit.client import ClientSettings
+from relayaudit.kinds.context import KIND as CONTEXT
+from relayaudit.kinds.context import canaries, haystack
+from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.kinds.memory import KIND as MEMORY
+from relayaudit.kinds.search import next_size
+from relayaudit.models import load_registry
+from relayaudit.runner import RunOptions, prepare_new_run, prepare_resume, run_collection
+from relayaudit.serve import serve_in_thread
+from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.store import RunStore
+from relayaudit.tokens import get_tokenizer
+from relayaudit.types import Observation
+
+GPT4O = load_registry().get("gpt-4o")
+SETTINGS = CompareSettings()
+
+
+def collect(tmp_path: Path, suite: str, *behaviours: str, name: str = "r") -> list[Observation]:
+    with serve_in_thread(build_app(SimConfig(behaviours=behaviours))) as url:
+        options = RunOptions(base_url=f"{url}/v1", model="gpt-4o", suites=(suite,), no_key=True, out=tmp_path / name)
+        asyncio.run(run_collection(prepare_new_run(options), ClientSettings(concurrency=4)))
+    return [o for o in RunStore.open(tmp_path / name).observations() if o.final]
+
+
+def test_next_size_bisects_between_the_last_pass_and_the_first_failure() -> None:
+    coarse = [1000, 2000, 4000, 8000]
+    assert next_size({1000: True, 2000: None}, coarse, steps=4, tolerance=0.05, grain=50) is None  # round unfinished
+    results: dict[int, bool | None] = {1000: True, 2000: True, 4000: False, 8000: False}
+    assert next_size(results, coarse, steps=4, tolerance=0.05, grain=50) == 3000
+    results[3000] = True
+    assert next_size(results, coarse, steps=4, tolerance=0.05, grain=50) == 3500
+    assert next_size({**results, 3500: True}, coarse, steps=2, tolerance=0.05, grain=50) is None  # steps spent
+    assert next_size({s: True for s in coarse}, coarse, steps=4, tolerance=0.05, grain=50) is None  # all passed
+
+
+def test_haystacks_have_the_requested_size_and_every_canary() -> None:
+    tokenizer = get_tokenizer("o200k_base")
+    for size in (1000, 4000, 16000):
+        text = haystack(size, 5, tokenizer)
+        assert abs(tokenizer.count(text) - size) <= 0.02 * size
+        positions = [text.index(word) / len(text) for _, word in canaries(size, 5)]
+        assert positions[0] < 0.03 and positions[-1] > 0.95 and 0.45 < positions[2] < 0.55
+
+
+def test_honest_relay_keeps_the_whole_context(tmp_path: Path) -> None:
+    observations = collect(tmp_path, "context")
+    effective, reported = CONTEXT.check(observations, GPT4O, SETTINGS)
+    assert effective.result.detail["passed"] and effective.estimate["effective_tokens"] == 32000
+    assert reported.result.detail["passed"] and reported.estimate["lowest_ratio"] == pytest.approx(1.0)
+    assert effective.estimate["claimed_tokens"] == 128000
+
+
+@pytest.mark.parametrize(("keep", "limit"), [("tail", 4000), ("head", 10000), ("middle", 6000)])
+def test_cut_context_is_measured_within_ten_percent(tmp_path: Path, keep: str, limit: int) -> None:
+    observations = collect(tmp_path, "context", f"cut_context:{limit},keep={keep}")
+    effective, reported = CONTEXT.check(observations, GPT4O, SETTINGS)
+    assert not effective.result.detail["passed"]
+    assert abs(effective.estimate["effective_tokens"] - limit) <= 0.1 * limit, effective.estimate
+    assert not reported.result.detail["passed"]  # the relay bills for the cut prompt only
+    assert effective.estimate["middle_truncated"] == (keep == "middle")
+    assert effective.estimate["head_truncated"] == (keep == "tail")
+    assert len(observations) <= 6 + 4  # coarse sizes plus at most four bisection steps
+
+
+def test_context_against_the_baseline(tmp_path: Path) -> None:
+    baseline = collect(tmp_path, "context", name="b")
+    relay = collect(tmp_path, "context", "cut_context:8000", name="r")
+    (finding,) = CONTEXT.compare(baseline, relay, SETTINGS)
+    assert not finding.result.detail["passed"] and "baseline up to 32,000" in finding.figures
+    (same,) = CONTEXT.compare(baseline, baseline, SETTINGS)
+    assert same.result.detail["passed"]
+
+
+@pytest.mark.parametrize("kept", [10, 20])
+def test_keep_last_is_measured_as_recalled_turns(tmp_path: Path, kept: int) -> None:
+    (finding,) = MEMORY.check(collect(tmp_path, "memory", f"keep_last:{kept}"), GPT4O, SETTINGS)
+    assert not finding.result.detail["passed"]
+    assert finding.estimate["recalled_turns"] == (kept - 3) // 2  # first turn, its answer, k pairs, question
+
+
+def test_honest_memory_and_comparison(tmp_path: Path) -> None:
+    honest = collect(tmp_path, "memory", name="b")
+    (finding,) = MEMORY.check(honest, GPT4O, SETTINGS)
+    assert finding.result.detail["passed"] and finding.estimate["recalled_turns"] == 32
+    forgetful = collect(tmp_path, "memory", "keep_last:6", name="r")
+    (versus,) = MEMORY.compare(honest, forgetful, SETTINGS)
+    assert not versus.result.detail["passed"] and "baseline after 32" in versus.figures
+
+
+def test_followups_are_rederived_on_resume(tmp_path: Path) -> None:
+    with serve_in_thread(build_app(SimConfig(behaviours=("keep_last:12",)))) as url:
+        options = RunOptions(base_url=f"{url}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path / "r")
+        first = prepare_new_run(options)
+        asyncio.run(run_collection(replace(first, followups=None), ClientSettings()))  # a session that stopped early
+        coarse_only = len(RunStore.open(tmp_path / "r").observations())
+        resumed = asyncio.run(run_collection(prepare_resume(tmp_path / "r"), ClientSettings()))
+    observations = [o for o in RunStore.open(tmp_path / "r").observations() if o.final]
+    assert resumed.already_settled == coarse_only and len(observations) > coarse_only
+    (finding,) = MEMORY.check(observations, GPT4O, SETTINGS)
+    assert finding.estimate["recalled_turns"] == (12 - 3) // 2
+    assert RunStore.open(tmp_path / "r").manifest.planned_requests == len(observations)
