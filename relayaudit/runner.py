@@ -22,6 +22,7 @@ from relayaudit.client import ClientSettings, RelayClient
 from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.kinds import PlannedRequest
+from relayaudit.kinds.context import deepened
 from relayaudit.models import ModelInfo, load_registry, with_overrides
 from relayaudit.plan import Estimate, Followups, build_plan, estimate, followups_for
 from relayaudit.store import Manifest, RunStore, utc_now
@@ -64,6 +65,8 @@ class RunOptions:
     budget_usd: float | None = None
     facts: FactOverrides = FactOverrides()
     role: str = "run"
+    deep_context: bool = False
+    """Context probes test up to 90% of the claimed window (expensive) instead of their default cap."""
 
 
 @dataclass
@@ -162,6 +165,9 @@ def prepare_new_run(
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
     key = read_key(key_env)
     suites = suites if suites is not None else load_suites(list(options.suites))
+    if options.deep_context:
+        extra = {**(extra or {}), "deep_context": True}
+        suites = deepened(suites)
     plan = build_plan(suites, options.samples, model)
     followups = followups_for(suites, options.samples, model)
     budget = _budget(options.budget_usd, model, warnings)
@@ -199,7 +205,7 @@ def prepare_resume(
     model = model_facts(manifest.claimed_model, facts)
     warnings = check_base_url(manifest.endpoint.base_url)
     key = read_key(key_env or manifest.endpoint.key_env)
-    suites = store.suites()
+    suites = deepened(store.suites()) if manifest.extra.get("deep_context") else store.suites()
     plan = build_plan(suites, manifest.samples, model)
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None)

@@ -110,3 +110,17 @@ def test_followups_are_rederived_on_resume(tmp_path: Path) -> None:
     (finding,) = MEMORY.check(observations, GPT4O, SETTINGS)
     assert finding.estimate["recalled_turns"] == (12 - 3) // 2
     assert RunStore.open(tmp_path / "r").manifest.planned_requests == len(observations)
+
+
+def test_deep_context_tests_up_to_the_claimed_window(tmp_path: Path) -> None:
+    options = RunOptions(base_url="http://127.0.0.1:9/v1", model="gpt-4o", suites=("context",), no_key=True)
+    default = prepare_new_run(replace(options, out=tmp_path / "a"))
+    deep = prepare_new_run(replace(options, out=tmp_path / "b", deep_context=True))
+    assert max(int(p.variant[1:]) for p in default.plan) == 32000
+    assert max(int(p.variant[1:]) for p in deep.plan) == int(128000 * 0.9)
+    assert deep.estimate.max_cost_usd is not None and default.estimate.max_cost_usd is not None
+    assert deep.estimate.max_cost_usd > 3 * default.estimate.max_cost_usd  # the cost is shown before sending
+    assert RunStore.open(tmp_path / "b").manifest.extra["deep_context"] is True
+    assert [p.unit for p in prepare_resume(tmp_path / "b").plan] == [p.unit for p in deep.plan]
+    window = prepare_new_run(replace(options, out=tmp_path / "c", facts=replace(options.facts, context_window=8000)))
+    assert max(int(p.variant[1:]) for p in window.plan) == 7200

@@ -19,6 +19,8 @@ from relayaudit.cli.common import (
     BaseUrlOpt,
     BudgetOpt,
     ConcurrencyOpt,
+    ContextWindowOpt,
+    DeepContextOpt,
     DialectOpt,
     JsonOpt,
     KeyEnvOpt,
@@ -111,6 +113,8 @@ def audit(
     price_in: PriceInOpt = None,
     price_out: PriceOutOpt = None,
     tokenizer: TokenizerOpt = None,
+    context_window: ContextWindowOpt = None,
+    deep_context: DeepContextOpt = False,
     timeout: TimeoutOpt = 600.0,
     read_timeout: ReadTimeoutOpt = 120.0,
     retries: RetriesOpt = 3,
@@ -134,7 +138,8 @@ def audit(
         out=out_dir,
         label=label,
         budget_usd=budget_usd,
-        facts=FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out),
+        deep_context=deep_context,
+        facts=FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out),
     )
     prepared = prepare_audit(options, baseline)
     announce(prepared)

@@ -13,6 +13,8 @@ from relayaudit.cli.common import (
     BaseUrlOpt,
     BudgetOpt,
     ConcurrencyOpt,
+    ContextWindowOpt,
+    DeepContextOpt,
     DialectOpt,
     KeyEnvOpt,
     LabelOpt,
@@ -120,6 +122,8 @@ def run(
     price_in: PriceInOpt = None,
     price_out: PriceOutOpt = None,
     tokenizer: TokenizerOpt = None,
+    context_window: ContextWindowOpt = None,
+    deep_context: DeepContextOpt = False,
     timeout: TimeoutOpt = 600.0,
     read_timeout: ReadTimeoutOpt = 120.0,
     retries: RetriesOpt = 3,
@@ -129,7 +133,7 @@ def run(
     quiet: QuietOpt = False,
 ) -> None:
     """Send suites to an endpoint and store every answer in a run directory."""
-    facts = FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out)
+    facts = FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out)
     if resume is not None:
         prepared = prepare_resume(resume, key_env=key_env, budget_usd=budget_usd, facts=facts)
     elif base_url is None or model is None:
@@ -147,6 +151,7 @@ def run(
             label=label,
             budget_usd=budget_usd,
             facts=facts,
+            deep_context=deep_context,
         )
         prepared = prepare_new_run(options)
     announce(prepared)

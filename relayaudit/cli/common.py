@@ -72,3 +72,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar."
 AlphaOpt = Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")]
 MdOpt = Annotated[Path | None, typer.Option("--md", help="Write a Markdown report here.")]
+DeepContextOpt = Annotated[
+    bool, typer.Option("--deep-context", help="Context probes go up to 90% of the claimed window (expensive).")
+]
+ContextWindowOpt = Annotated[
+    int | None, typer.Option(min=1, help="Claimed context window in tokens (overrides the registry).")
+]

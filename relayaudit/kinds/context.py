@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
@@ -33,6 +33,10 @@ from relayaudit.stats import StatResult
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
 from relayaudit.types import Observation
 
+if TYPE_CHECKING:
+    from relayaudit.suite import Suite
+
+DEEP = 10**9  # "no cap": the claimed window (times 0.9) limits the sizes instead
 DEFAULTS = {"canaries": 5, "min_tokens": 1000, "max_tokens_tested": 32_000, "search_steps": 4}
 WORDS = ("KESTREL", "ORCHID", "FALCON", "MAPLE", "CEDAR", "LYNX")
 LABELS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett")
@@ -258,3 +262,17 @@ class ContextKind:
 
 
 KIND = ContextKind()
+
+
+def deepened(suites: Sequence[Suite]) -> list[Suite]:
+    """`--deep-context`: context probes test up to 90% of the claimed window instead of the default cap."""
+    return [
+        replace(
+            suite,
+            probes=tuple(
+                replace(p, fields={**p.fields, "max_tokens_tested": DEEP}) if p.kind == "context" else p
+                for p in suite.probes
+            ),
+        )
+        for suite in suites
+    ]
