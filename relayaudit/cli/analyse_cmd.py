@@ -111,6 +111,7 @@ def plan(
     if not names:
         raise typer.BadParameter("give --model NAME (repeatable) or --all-models.")
     suite_names = list(suite or ["smoke"])
-    planned = build_plan(load_suites(suite_names), samples)
+    suites = load_suites(suite_names)
     facts = FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out)
-    out.print(render.plan_table([estimate(planned, model_facts(n, facts)) for n in names], suite_names))
+    claims = [model_facts(n, facts) for n in names]  # the plan depends on the model (window, capabilities)
+    out.print(render.plan_table([estimate(build_plan(suites, samples, c), c) for c in claims], suite_names))

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from relayaudit.errors import SuiteError
-from relayaudit.kinds import capability, context, distribution, identity, memory, prompt
+from relayaudit.kinds import (
+    cache,
+    capability,
+    context,
+    distribution,
+    identity,
+    memory,
+    metadata,
+    parameters,
+    prompt,
+    timing,
+    tools,
+    usage,
+)
 from relayaudit.kinds.base import PlannedRequest, ProbeKind, ProbeSpec
 
 KINDS: dict[str, ProbeKind] = {
@@ -13,6 +26,12 @@ KINDS: dict[str, ProbeKind] = {
     identity.KIND.name: identity.KIND,
     context.KIND.name: context.KIND,
     memory.KIND.name: memory.KIND,
+    usage.KIND.name: usage.KIND,
+    tools.KIND.name: tools.KIND,
+    parameters.KIND.name: parameters.KIND,
+    cache.KIND.name: cache.KIND,
+    metadata.KIND.name: metadata.KIND,
+    timing.KIND.name: timing.KIND,
 }
 
 __all__ = ["KINDS", "PlannedRequest", "ProbeKind", "ProbeSpec", "get_kind"]
