@@ -27,7 +27,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import bracket, next_size
+from relayaudit.kinds.search import bracket, next_size, outcomes
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
@@ -114,17 +114,7 @@ def recalled(observation: Observation, count: int) -> list[bool]:
 
 def results(observations: Sequence[Observation], count: int) -> dict[int, bool | None]:
     """Per size: True all canaries back, False some lost or the prompt rejected, None no answer (yet)."""
-    found: dict[int, bool | None] = {}
-    for o in observations:
-        if not o.final:
-            continue
-        if o.outcome == "ok":
-            found[_size(o)] = all(recalled(o, count))
-        elif o.outcome == "http_error":
-            found[_size(o)] = False
-        else:
-            found.setdefault(_size(o), None)
-    return found
+    return outcomes(observations, _size, lambda o: all(recalled(o, count)))
 
 
 @dataclass(frozen=True)

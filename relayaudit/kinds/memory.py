@@ -21,7 +21,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import bracket, next_size
+from relayaudit.kinds.search import bracket, next_size, outcomes
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.types import Observation
@@ -62,17 +62,12 @@ def _turns(observation: Observation) -> int:
 
 
 def results(observations: Sequence[Observation]) -> dict[int, bool | None]:
-    found: dict[int, bool | None] = {}
-    for o in observations:
-        if not o.final:
-            continue
-        if o.outcome == "ok" and o.completion is not None:
-            found[_turns(o)] = code_word(_turns(o)).upper() in o.completion.text.upper()
-        elif o.outcome == "http_error":
-            found[_turns(o)] = False
-        else:
-            found.setdefault(_turns(o), None)
-    return found
+    """Per number of turns: True when the code word came back."""
+    return outcomes(
+        observations,
+        _turns,
+        lambda o: code_word(_turns(o)).upper() in (o.completion.text if o.completion else "").upper(),
+    )
 
 
 def recalled_turns(observations: Sequence[Observation]) -> tuple[int, int]:

@@ -8,7 +8,9 @@ only the results observed so far, so a resumed run derives the same next size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from relayaudit.types import Observation
 
 
 def bracket(results: Mapping[int, bool]) -> tuple[int, int | None]:
@@ -34,3 +36,20 @@ def next_size(
         return None
     middle = max(grain, round((low + high) / 2 / grain) * grain)
     return None if middle in settled or middle >= high or middle <= low else middle
+
+
+def outcomes(
+    observations: Sequence[Observation], size_of: Callable[[Observation], int], passed: Callable[[Observation], bool]
+) -> dict[int, bool | None]:
+    """Per size: whether it passed; a deliberate rejection (HTTP 4xx) fails; no answer (yet) is None."""
+    found: dict[int, bool | None] = {}
+    for o in observations:
+        if not o.final:
+            continue
+        if o.outcome == "ok" and o.completion is not None:
+            found[size_of(o)] = passed(o)
+        elif o.outcome == "http_error":
+            found[size_of(o)] = False
+        else:
+            found.setdefault(size_of(o), None)
+    return found
