@@ -2,7 +2,7 @@
 
 An audit collects a relay run with exactly the baseline's suites (the copies stored in the baseline run,
 so a shared baseline defines what is sent) and its sample counts, then compares. Without a baseline it
-runs the default suite and only the checks that need no baseline, and says so.
+runs the integrity suites (BASELINE_FREE_SUITES) and only the checks that need no baseline, and says so.
 
 A baseline is a run against the official API, labelled role "baseline" with provenance in its manifest:
 the official base URL from the registry, whether that URL was used, the suites' hashes, the date and the
@@ -28,6 +28,8 @@ from relayaudit.runner import PreparedRun, RunOptions, prepare_new_run, run_coll
 from relayaudit.store import RunStore, utc_now
 
 DEFAULT_AUDIT_SUITE = "quick"
+BASELINE_FREE_SUITES = ("usage", "params", "cache", "tools", "metadata", "memory", "context")
+"""What an audit without a baseline sends by default: the suites whose checks need none."""
 
 
 def prepare_baseline(options: RunOptions) -> PreparedRun:

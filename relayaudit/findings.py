@@ -12,6 +12,7 @@ Policy (alpha defaults to 0.01):
    - inconclusive when some (non-weak) finding lacked the data its test needs: "consistent" is only said
      when every check actually ran (a length test alone must not vouch for a relay the main test could not
      examine);
+   - inconclusive when only weak checks ran: spoofable evidence can neither accuse nor vouch;
    - consistent otherwise.
    Weak findings (spoofable evidence such as self-identification) are reported but never decide alone.
 Transport failures are never evidence against a relay.
@@ -179,6 +180,12 @@ def decide(findings: Sequence[Finding], transport: Transport) -> Verdict:
         names = ", ".join(f.check for f in failing)
         return Verdict("divergent", (f"{len(failing)} check(s) found the relay unlike the official model: {names}.",))
     untested = [f.check for f in findings if f.status == "inconclusive" and not f.weak]
+    decisive = [f for f in findings if not f.weak and f.status in ("pass", "fail")]
+    if not untested and not decisive:
+        return Verdict(
+            "inconclusive",
+            ("Only weak, spoofable checks ran (e.g. self-identification); they cannot vouch for a relay.",),
+        )
     if untested or not findings:
         return Verdict(
             "inconclusive",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
+from relayaudit.audit import BASELINE_FREE_SUITES, prepare_audit, prepare_baseline, run_audit
 from relayaudit.cli import app
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
@@ -154,28 +154,26 @@ def test_audit_cli_writes_reports_and_exits_by_verdict(
 
 def test_audit_without_baseline_runs_only_baseline_free_checks(servers: Callable[..., str], tmp_path: Path) -> None:
     relay = servers("substitute:cirrus", seed=50)
-    result = runner.invoke(
-        app,
-        [
-            "audit",
-            "--base-url",
-            f"{relay}/v1",
-            "--model",
-            "gpt-4o",
-            "--no-key",
-            "--out",
-            str(tmp_path / "r"),
-            "--json",
-            str(tmp_path / "a.json"),
-        ],
-    )
+    args = ["audit", "--base-url", f"{relay}/v1", "--model", "gpt-4o", "--no-key", "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, [*args, "--json", str(tmp_path / "a.json")])
     report = json.loads((tmp_path / "a.json").read_text())
     assert report["baseline"]["run"] is None and "No baseline" in report["warnings"][0]
-    assert {f["check"] for f in report["findings"]} == {"identity.claimed_vendor", "identity.claimed_cutoff"}
-    assert all(f["weak"] for f in report["findings"])  # without a baseline nothing here is decisive
-    claimed = next(f for f in report["findings"] if f["check"] == "identity.claimed_vendor")
-    assert claimed["status"] == "fail" and "registry says openai" in claimed["summary"]
-    assert result.exit_code == 0 and report["verdict"] == "consistent"
+    assert [s.name for s in RunStore.open(tmp_path / "r").manifest.suites] == list(BASELINE_FREE_SUITES)
+    checks = {f["check"]: f for f in report["findings"]}
+    assert not any(name.startswith(("distribution.", "capability.")) for name in checks)
+    # another model's tokenizer shows in the usage accounting, without any baseline
+    assert checks["usage.claimed_tokenizer"]["status"] == "fail" and not checks["usage.claimed_tokenizer"]["weak"]
+    assert result.exit_code == 1 and report["verdict"] == "divergent"
+
+
+def test_only_weak_checks_cannot_vouch_for_a_relay(servers: Callable[..., str], tmp_path: Path) -> None:
+    relay = servers(seed=51)
+    args = ["audit", "--base-url", f"{relay}/v1", "--model", "gpt-4o", "--no-key", "--suite", "quick"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r"), "--json", str(tmp_path / "a.json")])
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert all(f["weak"] for f in report["findings"])  # quick's comparisons need a baseline; identity is weak
+    assert result.exit_code == 3 and report["verdict"] == "inconclusive"
+    assert "Only weak, spoofable checks ran" in report["reasons"][0]
 
 
 def test_baseline_record_cli_and_bad_inputs(official: str, tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def test_categorical_g_statistic_matches_hand_computation() -> None:
     assert result.statistic == pytest.approx(reference.statistic)
 
 
-def test_categorical_strata_sum_per_stratum_statistics_and_ignore_one_sided_strata() -> None:
+def test_categorical_strata_sum_per_stratum_and_pooled_statistics_and_ignore_one_sided_strata() -> None:
     a1, b1 = ["x"] * 4 + ["y"] * 2, ["x"] * 1 + ["y"] * 5
     a2, b2 = ["u", "v", "w", "u", "u"], ["w", "w", "v", "w", "u"]
     one_sided = ["q"] * 5  # a stratum present on the baseline only carries no information
@@ -209,7 +209,9 @@ def test_categorical_strata_sum_per_stratum_statistics_and_ignore_one_sided_stra
         permutations=300,
     )
     assert result.method == "permutation chi-square test within strata"
-    assert result.statistic == pytest.approx(_chi2_by_hand(a1, b1) + _chi2_by_hand(a2, b2))
+    # per-stratum tables plus the pooled table of the informative strata (s3 is baseline-only)
+    pooled = _chi2_by_hand([*a1, *a2], [*b1, *b2])
+    assert result.statistic == pytest.approx(_chi2_by_hand(a1, b1) + _chi2_by_hand(a2, b2) + pooled)
     assert (result.n_baseline, result.n_relay) == (16, 11)
     assert result.null_distribution is not None and len(result.null_distribution) == 300
 
@@ -530,3 +532,17 @@ def test_argument_mistakes_are_errors_not_silent() -> None:
         equality_check([], [], min_pairs=0)
     with pytest.raises(ValueError, match="tokenizer"):
         mmd_test([("p", "x")], [("p", "y")], level="token")  # refused even before the data are counted
+
+
+def test_strata_with_one_answer_per_side_still_show_a_shared_shift() -> None:
+    # Each question answered once per side: within-question tables cannot change when labels swap, so
+    # only the pooled part of the statistic can see that every relay answer names another vendor.
+    result = categorical_test(
+        ["northwind"] * 6, ["meridian"] * 6, strata_baseline=list(range(6)), strata_relay=list(range(6)),
+        permutations=2000, rng=np.random.default_rng(1),
+    )  # fmt: skip
+    assert result.pvalue is not None and result.pvalue < 0.05
+    same = categorical_test(
+        ["northwind"] * 6, ["northwind"] * 6, strata_baseline=list(range(6)), strata_relay=list(range(6))
+    )
+    assert same.pvalue == 1.0

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from relayaudit.audit import DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
+from relayaudit.audit import BASELINE_FREE_SUITES, DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
 from relayaudit.cli.analyse_cmd import write_reports
 from relayaudit.cli.collect_cmd import announce, client_settings, interruptible, progress_for, report_collection
 from relayaudit.cli.common import (
@@ -131,7 +131,7 @@ def audit(
     options = RunOptions(
         base_url=base_url,
         model=model,
-        suites=tuple(suite or [DEFAULT_AUDIT_SUITE]),
+        suites=tuple(suite or BASELINE_FREE_SUITES),
         dialect=dialect,
         key_env=key_env,
         no_key=no_key,

@@ -5,7 +5,8 @@ the question is whether the relay's category frequencies differ from the baselin
 per category the chi-square approximation is poor, so the p-value comes from permutations of the
 group labels (optionally within strata, e.g. within each prompt, since categories of different prompts
 are not exchangeable). Statistic: Pearson's chi-square (or the G statistic, 2 Σ O log(O/E)), summed over
-strata. Effect: total variation distance between the two pooled distributions (0 = identical, 1 = disjoint).
+strata, plus the same statistic on the pooled table when strata are given. Effect: total variation
+distance between the two pooled distributions (0 = identical, 1 = disjoint).
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def categorical_test(
     generator = rng or np.random.default_rng(0)
     observed = 0.0
     null = np.zeros(permutations)
+    pooled_observed = np.zeros(len(categories))
+    pooled_null = np.zeros((permutations, len(categories)))
+    pooled_totals = np.zeros(len(categories))
+    pooled_n_a = 0.0
     for stratum in codes.values():
         members = strata == stratum
         onehot = np.eye(len(categories))[labels[members]]
@@ -93,9 +98,20 @@ def categorical_test(
         n_a, n = float(assign.sum()), float(assign.size)
         if n_a in (0.0, n):
             continue  # a stratum seen on one side only carries no information about the difference
+        shuffled = generator.permuted(np.tile(assign, (permutations, 1)), axis=1).astype(float) @ onehot
         observed += float(_statistic((assign @ onehot)[None, :], totals, n_a, n, statistic)[0])
-        shuffled = generator.permuted(np.tile(assign, (permutations, 1)), axis=1)
-        null += _statistic(shuffled.astype(float) @ onehot, totals, n_a, n, statistic)
+        null += _statistic(shuffled, totals, n_a, n, statistic)
+        pooled_observed += assign @ onehot
+        pooled_null += shuffled
+        pooled_totals += totals
+        pooled_n_a += n_a
+    if strata_baseline is not None and pooled_totals.sum() > pooled_n_a > 0:
+        # Plus the pooled table's statistic under the same within-stratum permutations: with one answer per
+        # side in a stratum its own table cannot change when labels swap, but the pooled table can, so a
+        # shift shared by all strata (every answer naming another vendor) is still seen.
+        n_total = float(pooled_totals.sum())
+        observed += float(_statistic(pooled_observed[None, :], pooled_totals, pooled_n_a, n_total, statistic)[0])
+        null += _statistic(pooled_null, pooled_totals, pooled_n_a, n_total, statistic)
     pvalue = (1.0 + float(np.sum(null >= observed - 1e-12))) / (1.0 + permutations)
     return StatResult(
         method, observed, pvalue, tvd, len(baseline), len(relay), detail, null_distribution=tuple(null.tolist())
