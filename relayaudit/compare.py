@@ -23,7 +23,7 @@ from relayaudit.errors import RunStoreError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.kinds import KINDS
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.models import load_registry
+from relayaudit.models import load_registry, with_overrides
 from relayaudit.store import SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
 
@@ -176,10 +176,14 @@ def calibrate(
 def relay_checks(
     relay_store: RunStore, grouped: dict[str, list[Observation]], settings: CompareSettings
 ) -> tuple[list[Candidate], list[str]]:
-    """The baseline-free checks of every kind: the relay against the claimed model's registry facts."""
-    claim = load_registry().facts_for(relay_store.manifest.claimed_model)
+    """The baseline-free checks of every kind: the relay against the claimed model's facts (the registry's,
+    with the facts given on the command line when the run was collected)."""
+    manifest = relay_store.manifest
+    stored = manifest.extra.get("facts", {})
+    overrides = {k: stored[k] for k in ("tokenizer", "context_window", "price_in", "price_out") if k in stored}
+    claim = with_overrides(load_registry().facts_for(manifest.claimed_model), **overrides)
     notes = []
-    if not claim.known:
+    if not claim.known and not overrides:
         notes.append(f"Checks against the registry were skipped: {relay_store.manifest.claimed_model!r} is not in it.")
     found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], claim, settings)]
     return found, notes

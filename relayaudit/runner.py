@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,9 @@ def prepare_new_run(
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
     key = read_key(key_env)
     suites = suites if suites is not None else load_suites(list(options.suites))
+    overrides = {k: v for k, v in asdict(options.facts).items() if v is not None}
+    if overrides:  # facts given on the command line: the analysis of this run must use them too
+        extra = {**(extra or {}), "facts": overrides}
     if options.deep_context:
         extra = {**(extra or {}), "deep_context": True}
         suites = deepened(suites)

@@ -124,3 +124,27 @@ def test_deep_context_tests_up_to_the_claimed_window(tmp_path: Path) -> None:
     assert [p.unit for p in prepare_resume(tmp_path / "b").plan] == [p.unit for p in deep.plan]
     window = prepare_new_run(replace(options, out=tmp_path / "c", facts=replace(options.facts, context_window=8000)))
     assert max(int(p.variant[1:]) for p in window.plan) == 7200
+
+
+def test_facts_given_on_the_command_line_reach_the_analysis(tmp_path: Path) -> None:
+    from relayaudit.compare import check_run
+    from relayaudit.runner import FactOverrides
+
+    facts = FactOverrides(tokenizer="o200k_base", context_window=16000)
+    with serve_in_thread(build_app(SimConfig(behaviours=("cut_context:4000",)))) as url:
+        options = RunOptions(
+            base_url=f"{url}/v1",
+            model="house-model-7b",
+            suites=("context",),
+            no_key=True,
+            out=tmp_path / "r",
+            facts=facts,
+        )
+        asyncio.run(run_collection(prepare_new_run(options), ClientSettings(concurrency=4)))
+    store = RunStore.open(tmp_path / "r")
+    assert store.manifest.extra["facts"] == {"tokenizer": "o200k_base", "context_window": 16000}
+    report = check_run(store)
+    effective = next(f for f in report.findings if f.check == "context.effective")
+    assert effective.status == "fail" and effective.estimate["claimed_tokens"] == 16000
+    assert abs(effective.estimate["effective_tokens"] - 4000) <= 400
+    assert not any("not in it" in w for w in report.warnings)  # the facts came from the command line
