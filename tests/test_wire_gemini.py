@@ -377,7 +377,7 @@ def test_parse_body_error_object_excerpt() -> None:
 
 
 def test_parse_body_google_api_key_is_redacted() -> None:
-    key = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv"
+    key = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv"  # split: not a real key
     with pytest.raises(WireError) as info:
         GEMINI.parse_body(
             dumps({"error": {"code": 403, "message": f"Key {key} is suspended", "status": "PERMISSION_DENIED"}})

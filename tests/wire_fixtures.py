@@ -17,7 +17,7 @@ from relayaudit.types import ChatRequest, Completion, Message, Tool
 from relayaudit.wire import SSEDecoder, SSEEvent, WireDialect
 
 # A credential-shaped string planted in malformed bodies: it must never reach an error excerpt.
-SECRET = "sk-abcdefghijklmnopqrstuvwx"
+SECRET = "sk-" + "abcdefghijklmnopqrstuvwx"  # split so no scanner mistakes it for a real key
 # An ANSI colour sequence and a bell, which must never reach an excerpt either.
 ANSI = "\x1b[31mRED\x1b[0m\x07"
 
