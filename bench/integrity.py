@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import hashlib
 import multiprocessing
+import shutil
 import sys
 import tempfile
 import time
@@ -111,7 +112,7 @@ SHORT = {
     "leak_headers:litellm+substitute:cirrus": "leak+cirrus",
     "substitute:atlas-mini": "atlas-mini",
 }
-# (column, check, estimate key): the checks' key figures, averaged per scenario.
+# (column, check, estimate key, mode or None for both): the checks' key figures, averaged per scenario.
 ESTIMATES = (
     ("prompt_offset_tokens (no baseline)", "usage.claimed_offset", "prompt_offset_tokens", "none"),
     ("prompt_offset_tokens (vs baseline)", "usage.prompt_offset", "prompt_offset_tokens", "baseline"),
@@ -251,6 +252,7 @@ def run_integrity_task(task: Task) -> TaskResult:
                     report = check_run(relay, alpha=task.alpha)
                 times = (collected - started, time.perf_counter() - collected)
                 result.rows.append(audit_row(task.cell, scenario, mode, report, relay, times))
+                shutil.rmtree(out)
     return result
 
 
@@ -281,6 +283,7 @@ def run_timing_task(task: Task) -> TaskResult:
             report = compare_runs(RunStore.open(baseline.store.path), relay, alpha=task.alpha, calibration_splits=0)
             times = (collected - started, time.perf_counter() - collected)
             result.rows.append(audit_row(task.cell, scenario, "baseline", report, relay, times))
+            shutil.rmtree(out)
     return result
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Simulator, build_app
+from relayaudit.sim.app import SimConfig, Simulator, Upstream, build_app
 
 FAKE_KEY = "sk-test-relayaudit-0123456789abcdefSECRET"
 
@@ -49,3 +50,33 @@ def write_suite(directory: Path, name: str, prompts: list[str], **params: object
     path = directory / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
+
+
+def base_url(url: str, dialect: str) -> str:
+    """A simulator URL the way each dialect's SDK takes it (OpenAI with /v1)."""
+    return f"{url}/v1" if dialect.startswith("openai") else url
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Callable[..., str]]:
+    """start(*behaviours, seed=..., upstream=URL, **SimConfig fields) -> URL of a simulator kept for the module.
+
+    With `upstream` the simulator is a relay forwarding to that URL (relay mode)."""
+    with ExitStack() as stack:
+
+        def start(*behaviours: str, seed: int, upstream: str | None = None, **config: Any) -> str:
+            settings = SimConfig(
+                behaviours=behaviours, seed=seed, upstream=Upstream(upstream) if upstream else None, **config
+            )
+            return stack.enter_context(serve_in_thread(build_app(settings)))
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def official(servers: Callable[..., str]) -> str:
+    """The simulated official API (persona atlas, seed 1) for the module."""
+    return servers(seed=1)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,38 +17,11 @@ from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import ConfigError
 from relayaudit.runner import RunOptions, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
 from relayaudit.store import RunStore
+from tests.conftest import DIALECTS, base_url
 
 runner = CliRunner()
 SETTINGS = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
-DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
-
-
-def base(url: str, dialect: str) -> str:
-    return f"{url}/v1" if dialect.startswith("openai") else url
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Callable[..., str]]:
-    """start(*behaviours, seed=..., upstream=...) -> URL of a simulator kept for the whole module."""
-    with ExitStack() as stack:
-
-        def start(*behaviours: str, seed: int, upstream: str | None = None) -> str:
-            config = (
-                SimConfig(upstream=Upstream(upstream), seed=seed)
-                if upstream
-                else SimConfig(behaviours=behaviours, seed=seed)
-            )
-            return stack.enter_context(serve_in_thread(build_app(config)))
-
-        yield start
-
-
-@pytest.fixture(scope="module")
-def official(servers: Callable[..., str]) -> str:
-    return servers(seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +31,7 @@ def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     recorded = {}
     for dialect in DIALECTS:
         options = RunOptions(
-            base_url=base(official, dialect),
+            base_url=base_url(official, dialect),
             model="gpt-4o",
             suites=("standard",),
             dialect=dialect,
@@ -73,7 +45,7 @@ def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 def audit(relay_url: str, dialect: str, baseline: Path, out: Path) -> Report:
-    options = RunOptions(base_url=base(relay_url, dialect), model="gpt-4o", dialect=dialect, no_key=True, out=out)
+    options = RunOptions(base_url=base_url(relay_url, dialect), model="gpt-4o", dialect=dialect, no_key=True, out=out)
     prepared = prepare_audit(options, baseline)
     return asyncio.run(run_audit(prepared, baseline, SETTINGS, calibration_splits=0)).report
 

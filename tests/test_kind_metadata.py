@@ -4,8 +4,7 @@ audits over real HTTP against the simulator (honest, leaking, rewriting, substit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,9 @@ from relayaudit.kinds.metadata_checks import (
 )
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
+from tests.conftest import DIALECTS, base_url
 
 SETTINGS = CompareSettings(permutations=200)
 CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
@@ -245,32 +243,6 @@ def test_expand_sends_each_prompt_as_body_and_stream() -> None:
 
 
 # --- end to end over HTTP --------------------------------------------------------------------------------------
-
-DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
-
-
-def base_url(url: str, dialect: str) -> str:
-    return f"{url}/v1" if dialect.startswith("openai") else url
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Callable[..., str]]:
-    with ExitStack() as stack:
-
-        def start(*behaviours: str, seed: int, upstream: str | None = None) -> str:
-            config = (
-                SimConfig(upstream=Upstream(upstream), behaviours=behaviours, seed=seed)
-                if upstream
-                else SimConfig(behaviours=behaviours, seed=seed)
-            )
-            return stack.enter_context(serve_in_thread(build_app(config)))
-
-        yield start
-
-
-@pytest.fixture(scope="module")
-def official(servers: Callable[..., str]) -> str:
-    return servers(seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,7 @@ against the simulator at speed 0 (never flagged) and speed 1 (a 5x faster substi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.timing import KIND, MIN_GENERATION_S, extreme_test
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation, Usage
 
@@ -153,19 +150,6 @@ kind = "timing"
 detects = "test"
 prompts = ["Describe a walk along a river at dawn in one paragraph.", "Explain how a bicycle gear system works."]
 """
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Callable[..., str]]:
-    with ExitStack() as stack:
-
-        def start(*behaviours: str, seed: int, upstream: str | None = None, **config: Any) -> str:
-            settings = SimConfig(
-                behaviours=behaviours, seed=seed, upstream=Upstream(upstream) if upstream else None, **config
-            )
-            return stack.enter_context(serve_in_thread(build_app(settings)))
-
-        yield start
 
 
 def record(url: str, suite: str, out: Path) -> Path:

@@ -7,8 +7,7 @@ import asyncio
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,11 @@ from relayaudit.kinds.tools import KIND, variant_of
 from relayaudit.kinds.tools_checks import injected_calls, parse_variant, schema_errors
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
 from relayaudit.sim.behaviours import DEFAULT_TAMPER, Context, TamperTools, parse_behaviour
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, Message, NotSent, Observation, Tool, ToolCall
+from tests.conftest import DIALECTS, base_url
 
 SETTINGS = CompareSettings(permutations=2000)
 CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
@@ -356,32 +354,6 @@ def test_tamper_tools_appends_to_every_string_argument() -> None:
 
 
 # --- end to end over HTTP --------------------------------------------------------------------------------------
-
-DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
-
-
-def base_url(url: str, dialect: str) -> str:
-    return f"{url}/v1" if dialect.startswith("openai") else url
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Callable[..., str]]:
-    with ExitStack() as stack:
-
-        def start(*behaviours: str, seed: int, upstream: str | None = None) -> str:
-            config = (
-                SimConfig(upstream=Upstream(upstream), seed=seed)
-                if upstream
-                else SimConfig(behaviours=behaviours, seed=seed)
-            )
-            return stack.enter_context(serve_in_thread(build_app(config)))
-
-        yield start
-
-
-@pytest.fixture(scope="module")
-def official(servers: Callable[..., str]) -> str:
-    return servers(seed=1)
 
 
 @pytest.fixture(scope="module")

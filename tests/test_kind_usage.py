@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,10 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.usage import ECHO_TEXT, KIND, SYSTEM, UNITS, fit_accounting, frame_text
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.tokens import chat_prompt_tokens, get_tokenizer
 from relayaudit.types import Choice, Completion, Observation, Usage
+from tests.conftest import DIALECTS, base_url
 
 SETTINGS = CompareSettings(permutations=200)
 GPT4O = load_registry().get("gpt-4o")
@@ -313,31 +311,6 @@ def test_nothing_to_compare_gives_no_findings() -> None:
 # --- end to end over HTTP against the simulator ---------------------------------------------------------------
 
 CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
-DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
-
-
-def base(url: str, dialect: str) -> str:
-    return f"{url}/v1" if dialect.startswith("openai") else url
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Callable[..., str]]:
-    with ExitStack() as stack:
-
-        def start(*behaviours: str, seed: int, upstream: str | None = None) -> str:
-            config = (
-                SimConfig(upstream=Upstream(upstream), seed=seed)
-                if upstream
-                else SimConfig(behaviours=behaviours, seed=seed)
-            )
-            return stack.enter_context(serve_in_thread(build_app(config)))
-
-        yield start
-
-
-@pytest.fixture(scope="module")
-def official(servers: Callable[..., str]) -> str:
-    return servers(seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +321,7 @@ def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> Callab
     def get(model: str, dialect: str) -> Path:
         if (model, dialect) not in recorded:
             options = RunOptions(
-                base_url=base(official, dialect),
+                base_url=base_url(official, dialect),
                 model=model,
                 suites=("usage",),
                 dialect=dialect,
@@ -365,7 +338,7 @@ def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> Callab
 
 def audit(url: str, baseline: Path | None, out: Path, *, model: str = "gpt-4o", dialect: str = "openai") -> Report:
     options = RunOptions(
-        base_url=base(url, dialect), model=model, suites=("usage",), dialect=dialect, no_key=True, out=out
+        base_url=base_url(url, dialect), model=model, suites=("usage",), dialect=dialect, no_key=True, out=out
     )
     prepared = prepare_audit(options, baseline)
     return asyncio.run(run_audit(prepared, baseline, CLIENT, calibration_splits=0)).report
