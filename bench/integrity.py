@@ -112,14 +112,22 @@ SHORT = {
     "leak_headers:litellm+substitute:cirrus": "leak+cirrus",
     "substitute:atlas-mini": "atlas-mini",
 }
-# (column, check, estimate key, mode or None for both): the checks' key figures, averaged per scenario.
+# (column, check, estimate key, mode or None for both, digits): the checks' key figures, averaged per
+# scenario; a yes/no figure averages to the share of audits in which it was true.
 ESTIMATES = (
-    ("prompt_offset_tokens (no baseline)", "usage.claimed_offset", "prompt_offset_tokens", "none"),
-    ("prompt_offset_tokens (vs baseline)", "usage.prompt_offset", "prompt_offset_tokens", "baseline"),
-    ("inflation_ratio (no baseline)", "usage.claimed_inflation", "inflation_ratio", "none"),
-    ("inflation_ratio (vs baseline)", "usage.inflation", "inflation_ratio", "baseline"),
-    ("effective_tokens", "context.effective", "effective_tokens", None),
-    ("recalled_turns", "memory.recall", "recalled_turns", None),
+    ("prompt_offset_tokens (no baseline)", "usage.claimed_offset", "prompt_offset_tokens", "none", 1),
+    ("prompt_offset_tokens (vs baseline)", "usage.prompt_offset", "prompt_offset_tokens", "baseline", 1),
+    ("inflation_ratio (no baseline)", "usage.claimed_inflation", "inflation_ratio", "none", 3),
+    ("inflation_ratio (vs baseline)", "usage.inflation", "inflation_ratio", "baseline", 3),
+    ("effective_tokens", "context.effective", "effective_tokens", None, 0),
+    ("head_truncated (share)", "context.effective", "head_truncated", None, 2),
+    ("middle_truncated (share)", "context.effective", "middle_truncated", None, 2),
+    ("recalled_turns", "memory.recall", "recalled_turns", None, 0),
+)
+TIMING_ESTIMATES = (
+    ("output speed, relay / baseline (medians)", "timing.speed", "ratio", "baseline", 2),
+    ("TTFT relay s (median)", "timing.ttft", "ttft_relay_s", "baseline", 2),
+    ("TTFT baseline s (median)", "timing.ttft", "ttft_baseline_s", "baseline", 2),
 )
 
 
@@ -191,7 +199,7 @@ def per_suite(store: RunStore) -> dict[str, SuiteCost]:
 def audit_row(
     cell: str, scenario: str, mode: str, report: Report, relay: RunStore, times: tuple[float, float]
 ) -> AuditRow:
-    wanted = {(check, key) for _, check, key, _ in ESTIMATES}
+    wanted = {(check, key) for _, check, key, *_ in (*ESTIMATES, *TIMING_ESTIMATES)}
     estimates = {
         f"{f.check}/{key}": float(f.estimate[key])
         for f in report.findings
@@ -428,27 +436,28 @@ def checks_table(
     out.table(title, ["check", *(SHORT.get(s, s) for s in scenarios)], table)
 
 
-def estimates_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]], scenarios: Sequence[str]) -> None:
-    columns = ["relay", *(column for column, *_ in ESTIMATES)]
+def estimates_table(
+    out: Output,
+    grouped: dict[tuple[str, str, str], list[AuditRow]],
+    cell: str,
+    scenarios: Sequence[str],
+    estimates: Sequence[tuple[str, str, str, str | None, int]],
+    title: str,
+) -> None:
+    columns = ["relay", *(column for column, *_ in estimates)]
     table = []
     for scenario in scenarios:
         row = [scenario]
-        for _, check, key, mode in ESTIMATES:
+        for _, check, key, mode, digits in estimates:
             values = [
                 r.estimates[f"{check}/{key}"]
                 for m in MODES
                 if mode is None or m == mode
-                for r in grouped.get(("integrity", scenario, m), [])
+                for r in grouped.get((cell, scenario, m), [])
                 if f"{check}/{key}" in r.estimates
             ]
-            digits = 3 if key == "inflation_ratio" else 0 if key != "prompt_offset_tokens" else 1
             row.append(summary(values, digits))
         table.append(row)
-    title = (
-        "Key estimates, mean (min–max when they vary) over the audits reporting them; '–' = not reported "
-        "(the usage ratio and offset are withheld when the tokenizers differ); effective_tokens and "
-        "recalled_turns pool both modes"
-    )
     out.table(title, columns, table)
 
 
@@ -597,12 +606,29 @@ def main() -> None:
     )
     for mode in MODES:
         checks_table(out, grouped, "integrity", mode, scenarios)
-    estimates_table(out, grouped, scenarios)
+    estimates_table(
+        out,
+        grouped,
+        "integrity",
+        scenarios,
+        ESTIMATES,
+        "Key estimates, mean (min–max when they vary) over the audits reporting them; '–' = not reported (the "
+        "usage ratio and offset are withheld when the tokenizers differ); the context and memory figures pool "
+        "both modes",
+    )
     if any(kind == "timing" for kind, _, _ in grouped):
         verdict_table(
             out, grouped, "timing", f"Verdicts, timing suite alone, over loopback at speed {args.timing_speed:g}"
         )
         checks_table(out, grouped, "timing", "baseline", timing_scenarios)
+        estimates_table(
+            out,
+            grouped,
+            "timing",
+            timing_scenarios,
+            TIMING_ESTIMATES,
+            "Timing estimates, mean (min–max) over the audits (output speed in reported tokens per second)",
+        )
     cost_table(out, grouped)
     inconclusive_notes(out, grouped)
     for cell in ("integrity", "timing"):
