@@ -149,7 +149,16 @@ class ContextKind:
         found = {k: v for k, v in results(observations, count).items() if v is not None}
         low, high = bracket({k: bool(v) for k, v in found.items()})
         # How canaries were lost, judged over every failing size (one answer can miss a canary by chance).
-        failing = [r for o in observations if o.final and o.outcome == "ok" and not all(r := recalled(o, count))]
+        # Only sizes past the measured limit count: below it a missed canary is sampling noise, not a cut.
+        failing = [
+            r
+            for o in observations
+            if o.final
+            and o.outcome == "ok"
+            and high is not None
+            and _size(o) >= high
+            and not all(r := recalled(o, count))
+        ]
         middle = len(failing) > 0 and sum(r[0] and r[-1] for r in failing) * 2 > len(failing)
         head = len(failing) > 0 and sum(not r[0] and r[-1] for r in failing) * 2 > len(failing)
         return {
