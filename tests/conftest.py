@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -9,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from relayaudit.audit import prepare_baseline
+from relayaudit.client import ClientSettings
+from relayaudit.runner import RunOptions, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, Simulator, Upstream, build_app
 
@@ -80,3 +84,21 @@ def servers() -> Iterator[Callable[..., str]]:
 def official(servers: Callable[..., str]) -> str:
     """The simulated official API (persona atlas, seed 1) for the module."""
     return servers(seed=1)
+
+
+def record_baselines(official: str, suite: str, root: Path, settings: ClientSettings) -> dict[str, Path]:
+    """One baseline of `suite` per dialect, recorded from the simulated official API at `official`."""
+    recorded = {}
+    for dialect in DIALECTS:
+        options = RunOptions(
+            base_url=base_url(official, dialect),
+            model="gpt-4o",
+            suites=(suite,),
+            dialect=dialect,
+            no_key=True,
+            out=root / dialect,
+        )
+        prepared = prepare_baseline(options)
+        asyncio.run(run_collection(prepared, settings))
+        recorded[dialect] = prepared.store.path
+    return recorded

@@ -16,9 +16,9 @@ from relayaudit.cli import app
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import ConfigError
-from relayaudit.runner import RunOptions, run_collection
+from relayaudit.runner import RunOptions
 from relayaudit.store import RunStore
-from tests.conftest import DIALECTS, base_url
+from tests.conftest import DIALECTS, base_url, record_baselines
 
 runner = CliRunner()
 SETTINGS = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
@@ -27,21 +27,7 @@ SETTINGS = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, tot
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One standard-suite baseline per dialect, recorded from the simulated official API."""
-    root = tmp_path_factory.mktemp("baselines")
-    recorded = {}
-    for dialect in DIALECTS:
-        options = RunOptions(
-            base_url=base_url(official, dialect),
-            model="gpt-4o",
-            suites=("standard",),
-            dialect=dialect,
-            no_key=True,
-            out=root / dialect,
-        )
-        prepared = prepare_baseline(options)
-        asyncio.run(run_collection(prepared, SETTINGS))
-        recorded[dialect] = prepared.store.path
-    return recorded
+    return record_baselines(official, "standard", tmp_path_factory.mktemp("baselines"), SETTINGS)
 
 
 def audit(relay_url: str, dialect: str, baseline: Path, out: Path) -> Report:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
+from relayaudit.audit import prepare_audit, run_audit
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import SuiteError
@@ -26,10 +26,10 @@ from relayaudit.kinds.metadata_checks import (
     upstream_base,
 )
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions, run_collection
+from relayaudit.runner import RunOptions
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
-from tests.conftest import DIALECTS, base_url
+from tests.conftest import DIALECTS, base_url, record_baselines
 
 SETTINGS = CompareSettings(permutations=200)
 CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
@@ -247,21 +247,7 @@ def test_expand_sends_each_prompt_as_body_and_stream() -> None:
 
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("metadata-baselines")
-    recorded = {}
-    for dialect in DIALECTS:
-        options = RunOptions(
-            base_url=base_url(official, dialect),
-            model="gpt-4o",
-            suites=("metadata",),
-            dialect=dialect,
-            no_key=True,
-            out=root / dialect,
-        )
-        prepared = prepare_baseline(options)
-        asyncio.run(run_collection(prepared, CLIENT))
-        recorded[dialect] = prepared.store.path
-    return recorded
+    return record_baselines(official, "metadata", tmp_path_factory.mktemp("metadata-baselines"), CLIENT)
 
 
 def audit(relay: str, dialect: str, baseline: Path, out: Path) -> Report:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
+from relayaudit.audit import prepare_audit, run_audit
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import SuiteError
@@ -20,12 +20,12 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.tools import KIND, variant_of
 from relayaudit.kinds.tools_checks import injected_calls, parse_variant, schema_errors
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions, run_collection
+from relayaudit.runner import RunOptions
 from relayaudit.sim.behaviours import DEFAULT_TAMPER, Context, TamperTools, parse_behaviour
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, Message, NotSent, Observation, Tool, ToolCall
-from tests.conftest import DIALECTS, base_url
+from tests.conftest import DIALECTS, base_url, record_baselines
 
 SETTINGS = CompareSettings(permutations=2000)
 CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
@@ -358,21 +358,7 @@ def test_tamper_tools_appends_to_every_string_argument() -> None:
 
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tool-baselines")
-    recorded = {}
-    for dialect in DIALECTS:
-        options = RunOptions(
-            base_url=base_url(official, dialect),
-            model="gpt-4o",
-            suites=("tools",),
-            dialect=dialect,
-            no_key=True,
-            out=root / dialect,
-        )
-        prepared = prepare_baseline(options)
-        asyncio.run(run_collection(prepared, CLIENT))
-        recorded[dialect] = prepared.store.path
-    return recorded
+    return record_baselines(official, "tools", tmp_path_factory.mktemp("tool-baselines"), CLIENT)
 
 
 def audit(relay: str, dialect: str, baseline: Path | None, out: Path) -> Report:
