@@ -30,6 +30,20 @@ def build_plan(suites: list[Suite], samples: int | None = None, facts: ModelInfo
     return [planned for suite in suites for planned in suite.expand(samples, facts)]
 
 
+def adaptive_bound(
+    suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None
+) -> list[PlannedRequest]:
+    """Requests at least as many and as costly as every follow-up the adaptive probes can add, for worst-case
+    estimates (a bisection's steps are bounded by its largest coarse size, a cache probe's repeats exactly)."""
+    return [
+        planned
+        for suite in suites
+        for spec in suite.specs(samples, facts)
+        if isinstance(kind := KINDS[spec.kind], AdaptiveKind)
+        for planned in kind.most_followups(spec)
+    ]
+
+
 def followups_for(suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None) -> Followups:
     """The callback the collector asks for adaptive probes' next requests."""
     adaptive = [
@@ -80,9 +94,11 @@ class Estimate:
     model: str
     """Claimed model name."""
     requests: int
-    """Requests to send (first attempts; retries come on top)."""
+    """Requests planned up front (first attempts; retries come on top)."""
+    adaptive_requests: int
+    """At most this many more, sent by adaptive probes (bisections, repeats) depending on the answers."""
     prompt_tokens: int
-    """Input tokens over all requests."""
+    """Input tokens over all requests, adaptive ones at their most."""
     max_completion_tokens: int
     """Upper bound on output tokens."""
     max_cost_usd: float | None
@@ -91,18 +107,26 @@ class Estimate:
     """True when counted with the model's own tokenizer, False when estimated from characters."""
 
 
-def estimate(plan: list[PlannedRequest], model: ModelInfo) -> Estimate:
+def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[PlannedRequest] | None = None) -> Estimate:
+    """Size and worst-case cost of `plan` plus the `adaptive_bound` of its adaptive probes."""
     estimator = TokenEstimator(model)
-    prompt = sum(estimator.prompt_tokens(p.request) for p in plan)
-    completion = sum(estimator.max_completion_tokens(p.request) for p in plan)
+    every = [*plan, *(adaptive or [])]
+    prompt = sum(estimator.prompt_tokens(p.request) for p in every)
+    completion = sum(estimator.max_completion_tokens(p.request) for p in every)
     return Estimate(
         model=model.name,
         requests=len(plan),
+        adaptive_requests=len(adaptive or []),
         prompt_tokens=prompt,
         max_completion_tokens=completion,
         max_cost_usd=model.cost_usd(prompt, completion),
         exact_tokens=estimator.exact,
     )
+
+
+def estimate_suites(suites: list[Suite], model: ModelInfo, samples: int | None = None) -> Estimate:
+    """`estimate` of everything the suites can send for `model`, adaptive follow-ups at their most."""
+    return estimate(build_plan(suites, samples, model), model, adaptive_bound(suites, samples, model))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.kinds import PlannedRequest
 from relayaudit.kinds.context import deepened
 from relayaudit.models import ModelInfo, load_registry, with_overrides
-from relayaudit.plan import Estimate, Followups, build_plan, estimate, followups_for
+from relayaudit.plan import Estimate, Followups, adaptive_bound, build_plan, estimate, followups_for
 from relayaudit.store import Manifest, RunStore, utc_now
 from relayaudit.suite import Suite, load_suites
 from relayaudit.types import DIALECTS, Dialect, Endpoint
@@ -192,7 +192,8 @@ def prepare_new_run(
         extra=extra or {},
     )
     store = RunStore.create(options.out or DEFAULT_RUNS_DIR / run_id, manifest, suites)
-    return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings, followups)
+    worst = estimate(plan, model, adaptive_bound(suites, options.samples, model))
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups)
 
 
 def prepare_resume(
@@ -213,7 +214,8 @@ def prepare_resume(
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None)
     followups = followups_for(suites, manifest.samples, model)
-    return PreparedRun(store, plan, model, key, estimate(plan, model), budget, warnings, followups)
+    worst = estimate(plan, model, adaptive_bound(suites, manifest.samples, model))
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups)
 
 
 async def run_collection(

@@ -15,10 +15,12 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.memory import KIND as MEMORY
 from relayaudit.kinds.search import next_size
 from relayaudit.models import load_registry
+from relayaudit.plan import TokenEstimator, adaptive_bound, build_plan, estimate_suites
 from relayaudit.runner import RunOptions, prepare_new_run, prepare_resume, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
+from relayaudit.suite import load_suites
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import Observation
 
@@ -71,6 +73,25 @@ def test_cut_context_is_measured_within_ten_percent(tmp_path: Path, keep: str, l
     assert effective.estimate["middle_truncated"] == (keep == "middle")
     assert effective.estimate["head_truncated"] == (keep == "tail")
     assert len(observations) <= 6 + 4  # coarse sizes plus at most four bisection steps
+
+
+@pytest.mark.parametrize(
+    ("suite", "behaviour"), [("context", "cut_context:4000"), ("memory", "keep_last:10"), ("cache", "cache")]
+)
+def test_the_worst_case_estimate_bounds_what_an_adaptive_search_sends(
+    tmp_path: Path, suite: str, behaviour: str
+) -> None:
+    """The plan's "up to" is an upper bound: a relay that makes every search run its course stays within it,
+    in requests and in prompt tokens."""
+    suites = load_suites([suite])
+    worst = estimate_suites(suites, GPT4O)
+    observations = collect(tmp_path, suite, behaviour)
+    assert worst.requests < len(observations) <= worst.requests + worst.adaptive_requests
+    bound = adaptive_bound(suites, None, GPT4O)
+    counted = TokenEstimator(GPT4O)
+    first = {p.unit for p in build_plan(suites, None, GPT4O)}
+    sent = [counted.prompt_tokens(o.request) for o in observations if (o.probe_id, o.variant, o.sample) not in first]
+    assert sent and sum(sent) <= sum(counted.prompt_tokens(p.request) for p in bound)
 
 
 def test_context_against_the_baseline(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from relayaudit.cli.common import VERDICT_EXIT, SamplesOpt, SuiteOpt, err, handl
 from relayaudit.compare import Report, compare_runs
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
-from relayaudit.plan import accuracy_power, build_plan, distribution_power, estimate
+from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
 from relayaudit.report import console as render
 from relayaudit.report.markdown import render_markdown
 from relayaudit.runner import (
@@ -114,4 +114,4 @@ def plan(
     suites = load_suites(suite_names)
     facts = FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out)
     claims = [model_facts(n, facts) for n in names]  # the plan depends on the model (window, capabilities)
-    out.print(render.plan_table([estimate(build_plan(suites, samples, c), c) for c in claims], suite_names))
+    out.print(render.plan_table([estimate_suites(suites, c, samples) for c in claims], suite_names))

@@ -57,7 +57,9 @@ def announce(prepared: PreparedRun) -> None:
         err.print(f"[yellow]warning:[/] {inert(warning)}")
     e = prepared.estimate
     err.print(
-        f"{e.requests} requests planned, worst-case cost {render.money(e.max_cost_usd)}; "
+        f"{e.requests} requests planned"
+        + (f" and up to {e.adaptive_requests} adaptive follow-ups" if e.adaptive_requests else "")
+        + f", worst-case cost {render.money(e.max_cost_usd)}; "
         f"run directory {inert(str(prepared.store.path))}"
     )
 

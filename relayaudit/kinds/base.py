@@ -70,6 +70,11 @@ class AdaptiveKind(Protocol):
         Must depend only on the observations, so that a resumed run derives the same requests."""
         ...
 
+    def most_followups(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        """Requests at least as many and as large as all the follow-ups this probe can ever add: an upper
+        bound for cost estimates, counted but never sent."""
+        ...
+
 
 class ProbeKind(Protocol):
     @property

@@ -252,6 +252,9 @@ class CacheKind:
     def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
         return self._requests(probe, range(1, probe.samples)) if observations else []
 
+    def most_followups(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        return self._requests(probe, range(1, probe.samples))
+
     def compare(
         self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
     ) -> list[Candidate]:

@@ -142,6 +142,11 @@ class ContextKind:
         size = next_size(found, coarse_sizes(probe), steps=_setting(probe, "search_steps"), tolerance=0.05, grain=50)
         return [] if size is None else [self._request(probe, size)]
 
+    def most_followups(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        # Each bisection step tests a size strictly inside a bracket of tested sizes, so below the largest.
+        sizes = coarse_sizes(probe)
+        return [self._request(probe, sizes[-1])] * _setting(probe, "search_steps") if sizes else []
+
     def _measure(self, observations: Sequence[Observation]) -> dict[str, Any]:
         count = max(
             (len(o.request.messages[-1].content.split("The code word for ")) - 1 for o in observations), default=0

@@ -57,6 +57,10 @@ def coarse_turns(probe: ProbeSpec) -> list[int]:
     return [*sizes, cap]
 
 
+def _steps(probe: ProbeSpec) -> int:
+    return int(probe.fields.get("search_steps", DEFAULTS["search_steps"]))
+
+
 def _turns(observation: Observation) -> int:
     return int(observation.variant.removeprefix("k"))
 
@@ -94,9 +98,12 @@ class MemoryKind:
         return [self._request(probe, turns) for turns in coarse_turns(probe)]
 
     def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
-        steps = int(probe.fields.get("search_steps", DEFAULTS["search_steps"]))
-        turns = next_size(results(observations), coarse_turns(probe), steps=steps, tolerance=0.0, grain=1)
+        turns = next_size(results(observations), coarse_turns(probe), steps=_steps(probe), tolerance=0.0, grain=1)
         return [] if turns is None else [self._request(probe, turns)]
+
+    def most_followups(self, probe: ProbeSpec) -> list[PlannedRequest]:
+        # Each bisection step tests a number of turns strictly inside a bracket, so below the largest.
+        return [self._request(probe, coarse_turns(probe)[-1])] * _steps(probe)
 
     def compare(
         self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from rich import box
 from rich.console import Console
@@ -22,7 +23,7 @@ from rich.text import Text
 from relayaudit.collect import CollectSummary
 from relayaudit.compare import Report
 from relayaudit.models import ModelInfo
-from relayaudit.plan import Estimate, PowerRow
+from relayaudit.plan import Estimate, PowerRow, adaptive_bound
 from relayaudit.sanitize import inert
 from relayaudit.sim.personas import Persona
 from relayaudit.store import RunStore
@@ -89,22 +90,23 @@ def probes_table(suites: list[Suite]) -> Table:
     for column in ("suite", "probe", "kind", "requests", "what it detects"):
         table.add_column(column, overflow="fold")
     for suite in suites:
-        counts: dict[str, int] = {}
-        for planned in suite.expand():
-            counts[planned.probe_id] = counts.get(planned.probe_id, 0) + 1
+        first = Counter(planned.probe_id for planned in suite.expand())
+        more = Counter(planned.probe_id for planned in adaptive_bound([suite]))
         for probe in suite.probes:
-            table.add_row(inert(suite.name), inert(probe.id), probe.kind, str(counts[probe.id]), inert(probe.detects))
+            shown = f"{first[probe.id]} + up to {more[probe.id]}" if more[probe.id] else str(first[probe.id])
+            table.add_row(inert(suite.name), inert(probe.id), probe.kind, shown, inert(probe.detects))
     return table
 
 
 def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
-    table = Table(title=f"Plan for suite(s) {', '.join(suites)} — worst-case cost (every answer at max_tokens)")
+    worst = "every answer at max_tokens, every adaptive step taken"
+    table = Table(title=f"Plan for suite(s) {', '.join(suites)} — worst-case cost ({worst})")
     for column in ("model", "requests", "prompt tokens", "max completion tokens", "max cost"):
         table.add_column(column, justify="right" if column != "model" else "left")
     for e in estimates:
         table.add_row(
             e.model,
-            str(e.requests),
+            f"{e.requests} + up to {e.adaptive_requests}" if e.adaptive_requests else str(e.requests),
             f"{e.prompt_tokens:,}" + ("" if e.exact_tokens else " (approx.)"),
             f"{e.max_completion_tokens:,}",
             money(e.max_cost_usd),
