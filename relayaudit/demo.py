@@ -1,8 +1,9 @@
 """`relayaudit demo`: a complete audit, offline, in under a minute.
 
-The simulator plays the official API (persona atlas) and three relays on 127.0.0.1: an honest one that
+The simulator plays the official API (persona atlas) and four relays on 127.0.0.1: an honest one that
 forwards every request to the official API unchanged, one that lets a cheaper sibling model answer under
-the official name, and one serving a heavily quantized official model. A baseline is recorded from the
+the official name, one serving a heavily quantized official model, and one that forwards to the official
+API but waters it down (a hidden system prompt, long prompts cut). A baseline is recorded from the
 simulated official API, each relay is audited against it with the `standard` suite, and the verdicts are
 checked against what each relay really does.
 """
@@ -47,6 +48,14 @@ RELAYS = (
         "divergent",
     ),
     DemoRelay("quantized", "the official model, heavily quantized (level 1.0)", ("quantize:1.0",), "divergent"),
+    DemoRelay(
+        "watered-down",
+        "forwards to the official API, but adds a hidden 40-token system prompt and keeps only the last 8,000 "
+        "tokens of long prompts",
+        ("inject_system:tokens=40", "cut_context:8000"),
+        "divergent",
+        forwards=True,
+    ),
 )
 
 
@@ -63,7 +72,8 @@ class DemoRow:
     def evidence(self) -> str:
         failing = [f for f in self.report.findings if f.status == "fail" and not f.weak]
         if failing:
-            return f"{failing[0].check}: {failing[0].summary}"
+            others = f" (and {', '.join(f.check for f in failing[1:])})" if failing[1:] else ""
+            return f"{failing[0].check}: {failing[0].summary}{others}"
         ran = sum(1 for f in self.report.findings if f.status in ("pass", "fail"))
         return f"All {ran} checks that ran found the relay consistent with the official model."
 
@@ -80,7 +90,7 @@ def run_demo(workdir: Path, say: Callable[[str], None] = lambda _: None) -> list
         rows = []
         for seed, relay in enumerate(RELAYS, start=2):
             config = (
-                SimConfig(upstream=Upstream(f"{official}/v1"), seed=seed)
+                SimConfig(upstream=Upstream(f"{official}/v1"), behaviours=relay.behaviours, seed=seed)
                 if relay.forwards
                 else SimConfig(persona=MODEL, behaviours=relay.behaviours, seed=seed)
             )

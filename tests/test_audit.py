@@ -126,10 +126,14 @@ def test_audit_without_baseline_runs_only_baseline_free_checks(servers: Callable
 
 def test_only_weak_checks_cannot_vouch_for_a_relay(servers: Callable[..., str], tmp_path: Path) -> None:
     relay = servers(seed=51)
-    args = ["audit", "--base-url", f"{relay}/v1", "--model", "gpt-4o", "--no-key", "--suite", "quick"]
+    suite = tmp_path / "substitution-only.toml"
+    # quick's substitution probes alone: without a baseline only the identity questions can be checked
+    quick = (Path(__file__).parents[1] / "probes" / "quick.toml").read_text(encoding="utf-8")
+    suite.write_text(quick[: quick.index("# Token accounting")].replace('"quick"', '"substitution-only"', 1))
+    args = ["audit", "--base-url", f"{relay}/v1", "--model", "gpt-4o", "--no-key", "--suite", str(suite)]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "r"), "--json", str(tmp_path / "a.json")])
     report = json.loads((tmp_path / "a.json").read_text())
-    assert all(f["weak"] for f in report["findings"])  # quick's comparisons need a baseline; identity is weak
+    assert report["findings"] and all(f["weak"] for f in report["findings"])  # identity is weak
     assert result.exit_code == 3 and report["verdict"] == "inconclusive"
     assert "Only weak, spoofable checks ran" in report["reasons"][0]
 
@@ -171,6 +175,14 @@ def test_demo_runs_offline_and_every_verdict_is_as_expected(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "demo.json").read_text())
     verdicts = {audit["relay"]: audit["report"]["verdict"] for audit in payload["audits"]}
-    assert verdicts == {"honest": "consistent", "substitute": "divergent", "quantized": "divergent"}
+    assert verdicts == {
+        "honest": "consistent",
+        "substitute": "divergent",
+        "quantized": "divergent",
+        "watered-down": "divergent",
+    }
+    watered = next(a["report"] for a in payload["audits"] if a["relay"] == "watered-down")
+    failing = {f["check"] for f in watered["findings"] if f["status"] == "fail" and not f["weak"]}
+    assert {"context.vs_baseline", "usage.prompt_offset"} <= failing, failing
     assert "Every verdict came out as expected." in result.output
     assert (tmp_path / "runs" / "baseline" / "manifest.json").is_file()

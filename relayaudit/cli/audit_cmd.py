@@ -162,11 +162,11 @@ def demo(
     json_out: JsonOpt = None,
     keep: Annotated[Path | None, typer.Option(help="Keep the run directories here (default: a temporary one).")] = None,
 ) -> None:
-    """Offline: simulated official API, an honest relay and two dishonest ones, audited end to end."""
+    """Offline: simulated official API, an honest relay and three dishonest ones, audited end to end."""
     with tempfile.TemporaryDirectory(prefix="relayaudit-demo-") as scratch:
         workdir = keep or Path(scratch)
         rows = run_demo(workdir, say=lambda line: err.print(inert(line)))
-    table = Table(title="relayaudit demo: three simulated relays audited against a simulated official API")
+    table = Table(title=f"relayaudit demo: {len(rows)} simulated relays audited against a simulated official API")
     for column in ("relay", "what it really does", "expected", "verdict", "key evidence"):
         table.add_column(column, overflow="fold")
     for row in rows:

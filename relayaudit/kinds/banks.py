@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from relayaudit.errors import SuiteError
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
@@ -39,3 +41,21 @@ def load_bank(name: str) -> tuple[str, tuple[Any, ...]]:
     if data.get("schema") != 1 or not isinstance(data.get("kind"), str) or not isinstance(items, list) or not items:
         raise SuiteError(f'banks/{name}.toml: needs schema = 1, kind = "..." and a non-empty items list.')
     return data["kind"], tuple(items)
+
+
+def stratified(items: Sequence[T], stratum: Callable[[T], str], limit: int | None) -> list[T]:
+    """At most `limit` items taken round-robin over the strata in order of first appearance, returned in
+    the items' own order: a small probe still covers every stratum, deterministically."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    queues: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        queues.setdefault(stratum(item), []).append(index)
+    picked: set[int] = set()
+    depth = 0
+    while len(picked) < limit:
+        for queue in queues.values():
+            if depth < len(queue) and len(picked) < limit:
+                picked.add(queue[depth])
+        depth += 1
+    return [item for index, item in enumerate(items) if index in picked]

@@ -27,7 +27,7 @@ from functools import cache
 from typing import Any
 
 from relayaudit.errors import SuiteError
-from relayaudit.kinds.banks import load_bank
+from relayaudit.kinds.banks import load_bank, stratified
 from relayaudit.kinds.capability_checks import CHECKS, answer_problem, score_answer
 
 CATEGORIES = ("arithmetic", "reasoning", "code", "instructions", "multilingual")
@@ -163,20 +163,7 @@ def all_bank_items() -> tuple[Item, ...]:
 
 
 def select(items: Sequence[Item], categories: Sequence[str] | None = None, limit: int | None = None) -> list[Item]:
-    """The items of the given categories; with `limit`, a stratified subset taken round-robin over the
-    categories in order of first appearance (returned in bank order), so a small audit still covers every
-    skill, deterministically."""
+    """The items of the given categories; with `limit`, a subset stratified by category (kinds.banks.stratified),
+    so a small audit still covers every skill."""
     chosen = [item for item in items if categories is None or item.category in categories]
-    if limit is None or limit >= len(chosen):
-        return chosen
-    queues: dict[str, list[Item]] = {}
-    for item in chosen:
-        queues.setdefault(item.category, []).append(item)
-    picked: set[str] = set()
-    depth = 0
-    while len(picked) < limit:
-        for queue in queues.values():
-            if depth < len(queue) and len(picked) < limit:
-                picked.add(queue[depth].id)
-        depth += 1
-    return [item for item in chosen if item.id in picked]  # bank order, so plans read like the bank
+    return stratified(chosen, lambda item: item.category, limit)

@@ -23,7 +23,7 @@ import numpy as np
 
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.banks import load_bank
+from relayaudit.kinds.banks import load_bank, stratified
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
@@ -90,7 +90,7 @@ def questions_of(probe: ProbeSpec) -> list[dict[str, Any]]:
     if "bank" in probe.fields:
         items += [dict(i) for i in load_bank(str(probe.fields["bank"]))[1]]
     items += [dict(i) for i in probe.fields.get("questions", [])]
-    return items
+    return stratified(items, lambda item: str(item.get("asks")), probe.fields.get("limit"))
 
 
 def _answers(observations: Sequence[Observation]) -> list[Observation]:
@@ -136,11 +136,14 @@ class IdentityKind:
     summary: str = (
         "Self-identification, vendor and cutoff questions; weak evidence, compared with baseline and registry."
     )
-    fields: frozenset[str] = frozenset({"bank", "questions"})
+    fields: frozenset[str] = frozenset({"bank", "questions", "limit"})
 
     def validate(self, probe: ProbeSpec) -> None:
         if "bank" not in probe.fields and "questions" not in probe.fields:
             raise _fail(probe, "questions", "give a bank, questions, or both")
+        limit = probe.fields.get("limit")
+        if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1):
+            raise _fail(probe, "limit", f"must be an integer >= 1, not {limit!r}")
         seen: set[str] = set()
         for index, item in enumerate(questions_of(probe)):
             if set(item) != {"id", "asks", "prompt"}:
