@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -145,6 +147,28 @@ class _Pacer:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def scrubbed(completion: Completion, secrets: Sequence[str]) -> Completion:
+    """The completion with every secret replaced, wherever the relay put it (text, tool arguments, headers,
+    ids): an adversarial relay can echo a buyer's key, and keys must never reach the run directory."""
+    if not secrets:
+        return completion
+    data = completion.to_dict()
+    flat = json.dumps(data, ensure_ascii=False)
+    if not any(secret in flat or json.dumps(secret)[1:-1] in flat for secret in secrets):
+        return completion
+    return Completion.from_dict(_scrub(data, secrets))
+
+
+def _scrub(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets) if any(s in value for s in secrets) else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
 class RelayClient:
     """Sends ChatRequests to one endpoint. Use as `async with RelayClient(...) as client:`."""
 
@@ -158,12 +182,14 @@ class RelayClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """`secrets`: further keys (e.g. the run's other key) to scrub from everything kept, like `key`."""
         self.endpoint = endpoint
         self.settings = settings or ClientSettings()
         self.dialect = dialect or get_dialect(endpoint.dialect)
         self._key = key
-        self._secrets = (key,) if key else ()
+        self._secrets = tuple(dict.fromkeys(s for s in (key, *secrets) if s))
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
@@ -283,7 +309,7 @@ class RelayClient:
                 )
             total = round(time.monotonic() - started, 4)
             completion = dataclasses.replace(completion, headers=kept_headers, total_s=total)
-            return Attempt(number, "ok", utc_now(), http_status=status, completion=completion)
+            return Attempt(number, "ok", utc_now(), http_status=status, completion=scrubbed(completion, self._secrets))
 
     async def _read_capped(self, response: httpx.Response, limit: int) -> bytes:
         chunks, size = [], 0

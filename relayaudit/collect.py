@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relayaudit.client import Attempt, Exchange, RelayClient
+from relayaudit.errors import ConfigError
 from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo
 from relayaudit.plan import TokenEstimator
@@ -106,6 +107,7 @@ def _observation(
         error_excerpt=attempt.error_excerpt,
         not_sent=exchange.not_sent,
         cost_usd=cost,
+        key_slot=unit.key_slot,
     )
 
 
@@ -122,13 +124,16 @@ async def collect(
     budget_usd: float | None = None,
     progress: ProgressSink | None = None,
     followups: Followups | None = None,
+    second_client: RelayClient | None = None,
 ) -> CollectSummary:
     """Send every unsettled unit of `plan`, appending each attempt to `store`.
 
     Adaptive probes (e.g. a binary search for the effective context length) plan their next requests
     from what came back: after each round, `followups(observations)` names further units, which are
     collected in the same session under the same budget, until it names none (at most MAX_ROUNDS).
-    Followups depend only on stored observations, so a resumed run re-derives the same units."""
+    Followups depend only on stored observations, so a resumed run re-derives the same units.
+
+    Units of key slot 1 go through `second_client` (the same endpoint with the run's second key)."""
     plan = list(plan)
     settled = store.settled_units()
     pending = [p for p in plan if p.unit not in settled]
@@ -154,7 +159,13 @@ async def collect(
             )
             if not budget.reserve(reserve):
                 return
-            exchange = await client.send(unit.request)
+            sender = second_client if unit.key_slot else client
+            if sender is None:
+                raise ConfigError(
+                    f"{unit.probe_id}/{unit.variant} must be sent with a second key, and the run has none.",
+                    "Give the second key with --second-key-env.",
+                )
+            exchange = await sender.send(unit.request)
             actual = 0.0
             for attempt in exchange.attempts:
                 usage = attempt.completion.usage if attempt.completion else None

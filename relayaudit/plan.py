@@ -25,31 +25,35 @@ CHARS_PER_TOKEN = 3.0  # conservative (English averages ~4): an estimate here sh
 DEFAULT_MAX_TOKENS = 1024  # assumed output bound for requests that set none
 
 
-def build_plan(suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None) -> list[PlannedRequest]:
+def build_plan(
+    suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None, key_slots: int = 1
+) -> list[PlannedRequest]:
     """Every first-round request of the run, in a stable order."""
-    return [planned for suite in suites for planned in suite.expand(samples, facts)]
+    return [planned for suite in suites for planned in suite.expand(samples, facts, key_slots)]
 
 
 def adaptive_bound(
-    suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None
+    suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None, key_slots: int = 1
 ) -> list[PlannedRequest]:
     """Requests at least as many and as costly as every follow-up the adaptive probes can add, for worst-case
     estimates (a bisection's steps are bounded by its largest coarse size, a cache probe's repeats exactly)."""
     return [
         planned
         for suite in suites
-        for spec in suite.specs(samples, facts)
+        for spec in suite.specs(samples, facts, key_slots)
         if isinstance(kind := KINDS[spec.kind], AdaptiveKind)
         for planned in kind.most_followups(spec)
     ]
 
 
-def followups_for(suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None) -> Followups:
+def followups_for(
+    suites: list[Suite], samples: int | None = None, facts: ModelInfo | None = None, key_slots: int = 1
+) -> Followups:
     """The callback the collector asks for adaptive probes' next requests."""
     adaptive = [
         (spec, kind)
         for suite in suites
-        for spec in suite.specs(samples, facts)
+        for spec in suite.specs(samples, facts, key_slots)
         if isinstance(kind := KINDS[spec.kind], AdaptiveKind)
     ]
 
@@ -124,9 +128,11 @@ def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[Planne
     )
 
 
-def estimate_suites(suites: list[Suite], model: ModelInfo, samples: int | None = None) -> Estimate:
+def estimate_suites(suites: list[Suite], model: ModelInfo, samples: int | None = None, key_slots: int = 1) -> Estimate:
     """`estimate` of everything the suites can send for `model`, adaptive follow-ups at their most."""
-    return estimate(build_plan(suites, samples, model), model, adaptive_bound(suites, samples, model))
+    return estimate(
+        build_plan(suites, samples, model, key_slots), model, adaptive_bound(suites, samples, model, key_slots)
+    )
 
 
 @dataclass(frozen=True)

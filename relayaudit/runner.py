@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,8 @@ class RunOptions:
     role: str = "run"
     deep_context: bool = False
     """Context probes test up to 90% of the claimed window (expensive) instead of their default cap."""
+    second_key_env: str | None = None
+    """A variable holding a key of another account at the same relay: cache probes also ask through it."""
 
 
 @dataclass
@@ -82,6 +85,12 @@ class PreparedRun:
     warnings: list[str]
     followups: Followups | None = None
     """Adaptive probes' next requests, asked after each round."""
+    second_key: str | None = None
+    """The run's second key (key slot 1), when it has one."""
+
+    @property
+    def key_slots(self) -> int:
+        return 2 if self.second_key else 1
 
     @property
     def endpoint(self) -> Endpoint:
@@ -111,20 +120,35 @@ def check_base_url(base_url: str) -> list[str]:
     return []
 
 
-def read_key(key_env: str | None) -> str | None:
+def read_key(key_env: str | None, flag: str = "--key-env") -> str | None:
     """The key from the environment variable named `key_env` (None: send no key)."""
     if key_env is None:
         return None
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
-        raise ConfigError(f"--key-env {key_env!r} is not an environment variable name.")
+        raise ConfigError(f"{flag} {key_env!r} is not an environment variable name.")
     key = os.environ.get(key_env, "").strip()
     if not key:
         raise MissingKeyError(
             f"The environment variable {key_env} that should hold the API key is not set.",
-            f"Set it (export {key_env}=...) or name another variable with --key-env; "
-            "use --no-key for a local server that needs none.",
+            f"Set it (export {key_env}=...) or name another variable with {flag}"
+            + ("; use --no-key for a local server that needs none." if flag == "--key-env" else "."),
         )
     return key
+
+
+def read_second_key(second_key_env: str | None, key: str | None) -> str | None:
+    """The second key (another account's, for checks across customers), which must differ from the first."""
+    if second_key_env is None:
+        return None
+    if key is None:
+        raise ConfigError("--second-key-env needs a main key as well.", "Drop --no-key and give --key-env.")
+    second = read_key(second_key_env, "--second-key-env")
+    if second == key:
+        raise ConfigError(
+            f"{second_key_env} holds the same key as the main key variable.",
+            "Give a key of another account at the same relay: one key cannot show data shared between customers.",
+        )
+    return second
 
 
 def resolve_dialect(explicit: str | None, model: ModelInfo) -> Dialect:
@@ -164,6 +188,8 @@ def prepare_new_run(
     dialect = resolve_dialect(options.dialect, model)
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
     key = read_key(key_env)
+    second_key = read_second_key(options.second_key_env, key)
+    slots = 2 if second_key else 1
     suites = suites if suites is not None else load_suites(list(options.suites))
     overrides = {k: v for k, v in asdict(options.facts).items() if v is not None}
     if overrides:  # facts given on the command line: the analysis of this run must use them too
@@ -171,8 +197,10 @@ def prepare_new_run(
     if options.deep_context:
         extra = {**(extra or {}), "deep_context": True}
         suites = deepened(suites)
-    plan = build_plan(suites, options.samples, model)
-    followups = followups_for(suites, options.samples, model)
+    if second_key:  # the variable's name only, so that a resumed run asks for the same key
+        extra = {**(extra or {}), "second_key_env": options.second_key_env}
+    plan = build_plan(suites, options.samples, model, slots)
+    followups = followups_for(suites, options.samples, model, slots)
     budget = _budget(options.budget_usd, model, warnings)
     if not model.known:
         warnings.append(f"{options.model!r} is not in the registry: prices and tokenizer come from flags only.")
@@ -192,8 +220,8 @@ def prepare_new_run(
         extra=extra or {},
     )
     store = RunStore.create(options.out or DEFAULT_RUNS_DIR / run_id, manifest, suites)
-    worst = estimate(plan, model, adaptive_bound(suites, options.samples, model))
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups)
+    worst = estimate(plan, model, adaptive_bound(suites, options.samples, model, slots))
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key)
 
 
 def prepare_resume(
@@ -202,20 +230,24 @@ def prepare_resume(
     key_env: str | None = None,
     budget_usd: float | None = None,
     facts: FactOverrides = FactOverrides(),
+    second_key_env: str | None = None,
 ) -> PreparedRun:
-    """Reopen a run to send what has no answer yet, with the suites stored in the run itself."""
+    """Reopen a run to send what has no answer yet, with the suites stored in the run itself (and its
+    second key, from the variable the run names unless `second_key_env` names another)."""
     store = RunStore.open(run_dir)
     manifest = store.manifest
     model = model_facts(manifest.claimed_model, facts)
     warnings = check_base_url(manifest.endpoint.base_url)
     key = read_key(key_env or manifest.endpoint.key_env)
+    second_key = read_second_key(second_key_env or manifest.extra.get("second_key_env"), key)
+    slots = 2 if second_key else 1
     suites = deepened(store.suites()) if manifest.extra.get("deep_context") else store.suites()
-    plan = build_plan(suites, manifest.samples, model)
+    plan = build_plan(suites, manifest.samples, model, slots)
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None)
-    followups = followups_for(suites, manifest.samples, model)
-    worst = estimate(plan, model, adaptive_bound(suites, manifest.samples, model))
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups)
+    followups = followups_for(suites, manifest.samples, model, slots)
+    worst = estimate(plan, model, adaptive_bound(suites, manifest.samples, model, slots))
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key)
 
 
 async def run_collection(
@@ -228,7 +260,14 @@ async def run_collection(
     model = prepared.model
     endpoint = prepared.endpoint
     dialect = get_dialect(endpoint.dialect, reasoning_model=model.provider == "openai" and model.has("reasoning"))
-    async with RelayClient(endpoint, prepared.key, settings=settings, dialect=dialect, transport=transport) as client:
+    keys = tuple(k for k in (prepared.key, prepared.second_key) if k)  # each client scrubs both from answers
+
+    def client_for(key: str | None) -> RelayClient:
+        return RelayClient(endpoint, key, settings=settings, dialect=dialect, transport=transport, secrets=keys)
+
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(client_for(prepared.key))
+        second = await stack.enter_async_context(client_for(prepared.second_key)) if prepared.second_key else None
         return await collect(
             prepared.plan,
             prepared.store,
@@ -237,4 +276,5 @@ async def run_collection(
             budget_usd=prepared.budget_usd,
             progress=progress,
             followups=prepared.followups,
+            second_client=second,
         )

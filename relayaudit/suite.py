@@ -56,15 +56,20 @@ class Suite:
     probes: tuple[ProbeSpec, ...]
     """Probes with defaults applied."""
 
-    def specs(self, samples: int | None = None, facts: ModelInfo | None = None) -> list[ProbeSpec]:
-        """The probes as planned: `samples` overrides each probe's count; `facts` are the claimed model's."""
+    def specs(self, samples: int | None = None, facts: ModelInfo | None = None, key_slots: int = 1) -> list[ProbeSpec]:
+        """The probes as planned: `samples` overrides each probe's count; `facts` are the claimed model's;
+        `key_slots` is 2 when the run has a second key."""
         return [
-            replace(probe, samples=probe.samples if samples is None else samples, facts=facts) for probe in self.probes
+            replace(probe, samples=probe.samples if samples is None else samples, facts=facts, key_slots=key_slots)
+            for probe in self.probes
         ]
 
-    def expand(self, samples: int | None = None, facts: ModelInfo | None = None) -> list[PlannedRequest]:
+    def expand(
+        self, samples: int | None = None, facts: ModelInfo | None = None, key_slots: int = 1
+    ) -> list[PlannedRequest]:
         """Every first-round request of the suite (adaptive probes add more as answers come in)."""
-        return [r for spec in self.specs(samples, facts) for r in get_kind(spec.kind, spec.source).expand(spec)]
+        specs = self.specs(samples, facts, key_slots)
+        return [r for spec in specs for r in get_kind(spec.kind, spec.source).expand(spec)]
 
 
 def suites_dir() -> Path:

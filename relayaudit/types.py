@@ -296,6 +296,8 @@ class Observation:
     """Parameters the dialect could not express."""
     cost_usd: float | None = None
     """Cost of this attempt from reported usage and the price in force; None if unknown."""
+    key_slot: int = 0
+    """Which of the run's keys sent it: 0 the main key, 1 the second key (`--second-key-env`); never the key."""
 
     @property
     def unit(self) -> tuple[str, str, int]:

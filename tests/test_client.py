@@ -150,3 +150,41 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 def test_parse_retry_after_http_date_in_the_future() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+
+
+async def test_a_relay_echoing_the_keys_gets_them_scrubbed_from_everything_kept() -> None:
+    """The relay sees the key in the auth header and may echo it anywhere; neither key may be kept."""
+    other = "sk-second-account-key-0123456789"
+    echo = "sk-unit-test-key-abcdefghijklmnop"
+    body = {
+        **OK_BODY,
+        "id": f"chatcmpl-{echo}",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": f"Your key is {echo} and the other is {other}.",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": json.dumps({"token": other})},
+                        }
+                    ],
+                },
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    transport, _ = scripted_transport([httpx.Response(200, json=body, headers={"x-request-id": echo})])
+    endpoint = Endpoint("https://relay.example/v1", "gpt-4o", "openai", "OPENAI_API_KEY")
+    async with RelayClient(endpoint, echo, transport=transport, sleep=FakeSleep(), secrets=(other,)) as relay:
+        exchange = await relay.send(REQUEST)
+    completion = exchange.final.completion
+    assert completion is not None
+    kept = json.dumps(completion.to_dict())
+    assert echo not in kept and other not in kept and "[REDACTED]" in completion.text
+    assert completion.text == "Your key is [REDACTED] and the other is [REDACTED]."
+    assert json.loads(completion.tool_calls[0].arguments) == {"token": "[REDACTED]"}
+    assert ("x-request-id", "[REDACTED]") in completion.headers and completion.response_id == "chatcmpl-[REDACTED]"

@@ -5,6 +5,7 @@ runs under two keys."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -200,3 +201,86 @@ def test_check_needs_no_baseline_and_compare_adds_nothing() -> None:
     assert KIND.compare(cached, cached, settings) == []
     assert [c.check for c in KIND.check(cached, load_registry().get("gpt-4o"), settings)] == ["cache.replay"]
     assert KIND.check([], load_registry().get("gpt-4o"), settings) == []
+
+
+# --- one run, two keys (--second-key-env) --------------------------------------------------------------------
+
+
+def test_a_second_key_adds_one_request_per_prompt_in_the_follow_up_round() -> None:
+    spec = ProbeSpec("t", "t.toml", "t.p", "cache", "x", 3, {"max_tokens": 100}, {}, key_slots=2)
+    assert {p.key_slot for p in KIND.expand(spec)} == {0}  # the second key waits for the first key's answers
+    more = KIND.followups(spec, [obs("p", "x")])
+    second = [p for p in more if p.key_slot == 1]
+    assert len(second) == len(PROMPTS) and all(p.variant.endswith(".key2") for p in second)
+    assert {p.request for p in second} == {p.request for p in KIND.expand(spec)}
+    assert len(KIND.most_followups(spec)) == len(more) == 2 * len(PROMPTS) + len(PROMPTS)
+
+
+def audit_two_keys(url: str, out: Path) -> dict[str, Any]:
+    from typer.testing import CliRunner
+
+    from relayaudit.cli import app
+
+    args = ["audit", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--suite", "cache", "--key-env", "KEY_A"]
+    args += ["--second-key-env", "KEY_B", "--out", str(out), "--json", str(out.with_suffix(".json")), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads(out.with_suffix(".json").read_text())
+    return {f["check"]: f for f in report["findings"]} | {"exit": result.exit_code}
+
+
+def test_second_key_catches_a_cache_shared_between_customers_in_one_run(
+    servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEY_A", "sk-customer-a-0000000000000000")
+    monkeypatch.setenv("KEY_B", "sk-customer-b-1111111111111111")
+    shared = audit_two_keys(servers("cache:scope=global"), tmp_path / "shared")
+    assert shared["cache.cross_key"]["status"] == "fail" and shared["exit"] == 1
+    assert shared["cache.cross_key"]["estimate"]["identical_pairs"] == len(PROMPTS) * 4
+    private = audit_two_keys(servers("cache"), tmp_path / "private")  # a per-key cache replays only its own
+    assert private["cache.replay"]["status"] == "fail" and private["cache.cross_key"]["status"] == "pass"
+    honest = audit_two_keys(servers(), tmp_path / "honest")
+    assert honest["cache.replay"]["status"] == honest["cache.cross_key"]["status"] == "pass"
+    assert honest["exit"] == 0
+    observations = list(RunStore.open(tmp_path / "honest").observations())
+    assert sum(o.key_slot == 1 for o in observations) == len(PROMPTS)
+    stored = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "honest").rglob("*") if p.is_file())
+    assert "KEY_B" in stored and "sk-customer" not in stored  # the variable's name is kept, never a key
+
+
+def test_second_key_errors_are_clear_and_exit_2(servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from relayaudit.cli import app
+
+    url = servers()
+    monkeypatch.setenv("KEY_A", "sk-customer-a-0000000000000000")
+    base = ["audit", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--suite", "cache", "--key-env", "KEY_A"]
+    missing = CliRunner().invoke(app, [*base, "--second-key-env", "KEY_B", "--out", str(tmp_path / "m")])
+    assert missing.exit_code == 2 and "KEY_B" in missing.output and "--second-key-env" in missing.output
+    monkeypatch.setenv("KEY_B", "sk-customer-a-0000000000000000")
+    same = CliRunner().invoke(app, [*base, "--second-key-env", "KEY_B", "--out", str(tmp_path / "s")])
+    assert same.exit_code == 2 and "same key" in same.output and "sk-customer" not in same.output
+
+
+def test_a_resumed_run_asks_for_the_same_second_key(
+    servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relayaudit.errors import ConfigError, MissingKeyError
+    from relayaudit.runner import prepare_resume
+
+    url = servers()
+    monkeypatch.setenv("KEY_A", "sk-customer-a-0000000000000000")
+    monkeypatch.setenv("KEY_B", "sk-customer-b-1111111111111111")
+    options = RunOptions(
+        base_url=f"{url}/v1", model="gpt-4o", suites=("cache",), key_env="KEY_A", second_key_env="KEY_B", out=tmp_path
+    )
+    first = prepare_new_run(options)
+    assert first.key_slots == 2 and first.estimate.adaptive_requests == (3 + 1) * len(PROMPTS)  # repeats, key 2
+    again = prepare_resume(tmp_path)
+    assert again.second_key == "sk-customer-b-1111111111111111" and again.key_slots == 2
+    monkeypatch.delenv("KEY_B")
+    with pytest.raises(MissingKeyError, match="KEY_B"):
+        prepare_resume(tmp_path)
+    with pytest.raises(ConfigError, match="needs a main key"):
+        prepare_new_run(RunOptions(base_url=f"{url}/v1", model="gpt-4o", no_key=True, second_key_env="KEY_A"))

@@ -35,6 +35,7 @@ from relayaudit.cli.common import (
     RetriesOpt,
     RpmOpt,
     SamplesOpt,
+    SecondKeyEnvOpt,
     SuiteOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -102,9 +103,11 @@ def audit(
         Path | None, typer.Option(help="A baseline run directory; without it only checks that need none run.")
     ] = None,
     suite: Annotated[
-        list[str] | None, typer.Option("--suite", help="Without --baseline: suites to run (default quick).")
+        list[str] | None,
+        typer.Option("--suite", help="Without --baseline: suites to run (default: the integrity suites)."),
     ] = None,
     key_env: KeyEnvOpt = None,
+    second_key_env: SecondKeyEnvOpt = None,
     no_key: NoKeyOpt = False,
     dialect: DialectOpt = None,
     concurrency: ConcurrencyOpt = 4,
@@ -139,6 +142,7 @@ def audit(
         label=label,
         budget_usd=budget_usd,
         deep_context=deep_context,
+        second_key_env=second_key_env,
         facts=FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out),
     )
     prepared = prepare_audit(options, baseline)

@@ -28,6 +28,7 @@ from relayaudit.cli.common import (
     RetriesOpt,
     RpmOpt,
     SamplesOpt,
+    SecondKeyEnvOpt,
     SuiteOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -56,6 +57,8 @@ def announce(prepared: PreparedRun) -> None:
     for warning in prepared.warnings:
         err.print(f"[yellow]warning:[/] {inert(warning)}")
     e = prepared.estimate
+    if prepared.second_key:
+        err.print("A second key is in use: cache probes also ask through it (replies shared between customers).")
     err.print(
         f"{e.requests} requests planned"
         + (f" and up to {e.adaptive_requests} adaptive follow-ups" if e.adaptive_requests else "")
@@ -114,6 +117,7 @@ def run(
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
     key_env: KeyEnvOpt = None,
+    second_key_env: SecondKeyEnvOpt = None,
     no_key: NoKeyOpt = False,
     dialect: DialectOpt = None,
     suite: SuiteOpt = None,
@@ -137,7 +141,9 @@ def run(
     """Send suites to an endpoint and store every answer in a run directory."""
     facts = FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out)
     if resume is not None:
-        prepared = prepare_resume(resume, key_env=key_env, budget_usd=budget_usd, facts=facts)
+        prepared = prepare_resume(
+            resume, key_env=key_env, budget_usd=budget_usd, facts=facts, second_key_env=second_key_env
+        )
     elif base_url is None or model is None:
         raise typer.BadParameter("--base-url and --model are required (or --resume RUN_DIR).")
     else:
@@ -154,6 +160,7 @@ def run(
             budget_usd=budget_usd,
             facts=facts,
             deep_context=deep_context,
+            second_key_env=second_key_env,
         )
         prepared = prepare_new_run(options)
     announce(prepared)

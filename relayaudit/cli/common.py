@@ -51,6 +51,13 @@ ModelOpt = Annotated[str | None, typer.Option(help="The model name claimed (sent
 KeyEnvOpt = Annotated[
     str | None, typer.Option(help="Env var holding the key (default per dialect, e.g. OPENAI_API_KEY).")
 ]
+SecondKeyEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Env var holding a key of ANOTHER account at the same relay: cache probes also ask through it, "
+        "so a reply shared between customers shows (cache.cross_key)."
+    ),
+]
 NoKeyOpt = Annotated[bool, typer.Option("--no-key", help="Send no key (local servers).")]
 DialectOpt = Annotated[
     str | None, typer.Option(help="openai | openai-responses | anthropic | gemini (default: the official API's).")

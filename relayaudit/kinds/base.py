@@ -40,6 +40,8 @@ class ProbeSpec:
     """Kind-specific fields, validated by the kind."""
     facts: ModelInfo | None = None
     """The claimed model's facts at plan time (e.g. its context window), for kinds that size requests by them."""
+    key_slots: int = 1
+    """How many keys the run sends with: 2 with `--second-key-env` (for checks across customers)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class PlannedRequest:
     """Repeat number, from 0."""
     request: ChatRequest
     """What to send."""
+    key_slot: int = 0
+    """Send it with the run's main key (0) or its second key (1, only when the run has one)."""
 
     @property
     def unit(self) -> tuple[str, str, int]:

@@ -17,11 +17,11 @@ follow once it is answered (an adaptive kind: see kinds.base.AdaptiveKind).
 Across keys (data shared between customers). `cross_key_candidate` / `cross_key_check` compare two runs
 collected against the same relay with two different keys: an answer of the second run identical to an
 answer of the first for the identical request is a reply replayed across customers. Same bound, pairs
-taken across the runs. The collector sends a run with one key, so today this takes two runs (e.g.
-`relayaudit run --key-env KEY_A ...` then `--key-env KEY_B ...` with the same suite); a
-`--second-key-env` flag would need the collector to hold a second client, route the cache probes' repeats
-through it after the first key's answers are stored, record which key slot (not the key) answered each
-observation, and have check_run call `cross_key_candidate` on the two slots.
+taken across the runs. In one run: with `--second-key-env` the run holds a second key (key slot 1), and
+once the first key's answers are stored each cache prompt is sent once more through the second key
+(variant + SECOND_KEY_SUFFIX); `check` then reports cache.replay on the first key's answers and
+cache.cross_key between the slots. The second key must belong to another account: a relay may
+legitimately share a cache between keys of one account.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ MIN_TEMPERATURE = 0.7
 """Below this, repeats are expected of an honest model; such answers are not examined."""
 MIN_WORDS = 5
 """Shorter answers are not examined (the bound would be too weak to say anything)."""
+SECOND_KEY_SUFFIX = ".key2"
+"""Variant suffix of the requests sent with the run's second key (the unit must differ from the first key's)."""
 Q_CEILING = 0.5
 """The per-word agreement assumed at least (see the module docstring)."""
 
@@ -236,11 +238,16 @@ class CacheKind:
         if probe.params.get("max_tokens", 10**6) < 32:
             raise _fail(probe, "max_tokens", "at least 32: short answers repeat by chance")
 
-    def _requests(self, probe: ProbeSpec, samples: range) -> list[PlannedRequest]:
+    def _requests(self, probe: ProbeSpec, samples: range, key_slot: int = 0) -> list[PlannedRequest]:
         params = {"temperature": 1.0, **probe.params}
+        suffix = SECOND_KEY_SUFFIX if key_slot else ""
         return [
             PlannedRequest(
-                probe.id, variant_of(prompt), sample, chat_request([{"role": "user", "content": prompt}], params)
+                probe.id,
+                variant_of(prompt) + suffix,
+                sample,
+                chat_request([{"role": "user", "content": prompt}], params),
+                key_slot,
             )
             for sample in samples
             for prompt in prompts_of(probe)
@@ -250,10 +257,13 @@ class CacheKind:
         return self._requests(probe, range(1))  # the repeats follow once these are answered (followups)
 
     def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
-        return self._requests(probe, range(1, probe.samples)) if observations else []
+        return self.most_followups(probe) if observations else []
 
     def most_followups(self, probe: ProbeSpec) -> list[PlannedRequest]:
-        return self._requests(probe, range(1, probe.samples))
+        # The repeats, and with a second key one more answer to each prompt through it: a reply the first
+        # key's answers already hold is a reply shared between customers.
+        second = self._requests(probe, range(1), key_slot=1) if probe.key_slots > 1 else []
+        return [*self._requests(probe, range(1, probe.samples)), *second]
 
     def compare(
         self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
@@ -261,7 +271,12 @@ class CacheKind:
         return []  # official APIs sample afresh by definition: cache.replay needs no baseline
 
     def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
-        return [replay_candidate(relay)] if relay else []
+        first = [o for o in relay if o.key_slot == 0]
+        second = [o for o in relay if o.key_slot != 0]
+        return [
+            *([replay_candidate(first)] if first else []),
+            *([cross_key_candidate(first, second)] if second else []),
+        ]
 
 
 KIND = CacheKind()
