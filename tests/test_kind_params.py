@@ -482,3 +482,23 @@ def test_a_caching_relay_makes_repeatability_unjudgeable_not_failed(servers: Any
     status = params_status(check_run(collect(servers("cache"), tmp_path / "c")))
     assert status["params.temperature"] == "inconclusive" and status["params.seed"] == "inconclusive"
     assert status["params.max_tokens"] == "pass"
+
+
+@pytest.mark.parametrize("dialect", ["openai", "openai-responses"])
+def test_reasoning_effort_end_to_end_for_a_reasoning_model(servers: Any, tmp_path: Path, dialect: str) -> None:
+    """The simulator reasons longer at higher effort, as OpenAI's reasoning models do; a relay that drops
+    reasoning_effort gets the same reasoning at both levels and fails."""
+
+    def run(url: str, out: Path) -> dict[str, Any]:
+        options = RunOptions(
+            base_url=f"{url}/v1", model="o4-mini", suites=("params",), dialect=dialect, no_key=True, out=out
+        )
+        prepared = prepare_new_run(options)
+        asyncio.run(run_collection(prepared, CLIENT))
+        return {f.check: f for f in check_run(prepared.store).findings}
+
+    honest = run(servers(), tmp_path / "honest")["params.reasoning_effort"]
+    assert honest.status == "pass", honest.summary
+    assert honest.estimate["median_high"] > 4 * honest.estimate["median_low"] > 0
+    dropped = run(servers("ignore_params:reasoning_effort"), tmp_path / "dropped")["params.reasoning_effort"]
+    assert dropped.status == "fail" and not dropped.weak

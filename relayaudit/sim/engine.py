@@ -31,6 +31,21 @@ class RequestRejected(Exception):
         self.code = code
 
 
+REASONING_BASE = {"minimal": 0, "low": 48, "medium": 192, "high": 768}
+"""Hidden reasoning tokens per effort level (each answer varies by +-20%): more effort, longer reasoning."""
+
+
+def reasoning_tokens(request: ChatRequest, visible: int, seed: int) -> int:
+    """Hidden reasoning a request with `reasoning_effort` bills, like OpenAI's reasoning models: counted in
+    completion_tokens and bounded with the answer by max_tokens (max_completion_tokens on the wire)."""
+    base = REASONING_BASE.get(request.reasoning_effort or "", 0)
+    if not base:
+        return 0
+    spread = np.random.default_rng(stable_seed(seed, "reasoning")).uniform(0.8, 1.2)
+    room = (request.max_tokens - visible) if request.max_tokens is not None else base * 2
+    return max(0, min(round(base * spread), room))
+
+
 @dataclass
 class PersonaEngine:
     persona: Persona
@@ -58,9 +73,11 @@ class PersonaEngine:
                 f"{self.persona.max_output} completion tokens."
             )
         choices = [self._choice(request, stable_seed(seed, index)) for index in range(request.n or 1)]
-        completion_tokens = sum(
+        visible = sum(
             self.tokenizer.count(c.text) + sum(self.tokenizer.count(t.arguments) for t in c.tool_calls) for c in choices
         )
+        reasoning = reasoning_tokens(request, visible, seed)
+        completion_tokens = visible + reasoning
         return Completion(
             choices=tuple(choices),
             usage=Usage(
@@ -68,7 +85,7 @@ class PersonaEngine:
                 completion_tokens=completion_tokens,
                 total_tokens=prompt_tokens + completion_tokens,
                 cached_tokens=0,
-                reasoning_tokens=0,
+                reasoning_tokens=reasoning,
             ),
             model_field=self.persona.model_id,
             system_fingerprint=self.persona.system_fingerprint,
