@@ -61,7 +61,7 @@ from relayaudit.audit import prepare_audit, prepare_baseline
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report, check_run, compare_runs
 from relayaudit.findings import CATEGORIES, DEFAULT_ALPHA
-from relayaudit.plan import build_plan, estimate
+from relayaudit.plan import estimate_suites
 from relayaudit.runner import FactOverrides, PreparedRun, RunOptions, model_facts, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
@@ -466,8 +466,9 @@ def plan_rows() -> dict[str, tuple[int, int, int, float | None]]:
     facts = model_facts(MODEL, FactOverrides())
     found = {}
     for name in (*SUITES, TIMING_SUITE):
-        shown = estimate(build_plan(load_suites([name]), None, facts), facts)
-        found[name] = (shown.requests, shown.prompt_tokens, shown.max_completion_tokens, shown.max_cost_usd)
+        shown = estimate_suites(load_suites([name]), facts)
+        requests = shown.requests + shown.adaptive_requests  # the worst case: every adaptive step taken
+        found[name] = (requests, shown.prompt_tokens, shown.max_completion_tokens, shown.max_cost_usd)
     return found
 
 
@@ -480,7 +481,7 @@ def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]])
         "prompt tokens (honest)",
         "completion tokens (honest)",
         "USD at gpt-4o prices (honest)",
-        "`plan`: requests",
+        "`plan`: requests (at most)",
         "`plan`: prompt tokens",
         "`plan`: max completion tokens",
         "`plan`: worst-case USD",

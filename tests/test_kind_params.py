@@ -253,6 +253,11 @@ def test_max_tokens_counts_in_the_claimed_tokenizer_or_in_words() -> None:
     misreported = [obs("max_tokens:on", "one two", finish="stop", usage=Usage(5, 90, 95), max_tokens=4)] * 2
     passed, candidate = judge(misreported)["params.max_tokens"]
     assert passed is False and candidate.estimate["took_effect"] is True and candidate.estimate["correct"] is False
+    # a model may end on its own before the limit: "stop" is then right, but not at the limit itself
+    short = [obs("max_tokens:on", "Bridges.", finish="stop", usage=Usage(5, 2, 7), max_tokens=4), *cut]
+    assert judge(short)["params.max_tokens"][0] is True
+    at_limit = [obs("max_tokens:on", "one two three four", finish="stop", usage=Usage(5, 4, 9), max_tokens=4)] * 2
+    assert judge(at_limit)["params.max_tokens"][1].estimate["correct"] is False
 
 
 def test_stop_needs_the_control_to_show_the_stop_text() -> None:

@@ -173,13 +173,24 @@ def _max_tokens(arms: Arms, claim: ModelInfo) -> Verdict:
     ]
     ceiling = limit * MAX_TOKENS_SLACK[0] + MAX_TOKENS_SLACK[1]
     within = sum(1 for n in lengths if n <= ceiling)
-    finished = sum(1 for o in answers if o.completion and o.completion.finish_reason == "length")
+    # Cut at the limit: finish reason "length". A model may also end on its own short of the limit
+    # (reported completion tokens below it): finish reason "stop" is then the right one.
+    finished = sum(
+        1
+        for o in answers
+        if o.completion
+        and (
+            o.completion.finish_reason == "length"
+            or (o.completion.finish_reason == "stop" and (o.completion.usage.completion_tokens or limit) < limit)
+        )
+    )
     reported = [o.completion.usage.completion_tokens for o in answers if o.completion]
     counted = [r for r in reported if r is not None]
     honest_usage = sum(1 for r in counted if r <= limit)
     figures = (
         f"max_tokens = {limit}: {within} of {len(answers)} answers within the limit (longest {max(lengths, default=0)} "
-        f"{unit}), finish reason 'length' in {finished}, reported completion tokens at most {limit} in "
+        f"{unit}), finish reason 'length' (or 'stop' short of the limit) in {finished}, reported completion tokens "
+        f"at most {limit} in "
         f"{honest_usage} of {len(counted)}; the official API stops at {limit} tokens with finish reason 'length'"
     )
     estimate = {
