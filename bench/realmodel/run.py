@@ -12,8 +12,8 @@ claimed as model `smollm2-135m-instruct` with an 8,192-token window (given as a 
 know it). Each relay is relayaudit's simulator in relay mode (`relayaudit sim relay`), forwarding over HTTP
 with relayaudit's own client, either to that official server (honest, or with one dishonest behaviour)
 or to a server with another model under the same name: Gemma-3-270M (substitute) or SmolLM2 requantized
-to Q3_K_S / Q2_K (watered down). Every server answers under the same model alias, so the `model` field gives
-nothing away.
+to Q3_K_S (watered down; see assets.REQUANTIZED for why only that). Every server answers under the same
+model alias, so the `model` field gives nothing away.
 
 Audit i of a suite records its own baseline from the official server, shared only by the scenarios of that
 i, and every scenario gets a fresh relay (a cache starts empty); llama.cpp samples with a fresh seed per
@@ -83,7 +83,7 @@ ESTIMATES = (
 class Scenario:
     name: str
     upstream: str
-    """Which server the relay forwards to: official, substitute, or a requantized type (Q3_K_S, Q2_K)."""
+    """Which server the relay forwards to: official, substitute, or a requantized type (Q3_K_S)."""
     behaviours: tuple[str, ...] = ()
     suites: tuple[str, ...] = ("quick",)
     substitution: bool = False
@@ -94,7 +94,6 @@ SCENARIOS = (
     Scenario("honest", "official", (), ("quick", "context", "memory"), substitution=True),
     Scenario("substitute gemma-3-270m", "substitute", substitution=True),
     Scenario("requantized Q3_K_S", "Q3_K_S", substitution=True),
-    Scenario("requantized Q2_K", "Q2_K", substitution=True),
     Scenario("hidden system prompt", "official", (f"inject_system:{HIDDEN}",)),
     Scenario("usage inflated x1.3", "official", ("inflate_usage:1.3",)),
     Scenario("response cache", "official", ("cache",)),
