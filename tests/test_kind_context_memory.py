@@ -97,10 +97,14 @@ def test_the_worst_case_estimate_bounds_what_an_adaptive_search_sends(
 def test_context_against_the_baseline(tmp_path: Path) -> None:
     baseline = collect(tmp_path, "context", name="b")
     relay = collect(tmp_path, "context", "cut_context:8000", name="r")
-    (finding,) = CONTEXT.compare(baseline, relay, SETTINGS)
+    finding, billed = CONTEXT.compare(baseline, relay, SETTINGS)
     assert not finding.result.detail["passed"] and "baseline up to 32,000" in finding.figures
-    (same,) = CONTEXT.compare(baseline, baseline, SETTINGS)
-    assert same.result.detail["passed"]
+    # the reported prompt tokens show the cut without any recall: the relay bills the kept part only
+    assert billed.check == "context.billed_vs_baseline" and not billed.result.detail["passed"]
+    assert abs(billed.estimate["kept_tokens"] - 8000) <= 800, billed.estimate
+    same, honest_billing = CONTEXT.compare(baseline, baseline, SETTINGS)
+    assert same.result.detail["passed"] and honest_billing.result.detail["passed"]
+    assert honest_billing.result.statistic == 1.0 and honest_billing.estimate["kept_tokens"] is None
 
 
 @pytest.mark.parametrize("kept", [10, 20])
@@ -115,8 +119,12 @@ def test_honest_memory_and_comparison(tmp_path: Path) -> None:
     (finding,) = MEMORY.check(honest, GPT4O, SETTINGS)
     assert finding.result.detail["passed"] and finding.estimate["recalled_turns"] == 32
     forgetful = collect(tmp_path, "memory", "keep_last:6", name="r")
-    (versus,) = MEMORY.compare(honest, forgetful, SETTINGS)
+    versus, billed = MEMORY.compare(honest, forgetful, SETTINGS)
     assert not versus.result.detail["passed"] and "baseline after 32" in versus.figures
+    # keeping the last 6 messages first cuts a conversation of 2 filler turns (2 + 2 x 2 + 1 = 7 messages)
+    assert not billed.result.detail["passed"] and billed.estimate["first_cut_turns"] == 2
+    _, same = MEMORY.compare(honest, honest, SETTINGS)
+    assert same.result.detail["passed"] and same.result.statistic == 1.0
 
 
 def test_followups_are_rederived_on_resume(tmp_path: Path) -> None:
@@ -194,3 +202,14 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
     assert honest["memory.vs_baseline"].status == "pass" and reports["honest"].verdict.outcome == "consistent"
     forgetful = {f.check: f for f in reports["forgetful"].findings}
     assert forgetful["memory.vs_baseline"].status == "fail" and reports["forgetful"].verdict.outcome == "divergent"
+
+
+def test_a_cut_is_read_only_where_short_requests_are_billed_whole() -> None:
+    from relayaudit.kinds.search import cut_from, uncut_check
+
+    assert cut_from([(1000, 1.0), (2000, 1.0), (4000, 0.75), (8000, 0.38)]) == [(4000, 0.75), (8000, 0.38)]
+    assert cut_from([(1000, 1.02), (2000, 1.01)]) == []  # a hidden prompt adds tokens: no cut
+    assert cut_from([(1000, 0.85), (2000, 0.85), (4000, 0.85)]) is None  # another tokenizer at every size
+    assert cut_from([]) is None
+    unjudged = uncut_check("context.billed_vs_baseline", "context", "m", 3)
+    assert unjudged.weak and not unjudged.result.sufficient and "another tokenizer" in unjudged.figures

@@ -166,7 +166,9 @@ def distribution_sample(observations: list[Observation], prompts: dict[str, int]
     ]
 
 
-def audit_once(scenario: Scenario, suite: str, baseline: Path, upstream: str, seed: int, scratch: Path) -> Row:
+def audit_once(
+    scenario: Scenario, suite: str, baseline: Path, upstream: str, seed: int, scratch: Path, keep: Path | None
+) -> Row:
     config = SimConfig(upstream=Upstream(f"{upstream}/v1"), behaviours=scenario.behaviours, seed=seed)
     with serve_in_thread(build_app(config)) as relay:
         options = RunOptions(base_url=f"{relay}/v1", model=MODEL, no_key=True, out=scratch / "relay", facts=FACTS)
@@ -175,6 +177,10 @@ def audit_once(scenario: Scenario, suite: str, baseline: Path, upstream: str, se
         result = asyncio.run(run_audit(prepared, baseline, SETTINGS, alpha=ALPHA, calibration_splits=0))
         wall = time.perf_counter() - started
     report = result.report
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        name = f"{suite}-{scenario.name.split()[0]}-{scenario.upstream}-{seed}.json".replace("/", "_")
+        (keep / name).write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
     estimates = {
         f"{category}/{key}": float(f.estimate[key])
         for category, key in ESTIMATES
@@ -249,6 +255,7 @@ def main() -> None:
         help="where the reference's venv (met-venv) lives, shared with bench/mmd_reference.py",
     )
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--keep-reports", type=Path, help="write each audit's JSON report into this directory")
     args = parser.parse_args()
     console = Console(width=220)
     wanted = [s.strip() for s in args.scenarios.split(",")] if args.scenarios != "all" else []
@@ -276,7 +283,8 @@ def main() -> None:
                     for scenario, cell_suite in cells:
                         if cell_suite != suite:
                             continue
-                        row = audit_once(scenario, suite, baseline, urls[scenario.upstream], index, root)
+                        upstream = urls[scenario.upstream]
+                        row = audit_once(scenario, suite, baseline, upstream, index, root, args.keep_reports)
                         rows.append(row)
                         console.print(f"  {scenario.name}: {row.outcome} ({row.wall_s:.0f} s) {', '.join(row.failing)}")
     total = time.perf_counter() - started

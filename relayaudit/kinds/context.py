@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from relayaudit.errors import SuiteError
@@ -27,7 +28,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import bracket, next_size, outcomes
+from relayaudit.kinds.search import billed_ratios, bracket, cut_from, next_size, outcomes, uncut_check
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
@@ -204,8 +205,37 @@ class ContextKind:
                 result,
                 figures,
                 {**rel, "baseline_effective_tokens": base["effective_tokens"]},
-            )
+            ),
+            *self._billed(baseline, relay),
         ]
+
+    def _billed(self, baseline: Sequence[Observation], relay: Sequence[Observation]) -> list[Candidate]:
+        """Reported prompt_tokens of each haystack against the baseline's (search.billed_ratios): a cut shows
+        even when the model recalls nothing, and the ratio at the sizes past the cut, times the size,
+        estimates how many tokens the relay keeps."""
+        ratios = billed_ratios(baseline, relay, _size)
+        method = "reported prompt_tokens of each haystack / the baseline's for the identical request (deterministic)"
+        short = cut_from(ratios)
+        if short is None:
+            return [uncut_check("context.billed_vs_baseline", "context", method, len(ratios))] if ratios else []
+        kept = round(median(size * ratio for size, ratio in short)) if short else None
+        lowest = min(ratio for _, ratio in ratios)
+        result = StatResult(
+            method,
+            lowest,
+            None,
+            lowest,
+            len(ratios),
+            len(ratios),
+            {"passed": not short},
+            reason=f"the relay bills, and so sends on, only about {kept:,} tokens of longer prompts" if kept else "",
+        )
+        first = f", from {short[0][0]:,} tokens on" if short else ""
+        figures = (
+            f"Prompt tokens reported for the same long prompts: relay as low as {lowest:.0%} of the baseline's"
+            f"{first} (honest: exactly 100%)"
+        )
+        return [Candidate("context.billed_vs_baseline", "context", result, figures, {"kept_tokens": kept})]
 
     def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
         measured = self._measure(relay)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from relayaudit.findings import Candidate
+from relayaudit.stats.result import insufficient
 from relayaudit.types import Observation
 
 
@@ -53,3 +55,42 @@ def outcomes(
         else:
             found.setdefault(size_of(o), None)
     return found
+
+
+BILLED_FLOOR = 0.9
+"""Below this share of the baseline's reported prompt tokens a request was cut (honest: exactly 1)."""
+
+
+def billed_ratios(
+    baseline: Sequence[Observation], relay: Sequence[Observation], size_of: Callable[[Observation], int]
+) -> list[tuple[int, float]]:
+    """(size, the relay's reported prompt_tokens / the baseline's for the identical request), by size.
+
+    Tokenization is deterministic, so an honest relay reports exactly the official count, and a relay that
+    cuts a long prompt or drops old turns reports the cut request's count: this shows a cut without needing
+    the model to recall anything."""
+    official = {
+        o.request_hash: o.completion.usage.prompt_tokens
+        for o in baseline
+        if o.final and o.completion is not None and o.completion.usage.prompt_tokens
+    }
+    return sorted(
+        (size_of(o), o.completion.usage.prompt_tokens / official[o.request_hash])
+        for o in relay
+        if o.final and o.completion is not None and o.completion.usage.prompt_tokens and o.request_hash in official
+    )
+
+
+def cut_from(ratios: list[tuple[int, float]]) -> list[tuple[int, float]] | None:
+    """The sizes billed below BILLED_FLOOR of the baseline's, or None when even the smallest request is:
+    a cut keeps short requests whole, so a shortfall at every size is another tokenizer counting (which
+    the usage checks report), not a cut."""
+    if not ratios or ratios[0][1] < BILLED_FLOOR:
+        return None
+    return [(size, ratio) for size, ratio in ratios if ratio < BILLED_FLOOR]
+
+
+def uncut_check(check: str, category: str, method: str, count: int) -> Candidate:
+    """The billed-vs-baseline check when every size is billed short: not judged, and weak (it cannot block)."""
+    reason = "the relay reports fewer prompt tokens than the baseline at every size: another tokenizer, not a cut"
+    return Candidate(check, category, insufficient(method, count, count, reason), reason.capitalize(), weak=True)
