@@ -232,7 +232,19 @@ def test_temperature_passes_when_t0_repeats_and_fails_when_both_arms_sample() ->
 def test_temperature_cannot_be_judged_from_replayed_answers() -> None:
     replayed = arm("temperature:t0", ["Same."] * 3, temperature=0) + arm("temperature:t1", ["Same."] * 3)
     status, candidate = judge(replayed)["params.temperature"]
-    assert status == "insufficient" and "cache.replay" in candidate.result.reason and not candidate.weak
+    assert status == "insufficient" and "cache.replay" in candidate.result.reason
+    assert candidate.weak  # unjudgeable answers are no evidence either way: cache.replay decides instead
+
+
+def test_only_missing_answers_keep_an_unjudged_check_decisive() -> None:
+    """A control that never writes the stop text leaves stop unjudged but cannot block a verdict (weak);
+    a check with no answers at all still does (not weak)."""
+    silent = arm("stop:stop", ["1, 2, 3"] * 2, stop=("15",)) + arm("stop:control", ["1, 2, 3"] * 2)
+    status, candidate = judge(silent)["params.stop"]
+    assert status == "insufficient" and candidate.weak
+    unanswered = [obs("stop:stop", outcome="transport_error", stop=("15",)), obs("stop:control", outcome="wire_error")]
+    status, candidate = judge(unanswered)["params.stop"]
+    assert status == "insufficient" and not candidate.weak
 
 
 def test_a_refused_parameter_fails_at_the_first_stage() -> None:

@@ -398,4 +398,9 @@ def evaluate(check: str, arms: Arms, claim: ModelInfo) -> Candidate:
     else:
         passed = verdict.took_effect and verdict.correct is not False
         result = StatResult(method, None, None, None, 0, n, {"passed": passed, **stages}, reason=verdict.reason)
-    return Candidate(f"params.{check}", "params", result, verdict.figures, estimate, weak=check == "seed")
+    # Answers that leave a check unjudgeable (a control that never writes the stop text, replayed samples)
+    # are no evidence either way, so such a check cannot block a verdict; no answers at all still does.
+    unjudgeable = verdict.took_effect is None and n > 0 and not rejected
+    return Candidate(
+        f"params.{check}", "params", result, verdict.figures, estimate, weak=check == "seed" or unjudgeable
+    )
