@@ -244,6 +244,7 @@ def main() -> None:
     parser.add_argument("--audits", type=int, default=10, help="audits per scenario and suite (default 10)")
     parser.add_argument("--scenarios", default="all", help="comma-separated names (or prefixes), default all")
     parser.add_argument("--extra-suite", action="append", default=[], help="also audit substitution scenarios with it")
+    parser.add_argument("--only-suite", help="audit only the cells of this suite (e.g. with --extra-suite)")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".bench-cache" / "realmodel")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads per server (default 2)")
     parser.add_argument("--slots", type=int, default=2, help="parallel slots per server (default 2)")
@@ -262,6 +263,7 @@ def main() -> None:
     scenarios = [s for s in SCENARIOS if not wanted or any(s.name.startswith(w) for w in wanted)]
     cells = [(s, suite) for s in scenarios for suite in s.suites]
     cells += [(s, suite) for s in scenarios if s.substitution for suite in args.extra_suite]
+    cells = [(s, suite) for s, suite in cells if args.only_suite in (None, suite)]
     suites = list(dict.fromkeys(suite for _, suite in cells))
 
     found = assets.ensure(args.cache_dir, log=console.print)
