@@ -73,7 +73,9 @@ HIDDEN = (
 )
 ESTIMATES = (
     ("context", "effective_tokens"),
+    ("context", "kept_tokens"),
     ("memory", "recalled_turns"),
+    ("memory", "first_cut_turns"),
     ("usage", "prompt_offset_tokens"),
     ("usage", "inflation_ratio"),
 )
