@@ -205,11 +205,12 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
 
 
 def test_a_cut_is_read_only_where_short_requests_are_billed_whole() -> None:
-    from relayaudit.kinds.search import cut_from, uncut_check
+    from relayaudit.kinds.search import billed_check, cut_from
 
     assert cut_from([(1000, 1.0), (2000, 1.0), (4000, 0.75), (8000, 0.38)]) == [(4000, 0.75), (8000, 0.38)]
     assert cut_from([(1000, 1.02), (2000, 1.01)]) == []  # a hidden prompt adds tokens: no cut
     assert cut_from([(1000, 0.85), (2000, 0.85), (4000, 0.85)]) is None  # another tokenizer at every size
     assert cut_from([]) is None
-    unjudged = uncut_check("context.billed_vs_baseline", "context", "m", 3)
+    (unjudged,) = billed_check("context", [(1000, 0.85), (2000, 0.85)], requests="r", unit="u", estimate=dict)
     assert unjudged.weak and not unjudged.result.sufficient and "another tokenizer" in unjudged.figures
+    assert billed_check("context", [], requests="r", unit="u", estimate=dict) == []

@@ -28,7 +28,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import billed_ratios, bracket, cut_from, next_size, outcomes, uncut_check
+from relayaudit.kinds.search import billed_check, billed_ratios, bracket, next_size, outcomes
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
@@ -210,32 +210,16 @@ class ContextKind:
         ]
 
     def _billed(self, baseline: Sequence[Observation], relay: Sequence[Observation]) -> list[Candidate]:
-        """Reported prompt_tokens of each haystack against the baseline's (search.billed_ratios): a cut shows
-        even when the model recalls nothing, and the ratio at the sizes past the cut, times the size,
-        estimates how many tokens the relay keeps."""
-        ratios = billed_ratios(baseline, relay, _size)
-        method = "reported prompt_tokens of each haystack / the baseline's for the identical request (deterministic)"
-        short = cut_from(ratios)
-        if short is None:
-            return [uncut_check("context.billed_vs_baseline", "context", method, len(ratios))] if ratios else []
-        kept = round(median(size * ratio for size, ratio in short)) if short else None
-        lowest = min(ratio for _, ratio in ratios)
-        result = StatResult(
-            method,
-            lowest,
-            None,
-            lowest,
-            len(ratios),
-            len(ratios),
-            {"passed": not short},
-            reason=f"the relay bills, and so sends on, only about {kept:,} tokens of longer prompts" if kept else "",
+        # Past the cut, the ratio times the size estimates how many tokens the relay keeps.
+        return billed_check(
+            "context",
+            billed_ratios(baseline, relay, _size),
+            requests="haystack",
+            unit="tokens",
+            estimate=lambda short: {
+                "kept_tokens": round(median(size * ratio for size, ratio in short)) if short else None
+            },
         )
-        first = f", from {short[0][0]:,} tokens on" if short else ""
-        figures = (
-            f"Prompt tokens reported for the same long prompts: relay as low as {lowest:.0%} of the baseline's"
-            f"{first} (honest: exactly 100%)"
-        )
-        return [Candidate("context.billed_vs_baseline", "context", result, figures, {"kept_tokens": kept})]
 
     def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
         measured = self._measure(relay)

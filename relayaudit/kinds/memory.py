@@ -21,7 +21,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import billed_ratios, bracket, cut_from, next_size, outcomes, uncut_check
+from relayaudit.kinds.search import billed_check, billed_ratios, bracket, next_size, outcomes
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.types import Observation
@@ -81,37 +81,13 @@ def recalled_turns(observations: Sequence[Observation]) -> tuple[int, int]:
 
 
 def _billed(baseline: Sequence[Observation], relay: Sequence[Observation]) -> list[Candidate]:
-    """Reported prompt_tokens of each conversation against the baseline's (search.billed_ratios): dropped
-    turns show even when the model recalls nothing."""
-    ratios = billed_ratios(baseline, relay, _turns)
-    method = "reported prompt_tokens of each conversation / the baseline's for the identical request (deterministic)"
-    cut = cut_from(ratios)
-    if cut is None:
-        return [uncut_check("memory.billed_vs_baseline", "memory", method, len(ratios))] if ratios else []
-    short = [turns for turns, _ in cut]
-    lowest = min(ratio for _, ratio in ratios)
-    result = StatResult(
-        method,
-        lowest,
-        None,
-        lowest,
-        len(ratios),
-        len(ratios),
-        {"passed": not short},
-        reason=f"the relay bills, and so sends on, only part of conversations of {short[0]} or more turns"
-        if short
-        else "",
+    return billed_check(
+        "memory",
+        billed_ratios(baseline, relay, _turns),
+        requests="conversation",
+        unit="filler turns",
+        estimate=lambda short: {"first_cut_turns": short[0][0] if short else None},
     )
-    first = f", from {short[0]} filler turns on" if short else ""
-    figures = (
-        f"Prompt tokens reported for the same conversations: relay as low as {lowest:.0%} of the baseline's"
-        f"{first} (honest: exactly 100%)"
-    )
-    return [
-        Candidate(
-            "memory.billed_vs_baseline", "memory", result, figures, {"first_cut_turns": short[0] if short else None}
-        )
-    ]
 
 
 @dataclass(frozen=True)

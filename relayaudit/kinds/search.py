@@ -9,8 +9,10 @@ only the results observed so far, so a resumed run derives the same next size.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from relayaudit.findings import Candidate
+from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
 from relayaudit.types import Observation
 
@@ -90,7 +92,40 @@ def cut_from(ratios: list[tuple[int, float]]) -> list[tuple[int, float]] | None:
     return [(size, ratio) for size, ratio in ratios if ratio < BILLED_FLOOR]
 
 
-def uncut_check(check: str, category: str, method: str, count: int) -> Candidate:
-    """The billed-vs-baseline check when every size is billed short: not judged, and weak (it cannot block)."""
-    reason = "the relay reports fewer prompt tokens than the baseline at every size: another tokenizer, not a cut"
-    return Candidate(check, category, insufficient(method, count, count, reason), reason.capitalize(), weak=True)
+def billed_check(
+    category: str,
+    ratios: list[tuple[int, float]],
+    *,
+    requests: str,
+    unit: str,
+    estimate: Callable[[list[tuple[int, float]]], dict[str, Any]],
+) -> list[Candidate]:
+    """`<category>.billed_vs_baseline`: the relay's reported prompt_tokens against the baseline's for each
+    identical request (`ratios`, from billed_ratios) — a cut shows even when the model recalls nothing.
+    `requests` names them ("haystack"), `unit` their sizes ("tokens"); `estimate` sizes the cut."""
+    check = f"{category}.billed_vs_baseline"
+    method = f"reported prompt_tokens of each {requests} / the baseline's for the identical request (deterministic)"
+    if not ratios:
+        return []
+    short = cut_from(ratios)
+    if short is None:
+        reason = "the relay reports fewer prompt tokens than the baseline at every size: another tokenizer, not a cut"
+        found = insufficient(method, len(ratios), len(ratios), reason)
+        return [Candidate(check, category, found, reason.capitalize(), weak=True)]
+    lowest = min(ratio for _, ratio in ratios)
+    first = f"{short[0][0]:,} {unit}" if short else ""
+    result = StatResult(
+        method,
+        lowest,
+        None,
+        lowest,
+        len(ratios),
+        len(ratios),
+        {"passed": not short},
+        reason=f"the relay bills, and so sends on, only part of each {requests} from {first} on" if short else "",
+    )
+    figures = (
+        f"Prompt tokens reported for the same {requests}s: relay as low as {lowest:.0%} of the baseline's"
+        f"{f', from {first} on' if short else ''} (honest: exactly 100%)"
+    )
+    return [Candidate(check, category, result, figures, estimate(short))]
