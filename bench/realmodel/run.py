@@ -60,7 +60,6 @@ from relayaudit.runner import FactOverrides, RunOptions, run_collection  # noqa:
 from relayaudit.serve import free_port, serve_in_thread  # noqa: E402
 from relayaudit.sim.app import SimConfig, Upstream, build_app  # noqa: E402
 from relayaudit.store import RunStore  # noqa: E402
-from relayaudit.types import Observation  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 WINDOW = 8192
@@ -160,11 +159,13 @@ def hidden_tokens(official: str) -> int:
     return count(HIDDEN + "\n" + SYSTEM) - count(SYSTEM)
 
 
-def distribution_sample(observations: list[Observation], prompts: dict[str, int]) -> list[tuple[int, str]]:
+def distribution_sample(store: RunStore, prompts: dict[str, int]) -> list[tuple[int, str]]:
+    """(prompt index, answer) of the run's distribution probes, for the reference test."""
+    probes = {p.id for suite in store.suites() for p in suite.probes if p.kind == "distribution"}
     return [
         (prompts.setdefault(o.variant, len(prompts)), o.completion.text)
-        for o in observations
-        if o.final and o.outcome == "ok" and o.completion and o.probe_id.endswith(".distribution")
+        for o in store.observations()
+        if o.final and o.outcome == "ok" and o.completion and o.probe_id in probes
     ]
 
 
@@ -191,8 +192,8 @@ def audit_once(
     }
     mmd = next((f.pvalue for f in report.findings if f.check == "distribution.mmd"), None)
     prompts: dict[str, int] = {}
-    base = distribution_sample(list(RunStore.open(baseline).observations()), prompts)
-    rel = distribution_sample(list(RunStore.open(result.run_dir).observations()), prompts)
+    base = distribution_sample(RunStore.open(baseline), prompts)
+    rel = distribution_sample(RunStore.open(result.run_dir), prompts)
     shutil.rmtree(result.run_dir)
     return Row(
         scenario.name,
