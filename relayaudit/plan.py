@@ -4,6 +4,8 @@ Prompt tokens are counted with the claimed model's offline tokenizer plus a smal
 (chat formats wrap each message in a few special tokens); without a tokenizer they are estimated from
 characters and marked approximate. Completion tokens are bounded by max_tokens, so the cost shown is an
 upper bound, and the same bound is what the collector reserves against --budget-usd before each request.
+Adaptive probes add follow-up requests as answers come in; `adaptive_bound` counts the most they can add,
+so the worst case covers them too.
 """
 
 from __future__ import annotations
