@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import multiprocessing
 import shutil
 import sys
@@ -52,17 +51,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
 
-import httpx
 from rich.console import Console
 from rich.table import Table
-from scipy.stats import binomtest
+from substitution import collect, interval, seed_for  # the same helpers, one copy (bench/ is on sys.path)
 
 from relayaudit.audit import prepare_audit, prepare_baseline
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report, check_run, compare_runs
 from relayaudit.findings import CATEGORIES, DEFAULT_ALPHA
 from relayaudit.plan import estimate_suites
-from relayaudit.runner import FactOverrides, PreparedRun, RunOptions, model_facts, run_collection
+from relayaudit.runner import FactOverrides, RunOptions, model_facts, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
@@ -129,11 +127,6 @@ TIMING_ESTIMATES = (
     ("TTFT relay s (median)", "timing.ttft", "ttft_relay_s", "baseline", 2),
     ("TTFT baseline s (median)", "timing.ttft", "ttft_baseline_s", "baseline", 2),
 )
-
-
-def seed_for(*parts: object) -> int:
-    """A reproducible 62-bit server seed, different for every (master seed, cell, audit, scenario, mode)."""
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 2
 
 
 def behaviours_of(scenario: str) -> tuple[str, ...]:
@@ -220,11 +213,6 @@ def audit_row(
     )
 
 
-def collect_in_process(prepared: PreparedRun, config: SimConfig) -> None:
-    transport = httpx.ASGITransport(app=build_app(config))
-    asyncio.run(run_collection(prepared, SETTINGS, transport=transport))
-
-
 def run_integrity_task(task: Task) -> TaskResult:
     """One baseline of the seven suites, then every scenario audited with it and without a baseline."""
     with tempfile.TemporaryDirectory(prefix="relayaudit-bench-") as scratch:
@@ -234,7 +222,7 @@ def run_integrity_task(task: Task) -> TaskResult:
             RunOptions(base_url=BASE_URL, model=MODEL, suites=SUITES, no_key=True, out=root / "baseline")
         )
         seed = seed_for(task.seed, task.cell, task.index, "baseline")
-        collect_in_process(baseline, SimConfig(persona=PERSONA, seed=seed))
+        collect(baseline, SimConfig(persona=PERSONA, seed=seed))
         result = TaskResult(task.cell, time.perf_counter() - started)
         for scenario in task.scenarios:
             for mode in MODES:
@@ -249,7 +237,7 @@ def run_integrity_task(task: Task) -> TaskResult:
                 else:
                     options = RunOptions(base_url=BASE_URL, model=MODEL, suites=SUITES, no_key=True, out=out)
                     prepared = prepare_audit(options, None)
-                collect_in_process(prepared, config)
+                collect(prepared, config)
                 collected = time.perf_counter()
                 relay = RunStore.open(out)
                 if mode == "baseline":
@@ -300,11 +288,6 @@ def run_task(task: Task) -> TaskResult:
 
 
 # --- reporting ---------------------------------------------------------------------------------------------
-
-
-def interval(hits: int, n: int) -> str:
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="exact")
-    return f"{ci.low:.3f}–{ci.high:.3f}"
 
 
 def number(value: float) -> str:

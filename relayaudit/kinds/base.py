@@ -10,12 +10,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from relayaudit.errors import SuiteError
 from relayaudit.types import ChatRequest, Observation
 
 if TYPE_CHECKING:
     from relayaudit.findings import Candidate
     from relayaudit.kinds.distribution_checks import CompareSettings
     from relayaudit.models import ModelInfo
+
+
+def field_error(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
+    """The error for a bad suite field, naming the file, the probe id and the field."""
+    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
+
+
+def is_text_list(value: Any) -> bool:
+    """A non-empty list (or tuple) of non-empty strings, as `prompts` fields must be."""
+    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, str) and v for v in value)
 
 
 @dataclass(frozen=True)

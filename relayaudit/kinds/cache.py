@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -59,10 +59,6 @@ SECOND_KEY_SUFFIX = ".key2"
 """Variant suffix of the requests sent with the run's second key (the unit must differ from the first key's)."""
 Q_CEILING = 0.5
 """The per-word agreement assumed at least (see the module docstring)."""
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def prompts_of(probe: ProbeSpec) -> list[str]:
@@ -226,7 +222,7 @@ class CacheKind:
 
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts", PROMPTS)
-        if not (isinstance(prompts, list | tuple) and prompts and all(isinstance(p, str) and p for p in prompts)):
+        if not is_text_list(prompts):
             raise _fail(probe, "prompts", "must be a non-empty list of non-empty strings")
         if len(set(prompts)) != len(prompts):
             raise _fail(probe, "prompts", "the same prompt appears twice")

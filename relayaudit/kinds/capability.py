@@ -29,6 +29,7 @@ from typing import Any
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.capability_bank import (
     CATEGORIES,
     Item,
@@ -46,10 +47,6 @@ from relayaudit.stats import mcnemar_exact
 from relayaudit.types import Observation
 
 __all__ = ["KIND", "CapabilityKind", "probe_items", "score"]
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def probe_items(probe: ProbeSpec) -> list[Item]:

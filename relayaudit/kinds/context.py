@@ -23,9 +23,8 @@ from dataclasses import dataclass, replace
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.kinds.search import billed_check, billed_ratios, bracket, next_size, outcomes
@@ -127,9 +126,9 @@ class ContextKind:
     def validate(self, probe: ProbeSpec) -> None:
         for field, value in probe.fields.items():
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: must be an integer >= 1")
+                raise field_error(probe, field, "must be an integer >= 1")
         if not 1 <= _setting(probe, "canaries") <= len(LABELS):
-            raise SuiteError(f"{probe.source}: probe {probe.id!r}, field 'canaries': from 1 to {len(LABELS)}")
+            raise field_error(probe, "canaries", f"from 1 to {len(LABELS)}")
 
     def _request(self, probe: ProbeSpec, size: int) -> PlannedRequest:
         text = haystack(size, _setting(probe, "canaries"), _tokenizer(probe.facts))

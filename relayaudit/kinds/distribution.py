@@ -12,18 +12,14 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.banks import load_bank
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings, distribution_candidates
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
 from relayaudit.types import Observation
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def prompts_of(probe: ProbeSpec) -> list[str]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.banks import load_bank, stratified
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -79,10 +79,6 @@ def cutoff_stated(text: str) -> str:
     if m := _YEAR.search(text):
         return m.group(1)
     return "none"
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def questions_of(probe: ProbeSpec) -> list[dict[str, Any]]:

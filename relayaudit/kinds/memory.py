@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.kinds.search import billed_check, billed_ratios, bracket, next_size, outcomes
@@ -99,7 +98,7 @@ class MemoryKind:
     def validate(self, probe: ProbeSpec) -> None:
         for field, value in probe.fields.items():
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: must be an integer >= 1")
+                raise field_error(probe, field, "must be an integer >= 1")
 
     def _request(self, probe: ProbeSpec, turns: int) -> PlannedRequest:
         return PlannedRequest(probe.id, f"k{turns}", 0, chat_request(conversation(turns), probe.params))

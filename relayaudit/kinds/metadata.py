@@ -31,9 +31,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.metadata_checks import (
     ShapeSet,
@@ -51,10 +51,6 @@ from relayaudit.types import Completion, Observation
 
 MODES = ("body", "stream")
 NONE = "(none)"
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def _answers(observations: Sequence[Observation]) -> list[Completion]:
@@ -216,7 +212,7 @@ class MetadataKind:
 
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts")
-        if not (isinstance(prompts, list) and prompts and all(isinstance(p, str) and p for p in prompts)):
+        if not is_text_list(prompts):
             raise _fail(probe, "prompts", "must be a non-empty list of non-empty strings")
         modes = probe.fields.get("modes", list(MODES))
         if not (isinstance(modes, list) and modes and set(modes) <= set(MODES) and len(set(modes)) == len(modes)):

@@ -46,9 +46,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.parameter_checks import MARGIN, Arms, evaluate, mean_agreement, texts
 from relayaudit.kinds.params import chat_request
@@ -125,10 +125,6 @@ CAPABILITY = {
     "json_schema": "json_schema",
     "reasoning_effort": "reasoning",
 }
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def applicable(check: str, facts: ModelInfo | None) -> bool:

@@ -11,17 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
 from relayaudit.types import Observation
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def _conversations(probe: ProbeSpec) -> list[list[dict[str, Any]]]:
@@ -47,9 +43,7 @@ class PromptKind:
         value = probe.fields[field]
         if field == "prompt" and not (isinstance(value, str) and value):
             raise _fail(probe, field, "must be a non-empty string")
-        if field == "prompts" and not (
-            isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
-        ):
+        if field == "prompts" and not is_text_list(value):
             raise _fail(probe, field, "must be a non-empty list of non-empty strings")
         if field == "messages":
             if not (isinstance(value, list) and value):

@@ -38,9 +38,9 @@ from statistics import median
 
 from scipy import stats
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -52,10 +52,6 @@ from relayaudit.types import Observation
 EXTREME_RATIO = 3.0
 TTFT_FLOOR_S = 1.0
 MIN_GENERATION_S = 0.25
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def _streamed(observations: Sequence[Observation]) -> list[Observation]:
@@ -168,7 +164,7 @@ class TimingKind:
 
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts")
-        if not (isinstance(prompts, list) and prompts and all(isinstance(p, str) and p for p in prompts)):
+        if not is_text_list(prompts):
             raise _fail(probe, "prompts", "must be a non-empty list of non-empty strings")
         if probe.params.get("stream") is False:
             raise _fail(probe, "stream", "timing probes are always streamed (time to first token needs a stream)")

@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.kinds.tools_checks import (
@@ -71,10 +71,6 @@ from relayaudit.types import Observation, Tool
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CASE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 _CASE_KEYS = frozenset({"id", "prompt", "expect", "tool_choice", "arguments"})
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def tools_of(probe: ProbeSpec) -> tuple[Tool, ...]:

@@ -56,9 +56,10 @@ from typing import Any
 
 import numpy as np
 
-from relayaudit.errors import SuiteError, TokenizerDataError, UnknownTokenizerError
+from relayaudit.errors import TokenizerDataError, UnknownTokenizerError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
+from relayaudit.kinds.base import field_error as _fail
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -101,10 +102,6 @@ ECHO_TOLERANCE = (2, 0.1)
 
 _UNIT_NAME = re.compile(r"^[a-z0-9_-]{1,24}$")
 Key = tuple[str, str]  # (probe id, variant)
-
-
-def _fail(probe: ProbeSpec, field: str, problem: str) -> SuiteError:
-    return SuiteError(f"{probe.source}: probe {probe.id!r}, field {field!r}: {problem}")
 
 
 def _int(value: Any, low: int, high: int) -> bool:
