@@ -249,6 +249,24 @@ def test_another_tokenizer_fails_the_fingerprint(tokenizer: str) -> None:
     assert not passed(checked["usage.echo"]) and "another tokenizer made the cut" in checked["usage.echo"].result.reason
 
 
+def test_fewer_tokens_for_the_same_text_is_another_tokenizer_not_a_discount() -> None:
+    """A larger vocabulary can count a few units proportionally by chance (Gemma-3 against SmolLM2 on quick's
+    two units: x0.35, with its own chat template 168 tokens longer); that is another model, not inflation."""
+    other = relay(inflate=0.35, hidden=168)
+    compared = by_check(KIND.compare(relay(), other, SETTINGS))
+    checked = by_check(KIND.check(other, GPT4O, SETTINGS))
+    for candidate in (compared["usage.tokenizer"], checked["usage.claimed_tokenizer"]):
+        assert not passed(candidate) and candidate.estimate["tokenizer_match"] is False
+        assert candidate.estimate["slope_ratio"] == pytest.approx(0.35, abs=0.02)
+        assert "fewer tokens for the same text" in candidate.figures
+        assert "another tokenizer" in candidate.result.reason
+    assert not {"usage.inflation", "usage.prompt_offset", "usage.claimed_inflation", "usage.claimed_offset"} & {
+        *compared,
+        *checked,
+    }
+    assert not passed(compared["usage.prompt_equality"])
+
+
 def test_no_tokenizer_means_only_baseline_comparisons(monkeypatch: pytest.MonkeyPatch) -> None:
     assert KIND.check(relay(hidden=40), CLAUDE, SETTINGS) == []
     assert KIND.check(relay(hidden=40), load_registry().facts_for("my-own-model"), SETTINGS) == []

@@ -16,8 +16,9 @@ only where the registry names a tokenizer; without one only the baseline compari
 least-squares fit of the relay's figures on the reference's, relay = b * (reference + offset), splits
 dishonest accounting into a ratio b (`inflation_ratio`: usage multiplied) and an offset
 (`prompt_offset_tokens`: tokens added to every request). The per-unit slopes must agree up to that common
-factor (`tokenizer_match`); when they do not, another tokenizer counted the tokens (another model), and the
-ratio and offset mean nothing, so they are not reported as checks.
+factor (`tokenizer_match`), and that factor must not be below 1 (see `same_tokenizer`); otherwise another
+tokenizer counted the tokens (another model), and the ratio and offset mean nothing, so they are not
+reported as checks.
 
 Hidden prompts. The probes carry their own system prompt, so a relay that prepends hidden text merges it
 into ours: the offset is then the hidden text plus at most a separator token (the simulator joins with a
@@ -217,13 +218,26 @@ def fit_accounting(relay: dict[Key, float], reference: dict[Key, float]) -> Fit 
     return Fit(slopes, scale, matches, ratio, intercept / ratio if ratio > 0 else float("nan"))
 
 
+def same_tokenizer(fit: Fit) -> bool:
+    """Whether the relay's counts can come from the reference's tokenizer: per-unit slopes proportional, and
+    not by a factor below 1. Billing fewer tokens than the text has is no way to overcharge, while a tokenizer
+    with a larger vocabulary does exactly that, proportionally on a few units by chance (Gemma-3's 262k
+    vocabulary against SmolLM2's 49k counted our two `quick` units at x0.35 both)."""
+    return fit.matches and fit.scale >= 1 - INFLATION_TOLERANCE
+
+
 def _tokenizer_sentence(fit: Fit, against: str) -> tuple[str, str]:
     """The figures, and the reason a mismatch fails."""
     numbers = ["/".join(f"{v[side]:.1f}".removesuffix(".0") for v in fit.slopes.values()) for side in (0, 1)]
     units = "/".join(fit.slopes)
     figures = f"Prompt tokens per repeat of each probe unit ({units}): relay {numbers[0]}, {against} {numbers[1]}"
-    if fit.matches:
+    if same_tokenizer(fit):
         return f"{figures}, proportional (×{fit.scale:.2f})", ""
+    if fit.matches:
+        return (
+            f"{figures}, ×{fit.scale:.2f}: fewer tokens for the same text",
+            "another tokenizer, with a larger vocabulary, counted these tokens",
+        )
     ratios = {unit: rel / ref for unit, (rel, ref) in fit.slopes.items() if ref > 0}
     low, high = min(ratios, key=ratios.__getitem__), max(ratios, key=ratios.__getitem__)
     spread = f"×{ratios[low]:.2f} for {low} to ×{ratios[high]:.2f} for {high}"
@@ -240,6 +254,7 @@ def _fit_candidates(
         figures = f"Prompt tokens per probe unit: too few figures to fit, relay vs {against}"
         return [Candidate(f"usage.{prefix}tokenizer", "usage", result, figures)]
     figures, reason = _tokenizer_sentence(fit, against)
+    same = same_tokenizer(fit)
     worst = max(abs(rel - fit.scale * ref) for rel, ref in fit.slopes.values())
     slopes = {u: {"relay": round(r, 3), "reference": round(f, 3)} for u, (r, f) in fit.slopes.items()}
     tokenizer = StatResult(
@@ -248,7 +263,7 @@ def _fit_candidates(
         None,
         fit.scale,
         *n,
-        {"passed": fit.matches, "slopes": slopes},
+        {"passed": same, "slopes": slopes},
         reason=reason,
     )
     found = [
@@ -257,10 +272,10 @@ def _fit_candidates(
             "usage",
             tokenizer,
             figures,
-            {**estimate, "tokenizer_match": fit.matches, "slope_ratio": round(fit.scale, 4), "slopes": slopes},
+            {**estimate, "tokenizer_match": same, "slope_ratio": round(fit.scale, 4), "slopes": slopes},
         )
     ]
-    if not fit.matches:
+    if not same:
         return found  # counts from another tokenizer: a ratio and an offset between the two would mean nothing
     ratio_ok = abs(fit.ratio - 1) <= INFLATION_TOLERANCE
     found.append(
