@@ -226,20 +226,23 @@ def spread(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
-def reference_shares(rows: list[Row], cache: Path, console: Console) -> dict[tuple[str, str], str]:
+def reference_shares(rows: list[Row], args: argparse.Namespace, console: Console) -> dict[tuple[str, str], str]:
     """Per cell: the reference implementation's p <= ALPHA share on the same distribution answers (one
-    reference job per suite, since its test takes the number of prompts as a parameter)."""
+    reference job per suite, since its test takes the number of prompts as a parameter); none with
+    --no-reference."""
+    if args.no_reference:
+        return {}
     shares: dict[tuple[str, str], list[bool]] = {}
     python: Path | None = None
     for suite in dict.fromkeys(r.suite for r in rows):
         jobs = {str(i): r.distribution for i, r in enumerate(rows) if r.suite == suite and r.distribution}
         if not jobs:
             continue
-        python = python or reference_python(cache, console)
+        python = python or reference_python(args.reference_cache, console)
         sides = [side for pair in jobs.values() if pair for side in pair]
         length = max(len(text) for side in sides for _, text in side)
         prompts = max(p for side in sides for p, _ in side) + 1
-        results = run_reference(python, jobs, prompts, length, permutations=500, seed=0)  # type: ignore[arg-type]
+        results = run_reference(python, jobs, prompts, length, permutations=args.reference_permutations, seed=0)  # type: ignore[arg-type]
         for key in jobs:
             row = rows[int(key)]
             shares.setdefault((row.scenario, row.suite), []).append(results[key]["pvalue"] <= ALPHA)
@@ -309,6 +312,9 @@ def main() -> None:
         default=ROOT / ".bench-cache",
         help="where the reference's venv (met-venv) lives, shared with bench/mmd_reference.py",
     )
+    parser.add_argument(
+        "--reference-permutations", type=int, default=500, help="the reference test's permutations (default 500)"
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--keep-reports", type=Path, help="write each audit's JSON report into this directory")
     parser.add_argument(
@@ -326,7 +332,7 @@ def main() -> None:
         by_name = {s.name: s for s in SCENARIOS}
         cells = [(by_name[name], suite) for name, suite in named]
         truth = next((r["hidden_tokens"] for r in records if "hidden_tokens" in r), None)
-        reference = {} if args.no_reference else reference_shares(rows, args.reference_cache, console)
+        reference = reference_shares(rows, args, console)
         render(rows, cells, reference, truth, records, args, console)
         return
     suites = list(dict.fromkeys(suite for _, suite in cells))
@@ -357,7 +363,7 @@ def main() -> None:
                         rows.append(row)
                         append_record(args.rows, {"row": asdict(row)})
                         console.print(f"  {scenario.name}: {row.outcome} ({row.wall_s:.0f} s) {', '.join(row.failing)}")
-    reference = {} if args.no_reference else reference_shares(rows, args.reference_cache, console)
+    reference = reference_shares(rows, args, console)
     render(rows, cells, reference, truth, records, args, console)
 
 
