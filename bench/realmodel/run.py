@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -276,7 +276,8 @@ def choose_cells(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
 
 
 def read_rows(path: Path | None) -> tuple[list[Row], list[dict[str, Any]]]:
-    """Rows and other records (baselines, the hidden prompt's size) already in a --rows file."""
+    """The audits already in a --rows file, and every record in it (audits, baselines' times, the hidden
+    prompt's size)."""
     rows: list[Row] = []
     records: list[dict[str, Any]] = []
     if path is None or not path.exists():
@@ -290,16 +291,52 @@ def read_rows(path: Path | None) -> tuple[list[Row], list[dict[str, Any]]]:
             if row["distribution"] is not None:
                 row["distribution"] = tuple([tuple(pair) for pair in side] for side in row["distribution"])
             rows.append(Row(**row))
-        else:
-            records.append(record)
+        records.append(record)
     return rows, records
 
 
-def append_record(path: Path | None, record: dict[str, Any]) -> None:
-    """One line per finished audit or baseline, so that a long run that stops early loses nothing."""
+def append_record(path: Path | None, records: list[dict[str, Any]], record: dict[str, Any]) -> None:
+    """Keep a record (a finished audit, a baseline's time, the hidden prompt's size) and, with --rows, write
+    it out at once as one JSON line, so that a long run that stops early loses nothing."""
+    records.append(record)
     if path is not None:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def run_cells(
+    args: argparse.Namespace,
+    cells: list[tuple[Scenario, str]],
+    rows: list[Row],
+    records: list[dict[str, Any]],
+    console: Console,
+) -> None:
+    """Audit every cell --audits times, skipping the (cell, index) pairs already in `rows`; adds to both lists."""
+    suites = list(dict.fromkeys(suite for _, suite in cells))
+    done = {(r.scenario, r.suite, r.index) for r in rows}
+    found = assets.ensure(args.cache_dir, log=console.print)
+    with llama_servers(found, args.threads, args.slots, console.print) as urls:
+        truth = hidden_tokens(urls["official"])
+        append_record(args.rows, records, {"hidden_tokens": truth})
+        console.print(f"The hidden prompt adds {truth} SmolLM2 tokens to the probes' system prompt.")
+        for index in range(args.audits):
+            for suite in suites:
+                todo = [s for s, cell_suite in cells if cell_suite == suite and (s.name, suite, index) not in done]
+                if not todo:
+                    continue
+                with tempfile.TemporaryDirectory(prefix="relayaudit-realmodel-") as scratch:
+                    root = Path(scratch)
+                    began = time.perf_counter()
+                    baseline = record_baseline(urls["official"], suite, root / "baseline")
+                    took = time.perf_counter() - began
+                    append_record(args.rows, records, {"baseline": suite, "index": index, "wall_s": took})
+                    console.print(f"audit {index + 1}/{args.audits}, {suite}: baseline in {took:.0f} s")
+                    for scenario in todo:
+                        upstream = urls[scenario.upstream]
+                        row = audit_once(scenario, suite, baseline, upstream, index, root, args.keep_reports)
+                        rows.append(row)
+                        append_record(args.rows, records, {"row": asdict(row)})
+                        console.print(f"  {scenario.name}: {row.outcome} ({row.wall_s:.0f} s) {', '.join(row.failing)}")
 
 
 def main() -> None:
@@ -330,48 +367,17 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="print the table from --rows, running nothing")
     args = parser.parse_args()
     console = Console(width=220)
-    cells = choose_cells(args)
     rows, records = read_rows(args.rows)
     if args.report_only:
         if not args.rows:
             raise SystemExit("--report-only needs --rows")
-        named = list(dict.fromkeys((r.scenario, r.suite) for r in rows))
         by_name = {s.name: s for s in SCENARIOS}
-        cells = [(by_name[name], suite) for name, suite in named]
-        truth = next((r["hidden_tokens"] for r in records if "hidden_tokens" in r), None)
-        reference = reference_shares(rows, args, console)
-        render(rows, cells, reference, truth, records, args, console)
-        return
-    suites = list(dict.fromkeys(suite for _, suite in cells))
-    done = {(r.scenario, r.suite, r.index) for r in rows}
-
-    found = assets.ensure(args.cache_dir, log=console.print)
-    with ExitStack() as stack:
-        urls = stack.enter_context(llama_servers(found, args.threads, args.slots, console.print))
-        truth = hidden_tokens(urls["official"])
-        append_record(args.rows, {"hidden_tokens": truth})
-        console.print(f"The hidden prompt adds {truth} SmolLM2 tokens to the probes' system prompt.")
-        for index in range(args.audits):
-            for suite in suites:
-                todo = [s for s, cell_suite in cells if cell_suite == suite and (s.name, suite, index) not in done]
-                if not todo:
-                    continue
-                with tempfile.TemporaryDirectory(prefix="relayaudit-realmodel-") as scratch:
-                    root = Path(scratch)
-                    began = time.perf_counter()
-                    baseline = record_baseline(urls["official"], suite, root / "baseline")
-                    took = time.perf_counter() - began
-                    append_record(args.rows, {"baseline": suite, "index": index, "wall_s": took})
-                    records.append({"baseline": suite, "index": index, "wall_s": took})
-                    console.print(f"audit {index + 1}/{args.audits}, {suite}: baseline in {took:.0f} s")
-                    for scenario in todo:
-                        upstream = urls[scenario.upstream]
-                        row = audit_once(scenario, suite, baseline, upstream, index, root, args.keep_reports)
-                        rows.append(row)
-                        append_record(args.rows, {"row": asdict(row)})
-                        console.print(f"  {scenario.name}: {row.outcome} ({row.wall_s:.0f} s) {', '.join(row.failing)}")
-    reference = reference_shares(rows, args, console)
-    render(rows, cells, reference, truth, records, args, console)
+        cells = [(by_name[name], suite) for name, suite in dict.fromkeys((r.scenario, r.suite) for r in rows)]
+    else:
+        cells = choose_cells(args)
+        run_cells(args, cells, rows, records, console)
+    truth = next((r["hidden_tokens"] for r in reversed(records) if "hidden_tokens" in r), None)
+    render(rows, cells, reference_shares(rows, args, console), truth, records, args, console)
 
 
 def render(
