@@ -34,8 +34,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -223,16 +222,16 @@ class CacheKind:
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts", PROMPTS)
         if not is_text_list(prompts):
-            raise _fail(probe, "prompts", "must be a non-empty list of non-empty strings")
+            raise field_error(probe, "prompts", "must be a non-empty list of non-empty strings")
         if len(set(prompts)) != len(prompts):
-            raise _fail(probe, "prompts", "the same prompt appears twice")
+            raise field_error(probe, "prompts", "the same prompt appears twice")
         if probe.samples < 2:
-            raise _fail(probe, "samples", "a cache shows only in repeats: at least 2")
+            raise field_error(probe, "samples", "a cache shows only in repeats: at least 2")
         temperature = probe.params.get("temperature", 1.0)
         if temperature < MIN_TEMPERATURE:
-            raise _fail(probe, "temperature", f"at least {MIN_TEMPERATURE}: below it honest answers repeat too")
+            raise field_error(probe, "temperature", f"at least {MIN_TEMPERATURE}: below it honest answers repeat too")
         if probe.params.get("max_tokens", 10**6) < 32:
-            raise _fail(probe, "max_tokens", "at least 32: short answers repeat by chance")
+            raise field_error(probe, "max_tokens", "at least 32: short answers repeat by chance")
 
     def _requests(self, probe: ProbeSpec, samples: range, key_slot: int = 0) -> list[PlannedRequest]:
         params = {"temperature": 1.0, **probe.params}

@@ -28,8 +28,7 @@ from typing import Any
 
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.capability_bank import (
     CATEGORIES,
     Item,
@@ -53,34 +52,34 @@ def probe_items(probe: ProbeSpec) -> list[Item]:
     """The items a probe asks, after bank, inline items, category filter and limit (validated)."""
     fields = probe.fields
     if "bank" not in fields and "items" not in fields:
-        raise _fail(probe, "bank", "give bank (the name of a bank under probes/banks/) or items, or both")
+        raise field_error(probe, "bank", "give bank (the name of a bank under probes/banks/) or items, or both")
     items: list[Item] = []
     if "bank" in fields:
         if not isinstance(fields["bank"], str):
-            raise _fail(probe, "bank", "must be the name of a bank, as a string")
+            raise field_error(probe, "bank", "must be the name of a bank, as a string")
         try:
             items.extend(capability_bank(fields["bank"]))
         except SuiteError as exc:
-            raise _fail(probe, "bank", str(exc)) from exc
+            raise field_error(probe, "bank", str(exc)) from exc
         except ItemProblem as exc:
-            raise _fail(probe, "bank", exc.problem) from exc
+            raise field_error(probe, "bank", exc.problem) from exc
     if "items" in fields:
         try:
             inline = parse_items(fields["items"], "items")
         except ItemProblem as exc:
-            raise _fail(probe, exc.field, exc.problem) from exc
+            raise field_error(probe, exc.field, exc.problem) from exc
         known = {item.id for item in items}
         for item in inline:
             if item.id in known:
-                raise _fail(probe, "items", f"item id {item.id!r} is already in bank {fields['bank']!r}")
+                raise field_error(probe, "items", f"item id {item.id!r} is already in bank {fields['bank']!r}")
         items.extend(inline)
     categories = _categories(probe)
     limit = fields.get("limit")
     if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1):
-        raise _fail(probe, "limit", f"must be an integer >= 1, not {limit!r}")
+        raise field_error(probe, "limit", f"must be an integer >= 1, not {limit!r}")
     chosen = select(items, categories, limit)
     if not chosen:
-        raise _fail(probe, "categories", "no items are left after the category filter")
+        raise field_error(probe, "categories", "no items are left after the category filter")
     return chosen
 
 
@@ -89,10 +88,10 @@ def _categories(probe: ProbeSpec) -> list[str] | None:
     if value is None:
         return None
     if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
-        raise _fail(probe, "categories", "must be a non-empty list of category names")
+        raise field_error(probe, "categories", "must be a non-empty list of category names")
     unknown = [v for v in value if v not in CATEGORIES]
     if unknown:
-        raise _fail(probe, "categories", f"unknown {', '.join(unknown)}; categories: {', '.join(CATEGORIES)}")
+        raise field_error(probe, "categories", f"unknown {', '.join(unknown)}; categories: {', '.join(CATEGORIES)}")
     return list(value)
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from relayaudit.findings import Candidate
 from relayaudit.kinds.banks import load_bank
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings, distribution_candidates
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -46,22 +45,22 @@ class DistributionKind:
 
     def validate(self, probe: ProbeSpec) -> None:
         if "bank" not in probe.fields and "prompts" not in probe.fields:
-            raise _fail(probe, "prompts", "give a bank, prompts, or both")
+            raise field_error(probe, "prompts", "give a bank, prompts, or both")
         if "bank" in probe.fields:
             kind, items = load_bank(str(probe.fields["bank"]))
             if kind != self.name or not all(isinstance(i, str) and i for i in items):
-                raise _fail(probe, "bank", f"bank {probe.fields['bank']!r} is not a list of distribution prompts")
+                raise field_error(probe, "bank", f"bank {probe.fields['bank']!r} is not a list of distribution prompts")
         inline = probe.fields.get("prompts", [])
         if not (isinstance(inline, list) and all(isinstance(p, str) and p for p in inline)):
-            raise _fail(probe, "prompts", "must be a list of non-empty strings")
+            raise field_error(probe, "prompts", "must be a list of non-empty strings")
         limit = probe.fields.get("limit")
         if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1):
-            raise _fail(probe, "limit", "must be an integer >= 1")
+            raise field_error(probe, "limit", "must be an integer >= 1")
         prompts = prompts_of(probe)
         if not prompts:
-            raise _fail(probe, "prompts", "no prompts to send")
+            raise field_error(probe, "prompts", "no prompts to send")
         if len(set(prompts)) != len(prompts):
-            raise _fail(probe, "prompts", "the same prompt appears twice")
+            raise field_error(probe, "prompts", "the same prompt appears twice")
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         return [

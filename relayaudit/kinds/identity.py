@@ -23,8 +23,7 @@ import numpy as np
 
 from relayaudit.findings import Candidate
 from relayaudit.kinds.banks import load_bank, stratified
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -136,18 +135,20 @@ class IdentityKind:
 
     def validate(self, probe: ProbeSpec) -> None:
         if "bank" not in probe.fields and "questions" not in probe.fields:
-            raise _fail(probe, "questions", "give a bank, questions, or both")
+            raise field_error(probe, "questions", "give a bank, questions, or both")
         limit = probe.fields.get("limit")
         if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1):
-            raise _fail(probe, "limit", f"must be an integer >= 1, not {limit!r}")
+            raise field_error(probe, "limit", f"must be an integer >= 1, not {limit!r}")
         seen: set[str] = set()
         for index, item in enumerate(questions_of(probe)):
             if set(item) != {"id", "asks", "prompt"}:
-                raise _fail(probe, f"questions[{index}]", "needs exactly id, asks and prompt")
+                raise field_error(probe, f"questions[{index}]", "needs exactly id, asks and prompt")
             if item["asks"] not in ASKS or not isinstance(item["prompt"], str) or not item["prompt"]:
-                raise _fail(probe, f"questions[{index}]", f"asks must be one of {', '.join(ASKS)}; prompt a string")
+                raise field_error(
+                    probe, f"questions[{index}]", f"asks must be one of {', '.join(ASKS)}; prompt a string"
+                )
             if item["id"] in seen:
-                raise _fail(probe, f"questions[{index}]", f"question id {item['id']!r} is used twice")
+                raise field_error(probe, f"questions[{index}]", f"question id {item['id']!r} is used twice")
             seen.add(str(item["id"]))
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:

@@ -32,8 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.metadata_checks import (
     ShapeSet,
@@ -213,10 +212,10 @@ class MetadataKind:
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts")
         if not is_text_list(prompts):
-            raise _fail(probe, "prompts", "must be a non-empty list of non-empty strings")
+            raise field_error(probe, "prompts", "must be a non-empty list of non-empty strings")
         modes = probe.fields.get("modes", list(MODES))
         if not (isinstance(modes, list) and modes and set(modes) <= set(MODES) and len(set(modes)) == len(modes)):
-            raise _fail(probe, "modes", 'must be a list of distinct modes among "body" and "stream"')
+            raise field_error(probe, "modes", 'must be a list of distinct modes among "body" and "stream"')
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         planned = []

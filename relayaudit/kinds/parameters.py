@@ -47,8 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.parameter_checks import MARGIN, Arms, evaluate, mean_agreement, texts
 from relayaudit.kinds.params import chat_request
@@ -199,11 +198,11 @@ class ParamsKind:
     def validate(self, probe: ProbeSpec) -> None:
         check = probe.fields.get("check")
         if check not in CHECKS:
-            raise _fail(probe, "check", f"must be one of {', '.join(CHECKS)}, not {check!r}")
+            raise field_error(probe, "check", f"must be one of {', '.join(CHECKS)}, not {check!r}")
         if "prompt" in probe.fields and not (isinstance(probe.fields["prompt"], str) and probe.fields["prompt"]):
-            raise _fail(probe, "prompt", "must be a non-empty string")
+            raise field_error(probe, "prompt", "must be a non-empty string")
         if probe.samples < MIN_SAMPLES.get(check, 1):
-            raise _fail(probe, "samples", f"the {check} check compares repeats: at least {MIN_SAMPLES[check]}")
+            raise field_error(probe, "samples", f"the {check} check compares repeats: at least {MIN_SAMPLES[check]}")
         params = _params(probe)
         fmt = params.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema")
@@ -220,9 +219,9 @@ class ParamsKind:
             ),
         }
         if check in needs and not needs[check][1]:
-            raise _fail(probe, needs[check][0], f"the {check} check needs {needs[check][2]}")
+            raise field_error(probe, needs[check][0], f"the {check} check needs {needs[check][2]}")
         if check == "seed" and params.get("temperature") == 0:
-            raise _fail(probe, "temperature", "the seed check needs sampling: a temperature above 0")
+            raise field_error(probe, "temperature", "the seed check needs sampling: a temperature above 0")
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         check = probe.fields["check"]

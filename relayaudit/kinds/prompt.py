@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -38,23 +37,23 @@ class PromptKind:
     def validate(self, probe: ProbeSpec) -> None:
         given = [f for f in ("prompt", "prompts", "messages") if f in probe.fields]
         if len(given) != 1:
-            raise _fail(probe, "prompt", "give exactly one of prompt, prompts or messages")
+            raise field_error(probe, "prompt", "give exactly one of prompt, prompts or messages")
         field = given[0]
         value = probe.fields[field]
         if field == "prompt" and not (isinstance(value, str) and value):
-            raise _fail(probe, field, "must be a non-empty string")
+            raise field_error(probe, field, "must be a non-empty string")
         if field == "prompts" and not is_text_list(value):
-            raise _fail(probe, field, "must be a non-empty list of non-empty strings")
+            raise field_error(probe, field, "must be a non-empty list of non-empty strings")
         if field == "messages":
             if not (isinstance(value, list) and value):
-                raise _fail(probe, field, "must be a non-empty list of {role, content} tables")
+                raise field_error(probe, field, "must be a non-empty list of {role, content} tables")
             for index, turn in enumerate(value):
                 if not (isinstance(turn, dict) and set(turn) == {"role", "content"}):
-                    raise _fail(probe, f"messages[{index}]", "must have exactly the keys role and content")
+                    raise field_error(probe, f"messages[{index}]", "must have exactly the keys role and content")
                 if turn["role"] not in ("user", "assistant") or not isinstance(turn["content"], str):
-                    raise _fail(probe, f"messages[{index}]", "role must be user or assistant, content a string")
+                    raise field_error(probe, f"messages[{index}]", "role must be user or assistant, content a string")
             if value[-1]["role"] != "user":
-                raise _fail(probe, "messages", "the last turn must be the user's")
+                raise field_error(probe, "messages", "the last turn must be the user's")
 
     def compare(
         self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings

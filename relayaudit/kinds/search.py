@@ -103,29 +103,21 @@ def billed_check(
     """`<category>.billed_vs_baseline`: the relay's reported prompt_tokens against the baseline's for each
     identical request (`ratios`, from billed_ratios) — a cut shows even when the model recalls nothing.
     `requests` names them ("haystack"), `unit` their sizes ("tokens"); `estimate` sizes the cut."""
-    check = f"{category}.billed_vs_baseline"
-    method = f"reported prompt_tokens of each {requests} / the baseline's for the identical request (deterministic)"
     if not ratios:
         return []
+    check = f"{category}.billed_vs_baseline"
+    method = f"reported prompt_tokens of each {requests} / the baseline's for the identical request (deterministic)"
     short = cut_from(ratios)
     if short is None:
         reason = "the relay reports fewer prompt tokens than the baseline at every size: another tokenizer, not a cut"
         found = insufficient(method, len(ratios), len(ratios), reason)
         return [Candidate(check, category, found, reason.capitalize(), weak=True)]
     lowest = min(ratio for _, ratio in ratios)
-    first = f"{short[0][0]:,} {unit}" if short else ""
-    result = StatResult(
-        method,
-        lowest,
-        None,
-        lowest,
-        len(ratios),
-        len(ratios),
-        {"passed": not short},
-        reason=f"the relay bills, and so sends on, only part of each {requests} from {first} on" if short else "",
-    )
+    where = f" from {short[0][0]:,} {unit} on" if short else ""
+    reason = f"the relay bills, and so sends on, only part of each {requests}{where}" if short else ""
+    result = StatResult(method, lowest, None, lowest, len(ratios), len(ratios), {"passed": not short}, reason=reason)
     figures = (
         f"Prompt tokens reported for the same {requests}s: relay as low as {lowest:.0%} of the baseline's"
-        f"{f', from {first} on' if short else ''} (honest: exactly 100%)"
+        f"{',' + where if short else ''} (honest: exactly 100%)"
     )
     return [Candidate(check, category, result, figures, estimate(short))]

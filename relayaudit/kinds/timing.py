@@ -39,8 +39,7 @@ from statistics import median
 from scipy import stats
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, is_text_list
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -165,9 +164,9 @@ class TimingKind:
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts")
         if not is_text_list(prompts):
-            raise _fail(probe, "prompts", "must be a non-empty list of non-empty strings")
+            raise field_error(probe, "prompts", "must be a non-empty list of non-empty strings")
         if probe.params.get("stream") is False:
-            raise _fail(probe, "stream", "timing probes are always streamed (time to first token needs a stream)")
+            raise field_error(probe, "stream", "timing probes are always streamed (time to first token needs a stream)")
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
         return [

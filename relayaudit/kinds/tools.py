@@ -45,8 +45,7 @@ from typing import Any
 import numpy as np
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.kinds.tools_checks import (
@@ -88,21 +87,21 @@ def variant_of(case: dict[str, Any]) -> str:
 def _validate_tools(probe: ProbeSpec) -> dict[str, Tool]:
     raw = probe.fields.get("tools")
     if not (isinstance(raw, list) and raw):
-        raise _fail(probe, "tools", "give at least one tool definition")
+        raise field_error(probe, "tools", "give at least one tool definition")
     offered: dict[str, Tool] = {}
     for index, tool in enumerate(raw):
         where = f"tools[{index}]"
         if not (isinstance(tool, dict) and set(tool) == {"name", "description", "parameters"}):
-            raise _fail(probe, where, "needs exactly name, description and parameters")
+            raise field_error(probe, where, "needs exactly name, description and parameters")
         if not (isinstance(tool["name"], str) and _TOOL_NAME.match(tool["name"])):
-            raise _fail(probe, f"{where}.name", "must be 1-64 letters, digits, _ or -")
+            raise field_error(probe, f"{where}.name", "must be 1-64 letters, digits, _ or -")
         if not isinstance(tool["description"], str):
-            raise _fail(probe, f"{where}.description", "must be a string")
+            raise field_error(probe, f"{where}.description", "must be a string")
         parameters = tool["parameters"]
         if not (isinstance(parameters, dict) and parameters.get("type") == "object"):
-            raise _fail(probe, f"{where}.parameters", 'must be a JSON Schema table with type = "object"')
+            raise field_error(probe, f"{where}.parameters", 'must be a JSON Schema table with type = "object"')
         if tool["name"] in offered:
-            raise _fail(probe, f"{where}.name", f"tool {tool['name']!r} is defined twice")
+            raise field_error(probe, f"{where}.name", f"tool {tool['name']!r} is defined twice")
         offered[tool["name"]] = Tool(tool["name"], tool["description"], parameters)
     return offered
 
@@ -110,30 +109,30 @@ def _validate_tools(probe: ProbeSpec) -> dict[str, Tool]:
 def _validate_case(probe: ProbeSpec, index: int, case: Any, offered: dict[str, Tool]) -> None:
     where = f"cases[{index}]"
     if not (isinstance(case, dict) and {"id", "prompt"} <= set(case) <= _CASE_KEYS):
-        raise _fail(probe, where, f"needs id and prompt, and may have only {', '.join(sorted(_CASE_KEYS))}")
+        raise field_error(probe, where, f"needs id and prompt, and may have only {', '.join(sorted(_CASE_KEYS))}")
     if not (isinstance(case["id"], str) and _CASE_ID.match(case["id"])):
-        raise _fail(probe, f"{where}.id", "must be a short lower-case name ([a-z0-9_.-])")
+        raise field_error(probe, f"{where}.id", "must be a short lower-case name ([a-z0-9_.-])")
     if not (isinstance(case["prompt"], str) and case["prompt"]):
-        raise _fail(probe, f"{where}.prompt", "must be a non-empty string")
+        raise field_error(probe, f"{where}.prompt", "must be a non-empty string")
     choices = ("auto", "none", "required", *offered)
     if "tool_choice" in case and case["tool_choice"] not in choices:
-        raise _fail(probe, f"{where}.tool_choice", f"must be one of {', '.join(choices)}")
+        raise field_error(probe, f"{where}.tool_choice", f"must be one of {', '.join(choices)}")
     if "expect" in case and case["expect"] not in (NO_CALL, *offered):
-        raise _fail(probe, f"{where}.expect", f"must be none or one of the tools: {', '.join(offered)}")
+        raise field_error(probe, f"{where}.expect", f"must be none or one of the tools: {', '.join(offered)}")
     if "arguments" in case:
         pinned = case["arguments"]
         tool = offered.get(case.get("expect", ""))
         if tool is None:
-            raise _fail(probe, f"{where}.arguments", "pinned arguments need expect = the tool they belong to")
+            raise field_error(probe, f"{where}.arguments", "pinned arguments need expect = the tool they belong to")
         if not (isinstance(pinned, dict) and pinned):
-            raise _fail(probe, f"{where}.arguments", "must be a non-empty table of exact argument values")
+            raise field_error(probe, f"{where}.arguments", "must be a non-empty table of exact argument values")
         properties = tool.parameters.get("properties", {})
         for key, value in pinned.items():
             if key not in properties:
-                raise _fail(probe, f"{where}.arguments.{key}", f"is not a parameter of {tool.name}")
+                raise field_error(probe, f"{where}.arguments.{key}", f"is not a parameter of {tool.name}")
             problems = schema_errors(value, properties[key], key)
             if problems:
-                raise _fail(probe, f"{where}.arguments.{key}", f"invalid under the tool's schema ({problems[0]})")
+                raise field_error(probe, f"{where}.arguments.{key}", f"invalid under the tool's schema ({problems[0]})")
 
 
 def _share(part: int, whole: int, noun: str = "") -> str:
@@ -270,12 +269,12 @@ class ToolsKind:
         offered = _validate_tools(probe)
         cases = probe.fields.get("cases")
         if not (isinstance(cases, list) and cases):
-            raise _fail(probe, "cases", "give at least one case (a prompt, and what an honest model does)")
+            raise field_error(probe, "cases", "give at least one case (a prompt, and what an honest model does)")
         seen: set[str] = set()
         for index, case in enumerate(cases):
             _validate_case(probe, index, case, offered)
             if case["id"] in seen:
-                raise _fail(probe, f"cases[{index}].id", f"case id {case['id']!r} is used twice")
+                raise field_error(probe, f"cases[{index}].id", f"case id {case['id']!r} is used twice")
             seen.add(case["id"])
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:

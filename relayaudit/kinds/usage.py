@@ -59,8 +59,7 @@ import numpy as np
 
 from relayaudit.errors import TokenizerDataError, UnknownTokenizerError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec
-from relayaudit.kinds.base import field_error as _fail
+from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.models import ModelInfo
@@ -226,12 +225,12 @@ def same_tokenizer(fit: Fit) -> bool:
     return fit.matches and fit.scale >= 1 - INFLATION_TOLERANCE
 
 
-def _tokenizer_sentence(fit: Fit, against: str) -> tuple[str, str]:
-    """The figures, and the reason a mismatch fails."""
+def _tokenizer_sentence(fit: Fit, against: str, same: bool) -> tuple[str, str]:
+    """The figures, and the reason a mismatch fails (`same`: same_tokenizer(fit))."""
     numbers = ["/".join(f"{v[side]:.1f}".removesuffix(".0") for v in fit.slopes.values()) for side in (0, 1)]
     units = "/".join(fit.slopes)
     figures = f"Prompt tokens per repeat of each probe unit ({units}): relay {numbers[0]}, {against} {numbers[1]}"
-    if same_tokenizer(fit):
+    if same:
         return f"{figures}, proportional (×{fit.scale:.2f})", ""
     if fit.matches:
         return (
@@ -253,8 +252,8 @@ def _fit_candidates(
         result = insufficient(method, *n, "too few frame requests with reported prompt_tokens on both sides")
         figures = f"Prompt tokens per probe unit: too few figures to fit, relay vs {against}"
         return [Candidate(f"usage.{prefix}tokenizer", "usage", result, figures)]
-    figures, reason = _tokenizer_sentence(fit, against)
     same = same_tokenizer(fit)
+    figures, reason = _tokenizer_sentence(fit, against, same)
     worst = max(abs(rel - fit.scale * ref) for rel, ref in fit.slopes.values())
     slopes = {u: {"relay": round(r, 3), "reference": round(f, 3)} for u, (r, f) in fit.slopes.items()}
     tokenizer = StatResult(
@@ -337,18 +336,20 @@ class UsageKind:
     def validate(self, probe: ProbeSpec) -> None:
         units = probe.fields.get("units", UNITS)
         if not (isinstance(units, dict) and len(units) >= 2):
-            raise _fail(probe, "units", "must be a table of at least 2 units (name = text): one fixes no fingerprint")
+            raise field_error(
+                probe, "units", "must be a table of at least 2 units (name = text): one fixes no fingerprint"
+            )
         for name, text in units.items():
             if not _UNIT_NAME.match(name) or not (isinstance(text, str) and text.strip()):
-                raise _fail(probe, f"units.{name}", "names are [a-z0-9_-], up to 24 characters; texts non-empty")
+                raise field_error(probe, f"units.{name}", "names are [a-z0-9_-], up to 24 characters; texts non-empty")
         if not _int(probe.fields.get("repeats", REPEATS), 1, 10):
-            raise _fail(probe, "repeats", "must be an integer from 1 to 10 (k = 0..repeats)")
+            raise field_error(probe, "repeats", "must be an integer from 1 to 10 (k = 0..repeats)")
         echo = probe.fields.get("echo", list(ECHO_MAX_TOKENS))
         if not (isinstance(echo, list) and all(_int(k, 1, 1024) for k in echo) and len(set(echo)) == len(echo)):
-            raise _fail(probe, "echo", "must be a list of distinct max_tokens values from 1 to 1024 (or [])")
+            raise field_error(probe, "echo", "must be a list of distinct max_tokens values from 1 to 1024 (or [])")
         text = probe.fields.get("echo_text", ECHO_TEXT)
         if not isinstance(text, str) or len(text) < ECHO_CHARS_PER_TOKEN * max(echo, default=0):
-            raise _fail(
+            raise field_error(
                 probe, "echo_text", f"must be a string of at least {ECHO_CHARS_PER_TOKEN} characters per echo token"
             )
 
