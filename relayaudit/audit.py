@@ -19,8 +19,9 @@ import httpx
 from relayaudit import __version__
 from relayaudit.client import ClientSettings
 from relayaudit.collect import CollectSummary, ProgressSink
-from relayaudit.compare import Report, check_run, compare_runs
+from relayaudit.compare import Report, check_run, compare_runs, other_model_error
 from relayaudit.errors import ConfigError
+from relayaudit.failures import RelayUnusableError
 from relayaudit.findings import DEFAULT_ALPHA
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
@@ -59,11 +60,14 @@ def prepare_baseline(options: RunOptions) -> PreparedRun:
     return prepare_new_run(options, extra={"provenance": provenance})
 
 
-def prepare_audit(options: RunOptions, baseline: Path | None) -> PreparedRun:
-    """The relay run of an audit: the baseline's suites and sample counts, or the default suite."""
+def prepare_audit(options: RunOptions, baseline: Path | None, *, allow_other_model: bool = False) -> PreparedRun:
+    """The relay run of an audit: the baseline's suites and sample counts, or the default suite. A baseline of
+    another model than the one claimed is refused (before anything is sent) unless `allow_other_model`."""
     if baseline is None:
         return prepare_new_run(options)
     store = RunStore.open(baseline)
+    if not allow_other_model and not load_registry().same_model(store.manifest.claimed_model, options.model):
+        raise other_model_error(store.manifest.claimed_model, options.model)
     if store.manifest.role != "baseline":
         raise ConfigError(
             f"{baseline} is a run, not a baseline (role {store.manifest.role!r}).",
@@ -90,8 +94,15 @@ async def run_audit(
     calibration_splits: int = 20,
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    allow_other_model: bool = False,
 ) -> AuditResult:
     summary = await run_collection(prepared, settings, progress=progress, transport=transport)
+    if summary.diagnosis is not None:  # nothing to judge: the relay could not be used (never evidence)
+        raise RelayUnusableError(
+            summary.diagnosis,
+            saved=f"Everything collected is saved; once fixed, continue with: relayaudit run --resume "
+            f"{prepared.store.path}, then relayaudit compare BASELINE {prepared.store.path}",
+        )
     relay = RunStore.open(prepared.store.path)
     if baseline is None:
         report = check_run(relay, alpha=alpha, settings=compare_settings)
@@ -102,5 +113,6 @@ async def run_audit(
             alpha=alpha,
             settings=compare_settings,
             calibration_splits=calibration_splits,
+            allow_other_model=allow_other_model,
         )
     return AuditResult(summary, report, prepared.store.path)

@@ -4,10 +4,12 @@ LLM calls are slow — a long answer can take minutes and a reasoning model may 
 the first token — so httpx's 5-second default is wrong here. Timeouts are explicit: connect, read (the
 longest silence allowed between two chunks of a stream), and a total per attempt.
 
-Transport failures (connect errors, timeouts, resets, 5xx, 429) are retried with exponential backoff and
-jitter, honouring Retry-After, and are never evidence against a relay: after the last retry they are
-recorded as `transport_error`. A 4xx other than 429 is the relay's answer (e.g. "context length
-exceeded") and is recorded as `http_error`, not retried.
+Transport failures (connect errors, timeouts, resets, 408, 409, 5xx, 429) are retried with exponential
+backoff and jitter, honouring Retry-After, and are never evidence against a relay: after the last retry
+they are recorded as `transport_error`. Refusals (401, 402, 403, 404, "insufficient balance", "model not
+found", HTML pages: `relayaudit.failures`) are recorded as `refused` and not retried — they are not
+evidence either. Any other 4xx is the relay's answer (e.g. "context length exceeded"), recorded as
+`http_error`, not retried. Every non-answer carries its cause, for the diagnosis.
 
 The transport is injectable (httpx.MockTransport, httpx.ASGITransport, or a real one), and no key ever
 leaves this module except in the request's auth header: every error text is redacted with it.
@@ -28,13 +30,14 @@ from typing import Any
 
 import httpx
 
+from relayaudit.bounds import bounded
 from relayaudit.errors import TransportError, TruncatedStreamError, WireError
-from relayaudit.sanitize import excerpt, redact
+from relayaudit.failures import Cause, classify_status, looks_like_html, retried
+from relayaudit.sanitize import contains_secret, excerpt, redact
 from relayaudit.store import utc_now
 from relayaudit.types import ChatRequest, Completion, Endpoint, NotSent, Outcome
 from relayaudit.wire import SSEDecoder, WireDialect, get_dialect, select_headers
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_ERROR_BODY = 64_000
 
 
@@ -86,6 +89,8 @@ class Attempt:
     """Seconds the relay asked us to wait, if it said."""
     truncated_stream: bool = False
     """A stream cut off before its end event: retried like a reset connection."""
+    failure: Cause | None = None
+    """Why there was no answer (for every outcome but ok and http_error)."""
 
     @property
     def retryable(self) -> bool:
@@ -153,15 +158,14 @@ def scrubbed(completion: Completion, secrets: Sequence[str]) -> Completion:
     if not secrets:
         return completion
     data = completion.to_dict()
-    flat = json.dumps(data, ensure_ascii=False)
-    if not any(secret in flat or json.dumps(secret)[1:-1] in flat for secret in secrets):
+    if not contains_secret(json.dumps(data, ensure_ascii=False), secrets):
         return completion
     return Completion.from_dict(_scrub(data, secrets))
 
 
 def _scrub(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, str):
-        return redact(value, secrets) if any(s in value for s in secrets) else value
+        return redact(value, secrets) if contains_secret(value, secrets) else value
     if isinstance(value, dict):
         return {k: _scrub(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -218,8 +222,10 @@ class RelayClient:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
-    async def send(self, request: ChatRequest) -> Exchange:
-        """Send with retries; returns every attempt. Never raises for relay or network failures."""
+    async def send(self, request: ChatRequest, on_retry: Callable[[int], None] | None = None) -> Exchange:
+        """Send with retries; returns every attempt. Never raises for relay or network failures.
+
+        `on_retry(+1)` is called when a retry is decided and `on_retry(-1)` when it starts (live progress)."""
         wire = self.dialect.build(self.endpoint.base_url, self.endpoint.model, request)
         attempts: list[Attempt] = []
         for number in range(1, self.settings.max_attempts + 1):
@@ -237,7 +243,13 @@ class RelayClient:
             delay = attempt.retry_after if attempt.retry_after is not None else self.backoff(number)
             if delay > self.settings.max_retry_after:
                 break
-            await self._sleep(delay)
+            if on_retry:
+                on_retry(1)
+            try:
+                await self._sleep(delay)
+            finally:
+                if on_retry:
+                    on_retry(-1)
         return Exchange(tuple(attempts), wire.not_sent)
 
     async def _attempt(
@@ -253,16 +265,23 @@ class RelayClient:
                 return await self._exchange(number, url, body, headers, stream, started, seen)
         except TimeoutError:
             message = f"no complete answer within {self.settings.total_timeout:g} s"
-            return self._failed(number, "transport_error", message, seen.get("status"))
+            return self._failed(number, "timeout", message, seen.get("status"))
         except httpx.TimeoutException as exc:
-            return self._failed(number, "transport_error", f"timed out ({type(exc).__name__})", seen.get("status"))
+            return self._failed(number, "timeout", f"timed out ({type(exc).__name__})", seen.get("status"))
         except httpx.TransportError as exc:
-            return self._failed(number, "transport_error", f"{type(exc).__name__}: {exc}", seen.get("status"))
+            return self._failed(number, "network", f"{type(exc).__name__}: {exc}", seen.get("status"))
         except TransportError as exc:
-            return self._failed(number, "transport_error", exc.message, seen.get("status"))
+            return self._failed(number, "oversized", exc.message, seen.get("status"))
 
-    def _failed(self, number: int, outcome: Outcome, message: str, status: int | None = None) -> Attempt:
-        return Attempt(number, outcome, utc_now(), http_status=status, error=redact(message, self._secrets)[:500])
+    def _failed(self, number: int, cause: Cause, message: str, status: int | None = None) -> Attempt:
+        return Attempt(
+            number,
+            "transport_error",
+            utc_now(),
+            http_status=status,
+            error=redact(message, self._secrets)[:500],
+            failure=cause,
+        )
 
     async def _exchange(
         self,
@@ -278,9 +297,10 @@ class RelayClient:
             status = seen["status"] = response.status_code
             kept_headers = select_headers(response.headers.multi_items())
             if status >= 300:
-                raw = await self._read_capped(response, MAX_ERROR_BODY)
+                raw = await self._read_error_body(response)
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-                outcome: Outcome = "transport_error" if status in RETRY_STATUSES or status >= 500 else "http_error"
+                cause = classify_status(status, raw)
+                outcome: Outcome = "http_error" if cause is None else "transport_error" if retried(cause) else "refused"
                 return Attempt(
                     number,
                     outcome,
@@ -289,8 +309,10 @@ class RelayClient:
                     error=f"HTTP {status} from the relay",
                     error_excerpt=excerpt(raw, self._secrets),
                     retry_after=retry_after,
+                    failure=cause,
                 )
             content_type = response.headers.get("content-type", "")
+            raw = b""
             try:
                 if stream and "text/event-stream" in content_type:
                     completion = await self._read_stream(response, started)
@@ -298,6 +320,7 @@ class RelayClient:
                     raw = await self._read_capped(response, self.settings.max_body_bytes)
                     completion = self.dialect.parse_body(raw)
             except WireError as exc:
+                truncated = isinstance(exc, TruncatedStreamError)
                 return Attempt(
                     number,
                     "wire_error",
@@ -305,11 +328,23 @@ class RelayClient:
                     http_status=status,
                     error=redact(exc.message, self._secrets),
                     error_excerpt=redact(exc.excerpt, self._secrets),
-                    truncated_stream=isinstance(exc, TruncatedStreamError),
+                    truncated_stream=truncated,
+                    # a cut stream is a dropped connection; a web page where the API should be is a wrong URL
+                    failure="network" if truncated else "html" if looks_like_html(raw) else "malformed",
                 )
             total = round(time.monotonic() - started, 4)
-            completion = dataclasses.replace(completion, headers=kept_headers, total_s=total)
+            completion = bounded(dataclasses.replace(completion, headers=kept_headers, total_s=total))
             return Attempt(number, "ok", utc_now(), http_status=status, completion=scrubbed(completion, self._secrets))
+
+    async def _read_error_body(self, response: httpx.Response) -> bytes:
+        """An error body up to MAX_ERROR_BODY; a longer one is cut there (it is only read for its words)."""
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ERROR_BODY:
+                break
+        return b"".join(chunks)[:MAX_ERROR_BODY]
 
     async def _read_capped(self, response: httpx.Response, limit: int) -> bytes:
         chunks, size = [], 0

@@ -6,8 +6,12 @@
   input price + max_tokens × output price) is reserved, and a request whose reservation could push the
   spend past the cap is not sent. After the answer the reservation is replaced by the cost computed from
   the reported usage (or kept, when the relay reports none).
-- Cancellation (Ctrl-C) stops the workers; every attempt already finished is on disk, and the manifest
-  says "interrupted".
+- Spend is counted by `spend.charge`: never below the local estimate, never from an implausible figure.
+- A circuit breaker stops the run after `breaker_after` consecutive non-answers of one cause (a wrong key,
+  a dead relay, an empty account): the rest of the plan would only repeat the failure, at the user's cost.
+  The manifest says "stopped" with the diagnosis; --resume continues once the cause is fixed.
+- Cancellation (Ctrl-C, SIGTERM) stops the workers; every attempt already finished is on disk, and the
+  manifest says "interrupted".
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ from typing import Protocol
 
 from relayaudit.client import Attempt, Exchange, RelayClient
 from relayaudit.errors import ConfigError
+from relayaudit.failures import Cause, Diagnosis, diagnose
 from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo
 from relayaudit.plan import TokenEstimator
+from relayaudit.spend import charge
 from relayaudit.store import SETTLED_OUTCOMES, RunStatus, RunStore, utc_now
-from relayaudit.types import Observation
+from relayaudit.types import Completion, Observation
+
+BREAKER_AFTER = 5
+"""Consecutive non-answers of one cause after which collection stops (0: never)."""
 
 
 class ProgressSink(Protocol):
@@ -33,7 +42,13 @@ class ProgressSink(Protocol):
         """An adaptive round added `more` requests to the total."""
         ...
 
-    def advance(self, spent_usd: float) -> None: ...
+    def advance(self, spent_usd: float, answered: bool) -> None:
+        """A unit ended: answered (a completion or the relay's deliberate error), or left without an answer."""
+        ...
+
+    def retrying(self, change: int) -> None:
+        """+1 when a request starts waiting to be retried, -1 when the retry is sent."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -66,6 +81,8 @@ class CollectSummary:
     """How the session ended."""
     failures: list[str] = field(default_factory=list)
     """The last error message of units left unsettled (first few)."""
+    diagnosis: Diagnosis | None = None
+    """Why the circuit breaker stopped the run (status "stopped")."""
 
 
 class _Budget:
@@ -87,8 +104,35 @@ class _Budget:
         self.spent += actual
 
 
+class _Breaker:
+    """Counts consecutive non-answers of one cause; any answer resets it."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.cause: Cause | None = None
+        self.streak = 0
+        self.status: int | None = None
+
+    def record(self, attempt: Attempt) -> None:
+        if attempt.outcome in SETTLED_OUTCOMES:
+            self.cause, self.streak = None, 0
+            return
+        cause: Cause = attempt.failure or "network"
+        self.streak = self.streak + 1 if cause == self.cause else 1
+        self.cause, self.status = cause, attempt.http_status
+
+    @property
+    def tripped(self) -> bool:
+        return self.after > 0 and self.streak >= self.after
+
+
 def _observation(
-    run_id: str, unit: PlannedRequest, exchange: Exchange, attempt: Attempt, cost: float | None
+    run_id: str,
+    unit: PlannedRequest,
+    exchange: Exchange,
+    attempt: Attempt,
+    cost: float | None,
+    completion: Completion | None,
 ) -> Observation:
     return Observation(
         run_id=run_id,
@@ -102,12 +146,13 @@ def _observation(
         at=attempt.at,
         request=unit.request,
         http_status=attempt.http_status,
-        completion=attempt.completion,
+        completion=completion,
         error=attempt.error,
         error_excerpt=attempt.error_excerpt,
         not_sent=exchange.not_sent,
         cost_usd=cost,
         key_slot=unit.key_slot,
+        failure=attempt.failure,
     )
 
 
@@ -125,6 +170,9 @@ async def collect(
     progress: ProgressSink | None = None,
     followups: Followups | None = None,
     second_client: RelayClient | None = None,
+    breaker_after: int = BREAKER_AFTER,
+    spent_before: float = 0.0,
+    records_status: bool = True,
 ) -> CollectSummary:
     """Send every unsettled unit of `plan`, appending each attempt to `store`.
 
@@ -133,7 +181,9 @@ async def collect(
     collected in the same session under the same budget, until it names none (at most MAX_ROUNDS).
     Followups depend only on stored observations, so a resumed run re-derives the same units.
 
-    Units of key slot 1 go through `second_client` (the same endpoint with the run's second key)."""
+    Units of key slot 1 go through `second_client` (the same endpoint with the run's second key).
+    `spent_before` (e.g. the preflight's cost) counts against the budget like the run's own requests.
+    With `records_status` False (the preflight) the manifest's status and plan size are left to the caller."""
     plan = list(plan)
     settled = store.settled_units()
     pending = [p for p in plan if p.unit not in settled]
@@ -141,6 +191,8 @@ async def collect(
     summary.cost_known = model.price_in is not None and model.price_out is not None
     estimator = TokenEstimator(model)
     budget = _Budget(budget_usd if summary.cost_known else None)
+    budget.spent = summary.cost_usd = spent_before
+    breaker = _Breaker(breaker_after)
     queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
     for unit in pending:
         queue.put_nowait(unit)
@@ -148,7 +200,7 @@ async def collect(
         progress.start(len(plan), summary.already_settled)
 
     async def worker() -> None:
-        while not budget.exhausted:
+        while not budget.exhausted and not breaker.tripped:
             try:
                 unit = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -165,23 +217,22 @@ async def collect(
                     f"{unit.probe_id}/{unit.variant} must be sent with a second key, and the run has none.",
                     "Give the second key with --second-key-env.",
                 )
-            exchange = await sender.send(unit.request)
+            exchange = await sender.send(unit.request, progress.retrying if progress else None)
             actual = 0.0
             for attempt in exchange.attempts:
-                usage = attempt.completion.usage if attempt.completion else None
-                cost = None
-                if usage is not None and usage.prompt_tokens is not None and usage.completion_tokens is not None:
-                    cost = model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
-                    summary.prompt_tokens += usage.prompt_tokens
-                    summary.completion_tokens += usage.completion_tokens
-                elif attempt.outcome == "ok":
-                    cost = reserve if summary.cost_known else None  # no usage reported: assume the worst case
+                cost, completion = None, attempt.completion
+                if completion is not None:
+                    counted = charge(model, estimator, unit.request, completion, reserve)
+                    cost, completion = counted.cost_usd, counted.completion
+                    summary.prompt_tokens += counted.prompt_tokens
+                    summary.completion_tokens += counted.completion_tokens
                 actual += cost or 0.0
-                store.append(_observation(store.manifest.run_id, unit, exchange, attempt, cost))
+                store.append(_observation(store.manifest.run_id, unit, exchange, attempt, cost, completion))
                 summary.attempts += 1
             budget.settle(reserve, actual)
             summary.cost_usd = budget.spent
             final = exchange.final
+            breaker.record(final)
             if final.outcome == "ok":
                 summary.ok += 1
             elif final.outcome == "http_error":
@@ -189,14 +240,14 @@ async def collect(
             elif len(summary.failures) < 5:
                 summary.failures.append(f"{unit.probe_id}/{unit.variant}#{unit.sample}: {final.error}")
             if progress:
-                progress.advance(budget.spent)
+                progress.advance(budget.spent, final.outcome in SETTLED_OUTCOMES)
 
     workers: list[asyncio.Task[None]] = []
     try:
         for _ in range(MAX_ROUNDS):
             workers = [asyncio.create_task(worker()) for _ in range(max(1, client.settings.concurrency))]
             await asyncio.gather(*workers)
-            if budget.exhausted or followups is None:
+            if budget.exhausted or breaker.tripped or followups is None:
                 break
             known = {p.unit for p in plan}
             settled = store.settled_units()
@@ -214,19 +265,32 @@ async def collect(
         for task in workers:
             task.cancel()
         summary.status = "interrupted"
-        _finish(store, summary, plan)
+        _finish(store, summary, plan, records_status)
         raise
     finally:
         if progress:
             progress.stop()
-    summary.status = "budget_exhausted" if budget.exhausted else "complete"
-    _finish(store, summary, plan)
+    if breaker.tripped and breaker.cause is not None:
+        endpoint = client.endpoint
+        summary.diagnosis = diagnose(
+            breaker.cause,
+            base_url=endpoint.base_url,
+            model=endpoint.model,
+            dialect=endpoint.dialect,
+            key_env=endpoint.key_env,
+            status=breaker.status,
+        )
+    summary.status = "stopped" if summary.diagnosis else "budget_exhausted" if budget.exhausted else "complete"
+    _finish(store, summary, plan, records_status)
     return summary
 
 
-def _finish(store: RunStore, summary: CollectSummary, plan: list[PlannedRequest]) -> None:
+def _finish(store: RunStore, summary: CollectSummary, plan: list[PlannedRequest], records_status: bool) -> None:
     settled = {o.unit for o in store.observations() if o.final and o.outcome in SETTLED_OUTCOMES}
     summary.unsettled = sum(1 for p in plan if p.unit not in settled)
     if summary.status == "complete" and summary.unsettled:
         summary.status = "incomplete"
-    store.update(status=summary.status, finished_at=utc_now(), planned_requests=len(plan))
+    if not records_status:
+        return
+    reason = None if summary.diagnosis is None else f"{summary.diagnosis.message} {summary.diagnosis.hint}"
+    store.update(status=summary.status, finished_at=utc_now(), planned_requests=len(plan), stop_reason=reason)

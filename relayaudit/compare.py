@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from relayaudit.errors import RunStoreError
+from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
-from relayaudit.kinds import KINDS
+from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry, with_overrides
-from relayaudit.store import SETTLED_OUTCOMES, RunStore
+from relayaudit.stats.result import insufficient
+from relayaudit.store import PREFLIGHT_PROBE, SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
 
 REPORT_SCHEMA = "relayaudit.report/1"
@@ -115,7 +116,7 @@ def candidates_for(
 def _transport(
     store: RunStore, observations: Sequence[Observation]
 ) -> tuple[Transport, dict[str, int], dict[str, int], float | None]:
-    final = _final(observations)
+    final = [o for o in _final(observations) if o.probe_id != PREFLIGHT_PROBE]  # not part of the plan
     settled = {o.unit for o in final if o.outcome in SETTLED_OUTCOMES}
     planned = max(store.manifest.planned_requests, len({o.unit for o in final}))
     transport = Transport(
@@ -187,6 +188,29 @@ def relay_checks(
         notes.append(f"Checks against the registry were skipped: {relay_store.manifest.claimed_model!r} is not in it.")
     found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], claim, settings)]
     return found, notes
+
+
+def across_dialects(candidates: list[Candidate], baseline_dialect: str, relay_dialect: str) -> list[Candidate]:
+    """The comparisons, with those of dialect-specific figures replaced by "not comparable" when the baseline
+    and the relay were recorded in different dialects (the usual case: an official Anthropic baseline, a
+    relay's OpenAI-compatible endpoint). A difference there is the dialects', not evidence."""
+    if baseline_dialect == relay_dialect:
+        return candidates
+    reason = f"not comparable across dialects (baseline {baseline_dialect}, relay {relay_dialect})"
+    return [
+        replace(
+            c,
+            result=replace(
+                insufficient(c.result.method, c.result.n_baseline, c.result.n_relay, reason),
+                detail={"comparable": False},
+            ),
+            figures=c.figures.split(":")[0],
+            weak=True,
+        )
+        if c.check in DIALECT_BOUND_CHECKS
+        else c
+        for c in candidates
+    ]
 
 
 def excused(checks: list[Candidate], official: list[Candidate], alpha: float) -> list[Candidate]:
@@ -265,6 +289,14 @@ def _report(
     )
 
 
+def other_model_error(baseline_model: str, relay_model: str) -> ConfigError:
+    return ConfigError(
+        f"The baseline is of {baseline_model[:80]!r} but the relay claims {relay_model[:80]!r}: every difference "
+        "between two models would be blamed on the relay.",
+        "Use a baseline of the claimed model, or pass --allow-other-model to compare anyway.",
+    )
+
+
 def compare_runs(
     baseline_store: RunStore,
     relay_store: RunStore,
@@ -272,8 +304,10 @@ def compare_runs(
     alpha: float = DEFAULT_ALPHA,
     settings: CompareSettings | None = None,
     calibration_splits: int = CALIBRATION_SPLITS,
+    allow_other_model: bool = False,
 ) -> Report:
-    """The relay run against the baseline run, plus the baseline-free checks of the relay run."""
+    """The relay run against the baseline run, plus the baseline-free checks of the relay run. A baseline of
+    another model is refused unless `allow_other_model`: every difference would be blamed on the relay."""
     settings = settings or CompareSettings()
     if not 0 < alpha < 1:
         raise RunStoreError(f"alpha must be between 0 and 1, not {alpha}.")
@@ -288,9 +322,12 @@ def compare_runs(
         )
     if not base_suites.keys() & relay_suites.keys():
         warnings.append("The runs share no suite; nothing can be compared.")
-    if base_manifest.claimed_model != relay_manifest.claimed_model:
+    if not load_registry().same_model(base_manifest.claimed_model, relay_manifest.claimed_model):
+        if not allow_other_model:
+            raise other_model_error(base_manifest.claimed_model, relay_manifest.claimed_model)
         warnings.append(
-            f"The baseline is of {base_manifest.claimed_model!r} but the relay claims {relay_manifest.claimed_model!r}."
+            f"The baseline is of {base_manifest.claimed_model!r} but the relay claims "
+            f"{relay_manifest.claimed_model!r}: differences may be the models', not the relay's (--allow-other-model)."
         )
     base_grouped = _by_kind(baseline_store, _final(baseline_store.observations()))
     relay_grouped = _by_kind(relay_store, _final(relay_store.observations()))
@@ -298,7 +335,12 @@ def compare_runs(
     def produce(current: CompareSettings) -> list[Candidate]:
         checks, _ = relay_checks(relay_store, relay_grouped, current)
         official, _ = relay_checks(baseline_store, base_grouped, current)
-        return candidates_for(base_grouped, relay_grouped, current) + excused(checks, official, alpha)
+        compared = across_dialects(
+            candidates_for(base_grouped, relay_grouped, current),
+            base_manifest.endpoint.dialect,
+            relay_manifest.endpoint.dialect,
+        )
+        return compared + excused(checks, official, alpha)
 
     candidates = _with_enough_permutations(produce, settings, alpha)
     warnings += relay_checks(relay_store, relay_grouped, settings)[1]

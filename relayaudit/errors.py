@@ -1,7 +1,9 @@
 """Errors a user can see. Each one says what happened and what to do next, and carries its exit code.
 
 Exit codes are part of the CLI contract: 0 consistent, 1 divergent, 2 usage or configuration error,
-3 inconclusive (which includes a run that could not be completed, e.g. because the relay failed).
+3 inconclusive (which includes a run that could not be completed, e.g. because the relay failed),
+4 internal error: a bug in relayaudit, never a verdict (the traceback is in the log file named on stderr).
+A crash never exits 1, which means "divergent".
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ EXIT_CONSISTENT = 0
 EXIT_DIVERGENT = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
+EXIT_INTERNAL = 4
 
 
 class RelayAuditError(Exception):
@@ -85,3 +88,7 @@ class BudgetExhaustedError(RelayAuditError):
     """The next request could push the spend over --budget-usd, so collection stopped before it."""
 
     exit_code = EXIT_INCONCLUSIVE
+
+
+class ReportWriteError(RelayAuditError):
+    """A report could not be written at the end (disk full, permissions changed); the run itself is saved."""

@@ -129,7 +129,8 @@ def _finding(candidate: Candidate, adjusted: float | None, alpha: float) -> Find
     result = candidate.result
     if not result.sufficient:
         status: Status = "inconclusive"
-        conclusion = f"not enough data to test ({result.reason})"
+        comparable = result.detail.get("comparable", True)
+        conclusion = result.reason if not comparable else f"not enough data to test ({result.reason})"
     elif result.pvalue is None:
         passed = bool(result.detail.get("passed", True))
         status = "pass" if passed else "fail"

@@ -137,6 +137,13 @@ class Registry:
     def find(self, name: str) -> ModelInfo | None:
         return self._index().get(name.lower())
 
+    def same_model(self, first: str, second: str) -> bool:
+        """Whether two names claim one model: equal up to case and spaces, or aliases of one registry entry."""
+        if first.strip().lower() == second.strip().lower():
+            return True
+        a, b = self.find(first.strip()), self.find(second.strip())
+        return a is not None and a is b
+
     def get(self, name: str) -> ModelInfo:
         """The model, or UnknownModelError naming the closest registry names."""
         found = self.find(name)

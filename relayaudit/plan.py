@@ -19,7 +19,7 @@ from relayaudit.models import ModelInfo
 from relayaudit.stats.power import mcnemar_power, mmd_power
 from relayaudit.suite import Suite
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
-from relayaudit.types import ChatRequest, Observation
+from relayaudit.types import ChatRequest, Completion, Observation
 
 Followups = Callable[[list[Observation]], list[PlannedRequest]]
 
@@ -91,6 +91,13 @@ class TokenEstimator:
     def max_completion_tokens(self, request: ChatRequest) -> int:
         bound = request.max_tokens or self._max_output or DEFAULT_MAX_TOKENS
         return bound * (request.n or 1)
+
+    def completion_tokens(self, completion: Completion) -> int:
+        """Output tokens of what came back (every choice's text and tool arguments), counted locally."""
+        return sum(
+            self._count(c.text) + sum(self._count(t.name) + self._count(t.arguments) for t in c.tool_calls)
+            for c in completion.choices
+        )
 
 
 @dataclass(frozen=True)

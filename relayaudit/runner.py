@@ -6,6 +6,7 @@ commands (baseline, audit, demo) call these functions directly.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import httpx
 
@@ -22,10 +23,12 @@ from relayaudit import __version__
 from relayaudit.client import ClientSettings, RelayClient
 from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
+from relayaudit.failures import RelayUnusableError
 from relayaudit.kinds import PlannedRequest
 from relayaudit.kinds.context import deepened
 from relayaudit.models import ModelInfo, load_registry, with_overrides
 from relayaudit.plan import Estimate, Followups, adaptive_bound, build_plan, estimate, followups_for
+from relayaudit.preflight import preflight
 from relayaudit.store import Manifest, RunStore, utc_now
 from relayaudit.suite import Suite, load_suites
 from relayaudit.types import DIALECTS, Dialect, Endpoint
@@ -70,6 +73,8 @@ class RunOptions:
     """Context probes test up to 90% of the claimed window (expensive) instead of their default cap."""
     second_key_env: str | None = None
     """A variable holding a key of another account at the same relay: cache probes also ask through it."""
+    preflight: bool = True
+    """Send one cheap request first and stop with a diagnosis if the relay cannot be used (--no-preflight)."""
 
 
 @dataclass
@@ -87,6 +92,8 @@ class PreparedRun:
     """Adaptive probes' next requests, asked after each round."""
     second_key: str | None = None
     """The run's second key (key slot 1), when it has one."""
+    preflight: bool = True
+    """Check the relay with one cheap request before collecting."""
 
     @property
     def key_slots(self) -> int:
@@ -97,7 +104,16 @@ class PreparedRun:
         return self.store.manifest.endpoint
 
 
+def _checked_number(value: float | None, flag: str, *, allow_zero: bool) -> None:
+    # nan compares false with everything, so "value <= 0" alone would let it through and switch the cap off.
+    if value is not None and not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        floor = "0 or more" if allow_zero else "greater than 0"
+        raise ConfigError(f"{flag} must be a finite number {floor}, not {value!r}.")
+
+
 def model_facts(name: str, facts: FactOverrides) -> ModelInfo:
+    _checked_number(facts.price_in, "--price-in", allow_zero=True)
+    _checked_number(facts.price_out, "--price-out", allow_zero=True)
     info = load_registry().facts_for(name)
     return with_overrides(
         info,
@@ -108,29 +124,56 @@ def model_facts(name: str, facts: FactOverrides) -> ModelInfo:
     )
 
 
-def check_base_url(base_url: str) -> list[str]:
-    """Reject what cannot work; warn where the key would travel unencrypted."""
-    parsed = urlparse(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL.", "Example: https://relay.example.com/v1")
-    if parsed.username or parsed.password:
-        raise ConfigError("--base-url must not contain credentials.", "Put the key in an environment variable.")
+# Query parameters that carry credentials (Gemini's ?key=, and what proxies commonly accept).
+_CREDENTIAL_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "token", "access_token", "auth", "password"})
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_TYPICAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+
+
+def clean_base_url(base_url: str) -> tuple[str, list[str]]:
+    """The URL without credentials (user:password@, ?key=...), which must never be stored or sent in a
+    URL, and warnings; reject what cannot work. Nothing of the URL's credentials is echoed."""
+    parsed = urlparse(base_url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError("--base-url is not an http(s) URL.", "Example: https://relay.example.com/v1")
+    try:
+        parsed.port  # noqa: B018 - validates the port (e.g. 99999 is out of range)
+    except ValueError:
+        raise ConfigError("--base-url has a port outside 1-65535.", "Example: http://127.0.0.1:8080/v1") from None
+    warnings = []
+    cleaned = base_url.strip()
+    query = parse_qsl(parsed.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in query if k.lower() not in _CREDENTIAL_PARAMS]
+    if parsed.username is not None or parsed.password is not None or len(kept) < len(query):
+        warnings.append(
+            "--base-url carried credentials (user:password@ or ?key=); they were removed and are neither stored "
+            "nor sent. Give the key through an environment variable (--key-env)."
+        )
+        host = parsed.hostname if ":" not in parsed.hostname else f"[{parsed.hostname}]"
+        netloc = host + (f":{parsed.port}" if parsed.port else "")
+        cleaned = urlunparse(parsed._replace(netloc=netloc, query=urlencode(kept)))
     if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return [f"{base_url} is plain http: the API key would cross the network unencrypted."]
-    return []
+        warnings.append(f"{cleaned} is plain http: the API key would cross the network unencrypted.")
+    return cleaned, warnings
 
 
 def read_key(key_env: str | None, flag: str = "--key-env") -> str | None:
-    """The key from the environment variable named `key_env` (None: send no key)."""
+    """The key from the environment variable named `key_env` (None: send no key). A value that is not a
+    variable name may be the key itself, pasted by mistake: it is never echoed."""
     if key_env is None:
         return None
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
-        raise ConfigError(f"{flag} {key_env!r} is not an environment variable name.")
+    if not _ENV_NAME.fullmatch(key_env):
+        raise ConfigError(
+            f"{flag} must name an environment variable (letters, digits and _), not hold the key itself; "
+            "the value given is not shown, in case it is a key.",
+            f"export MY_RELAY_KEY=... and pass {flag} MY_RELAY_KEY.",
+        )
     key = os.environ.get(key_env, "").strip()
     if not key:
+        shown = key_env if _TYPICAL_ENV_NAME.fullmatch(key_env) else f"named by {flag} (not shown: it may be a key)"
         raise MissingKeyError(
-            f"The environment variable {key_env} that should hold the API key is not set.",
-            f"Set it (export {key_env}=...) or name another variable with {flag}"
+            f"The environment variable {shown} that should hold the API key is not set.",
+            f"Set it (export NAME=...) or name another variable with {flag}"
             + ("; use --no-key for a local server that needs none." if flag == "--key-env" else "."),
         )
     return key
@@ -168,8 +211,7 @@ def new_run_id(model: str) -> str:
 def _budget(requested: float | None, model: ModelInfo, warnings: list[str]) -> float | None:
     if requested is None:
         return None
-    if requested <= 0:
-        raise ConfigError("--budget-usd must be greater than 0.")
+    _checked_number(requested, "--budget-usd", allow_zero=False)
     if model.price_in is None or model.price_out is None:
         raise ConfigError(
             f"--budget-usd needs prices, and the registry has none for {model.name!r}.",
@@ -183,7 +225,9 @@ def prepare_new_run(
 ) -> PreparedRun:
     """A new run directory, ready to collect. `suites` (e.g. a baseline's stored copies) replaces
     options.suites; `extra` goes into the manifest (e.g. a baseline's provenance)."""
-    warnings = check_base_url(options.base_url)
+    if not options.model.strip():
+        raise ConfigError("--model is empty.", "Give the model name the relay sells, e.g. --model gpt-4o.")
+    base_url, warnings = clean_base_url(options.base_url)
     model = model_facts(options.model, options.facts)
     dialect = resolve_dialect(options.dialect, model)
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
@@ -205,7 +249,7 @@ def prepare_new_run(
     if not model.known:
         warnings.append(f"{options.model!r} is not in the registry: prices and tokenizer come from flags only.")
     run_id = new_run_id(options.model)
-    endpoint = Endpoint(base_url=options.base_url, model=options.model, dialect=dialect, key_env=key_env)
+    endpoint = Endpoint(base_url=base_url, model=options.model, dialect=dialect, key_env=key_env)
     manifest = Manifest(
         run_id=run_id,
         endpoint=endpoint,
@@ -221,7 +265,7 @@ def prepare_new_run(
     )
     store = RunStore.create(options.out or DEFAULT_RUNS_DIR / run_id, manifest, suites)
     worst = estimate(plan, model, adaptive_bound(suites, options.samples, model, slots))
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key)
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, options.preflight)
 
 
 def prepare_resume(
@@ -231,23 +275,24 @@ def prepare_resume(
     budget_usd: float | None = None,
     facts: FactOverrides = FactOverrides(),
     second_key_env: str | None = None,
+    preflight: bool = True,
 ) -> PreparedRun:
     """Reopen a run to send what has no answer yet, with the suites stored in the run itself (and its
     second key, from the variable the run names unless `second_key_env` names another)."""
     store = RunStore.open(run_dir)
     manifest = store.manifest
     model = model_facts(manifest.claimed_model, facts)
-    warnings = check_base_url(manifest.endpoint.base_url)
+    warnings = clean_base_url(manifest.endpoint.base_url)[1]
     key = read_key(key_env or manifest.endpoint.key_env)
     second_key = read_second_key(second_key_env or manifest.extra.get("second_key_env"), key)
     slots = 2 if second_key else 1
     suites = deepened(store.suites()) if manifest.extra.get("deep_context") else store.suites()
     plan = build_plan(suites, manifest.samples, model, slots)
     budget = _budget(budget_usd, model, warnings)
-    store.update(status="running", finished_at=None)
+    store.update(status="running", finished_at=None, stop_reason=None)
     followups = followups_for(suites, manifest.samples, model, slots)
     worst = estimate(plan, model, adaptive_bound(suites, manifest.samples, model, slots))
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key)
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, preflight)
 
 
 async def run_collection(
@@ -266,8 +311,23 @@ async def run_collection(
         return RelayClient(endpoint, key, settings=settings, dialect=dialect, transport=transport, secrets=keys)
 
     async with AsyncExitStack() as stack:
+        stack.enter_context(prepared.store.exclusive())
         client = await stack.enter_async_context(client_for(prepared.key))
         second = await stack.enter_async_context(client_for(prepared.second_key)) if prepared.second_key else None
+        spent = 0.0
+        if prepared.preflight:
+            spent, problem = await preflight(
+                prepared.store, client, model, second_client=second, budget_usd=prepared.budget_usd
+            )
+            if problem is not None:
+                prepared.store.update(
+                    status="stopped", finished_at=utc_now(), stop_reason=f"{problem.message} {problem.hint}"
+                )
+                raise RelayUnusableError(
+                    problem,
+                    saved="Only the preflight request was sent; once fixed, continue with: relayaudit run --resume "
+                    f"{prepared.store.path}",
+                )
         return await collect(
             prepared.plan,
             prepared.store,
@@ -277,4 +337,5 @@ async def run_collection(
             progress=progress,
             followups=prepared.followups,
             second_client=second,
+            spent_before=spent,
         )

@@ -27,13 +27,66 @@ _BRACKET = re.compile(r"(\\*)\[(?=([a-z#/@][^\[]*\])?)")
 _TRAILING_BACKSLASHES = re.compile(r"(\\+)\Z")
 
 REDACTED = "[REDACTED]"
+FRAGMENT = 8
+"""Any run of this many characters of a key is redacted: a key cut by an excerpt's end, or by a relay that
+repeats only part of it, must not leave a usable piece behind."""
+# Invisible characters a relay can put inside a key so that it no longer matches: ignored when matching.
+_INVISIBLE = frozenset("\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff")
+
+
+def _visible(text: str) -> tuple[str, list[int] | None]:
+    """The text without invisible characters, and each kept character's index in the original (None when
+    nothing was removed, the common case, so no index list is built)."""
+    if not any(c in _INVISIBLE for c in text):
+        return text, None
+    index = [i for i, c in enumerate(text) if c not in _INVISIBLE]
+    return "".join(text[i] for i in index), index
+
+
+def _secret_spans(visible: str, secret: str) -> list[tuple[int, int]]:
+    """Spans of `visible` covered by any FRAGMENT-long piece of `secret` (the whole secret if shorter)."""
+    size = min(FRAGMENT, len(secret))
+    spans = []
+    for piece in dict.fromkeys(secret[i : i + size] for i in range(len(secret) - size + 1)):
+        start = visible.find(piece)
+        while start != -1:
+            spans.append((start, start + size))
+            start = visible.find(piece, start + 1)
+    return spans
+
+
+def contains_secret(text: str, secrets: Iterable[str]) -> bool:
+    """Whether any FRAGMENT-long piece of a secret is in `text`, invisible characters ignored."""
+    visible, _ = _visible(text)
+    return any(secret and _secret_spans(visible, secret) for secret in secrets)
+
+
+def _redact_secret(text: str, secret: str) -> str:
+    visible, index = _visible(text)
+    spans = sorted(_secret_spans(visible, secret))
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    pieces, position = [], 0
+    for start, end in merged:
+        first, last = (start, end) if index is None else (index[start], index[end - 1] + 1)
+        pieces += [text[position:first], REDACTED]
+        position = last
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace each given secret, and anything shaped like a credential, with [REDACTED]."""
+    """Replace each given secret — and any FRAGMENT characters of one, even with invisible characters
+    inside — and anything shaped like a credential, with [REDACTED]."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, REDACTED)
+            text = _redact_secret(text, secret)
     return _SECRET_PATTERNS.sub(REDACTED, text)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; runs there are not locked
+    fcntl = None  # type: ignore[assignment]
+
 from relayaudit.errors import RunStoreError
+from relayaudit.record_checks import MAX_MANIFEST_BYTES, check_manifest, check_observation
 from relayaudit.suite import Suite, parse_suite
 from relayaudit.types import JSON, Endpoint, Observation
 
@@ -32,7 +39,10 @@ MANIFEST_SCHEMA = "relayaudit.run/1"
 OBSERVATION_SCHEMA = "relayaudit.observation/1"
 MAX_RECORD_BYTES = 50_000_000
 
-RunStatus = Literal["running", "complete", "incomplete", "interrupted", "budget_exhausted"]
+PREFLIGHT_PROBE = "@preflight"
+"""The probe id of the preflight requests (relayaudit.preflight): stored with the run's observations so that
+their cost counts, never a suite's probe (suite ids cannot start with "@"), so never analysed."""
+RunStatus = Literal["running", "complete", "incomplete", "interrupted", "budget_exhausted", "stopped"]
 SETTLED_OUTCOMES = frozenset({"ok", "http_error"})
 """Outcomes that settle a unit: an answer, even an error the relay returned on purpose. Transport and
 wire failures are not settled, so --resume sends those units again."""
@@ -82,6 +92,8 @@ class Manifest:
     """Format version of this file."""
     extra: JSON = field(default_factory=dict)
     """Room for later fields (e.g. baseline provenance)."""
+    stop_reason: str | None = None
+    """Status "stopped": why the circuit breaker stopped collection, and what to do."""
 
     def to_dict(self) -> JSON:
         data = asdict(self)
@@ -91,7 +103,9 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: JSON) -> Manifest:
         if data.get("schema") != MANIFEST_SCHEMA:
-            raise RunStoreError(f"manifest.json has schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA!r}.")
+            shown = str(data.get("schema"))[:40]
+            raise RunStoreError(f"manifest.json has schema {shown!r}, expected {MANIFEST_SCHEMA!r}.")
+        check_manifest(data)
         try:
             values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
             values["endpoint"] = Endpoint(**data["endpoint"])
@@ -99,6 +113,11 @@ class Manifest:
             return cls(**values)
         except (KeyError, TypeError) as exc:
             raise RunStoreError(f"manifest.json is missing or has a malformed field ({exc}).") from exc
+
+
+def _line(observation: Observation) -> str:
+    record = {"schema": OBSERVATION_SCHEMA, "entry_type": "observation", **observation.to_dict()}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 class RunStore:
@@ -135,9 +154,13 @@ class RunStore:
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             raise RunStoreError(f"{path} is not a relayaudit run directory (no manifest.json).")
+        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise RunStoreError(
+                f"{manifest_path} is larger than {MAX_MANIFEST_BYTES:,} bytes: not a relayaudit manifest."
+            )
         try:
             data = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or digits
             raise RunStoreError(f"{manifest_path} is not valid JSON.") from exc
         if not isinstance(data, dict):
             raise RunStoreError(f"{manifest_path} is not a JSON object.")
@@ -158,6 +181,22 @@ class RunStore:
             loaded.append(suite)
         return loaded
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run directory for writing: a second process writing to it at the same time (two
+        `--resume` of one run) would send every request twice, so it is refused instead. The lock is the
+        kernel's (flock), so it vanishes with the process: nothing stale is left in a portable directory."""
+        with self.observations_path.open("ab") as handle:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    raise RunStoreError(
+                        f"{self.path} is being written by another relayaudit process.",
+                        "Let that one finish (or stop it), then resume if anything is missing.",
+                    ) from None
+            yield
+
     def update(self, **changes: Any) -> None:
         """Change manifest fields; written atomically (temp file, then rename)."""
         self.manifest = replace(self.manifest, **changes)
@@ -169,8 +208,19 @@ class RunStore:
         os.replace(temp, self.path / "manifest.json")
 
     def append(self, observation: Observation) -> None:
-        record = {"schema": OBSERVATION_SCHEMA, "entry_type": "observation", **observation.to_dict()}
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = _line(observation)
+        if len(line.encode("utf-8")) > MAX_RECORD_BYTES:
+            # Never write what the reader refuses (completions are bounded already; this covers the rest).
+            size = len(line)
+            line = _line(
+                replace(
+                    observation,
+                    completion=None,
+                    outcome="wire_error",
+                    failure="oversized",
+                    error=f"an answer making a record of {size:,} characters was not stored",
+                )
+            )
         self._cut_torn_tail()
         with self.observations_path.open("a", encoding="utf-8") as handle:
             handle.write(line)
@@ -202,10 +252,11 @@ class RunStore:
                     raise RunStoreError(f"observations.jsonl line {number} is larger than {MAX_RECORD_BYTES} bytes.")
                 try:
                     record = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or digits
                     raise RunStoreError(f"observations.jsonl line {number} is not valid JSON.") from exc
                 if not isinstance(record, dict) or record.get("schema") != OBSERVATION_SCHEMA:
                     raise RunStoreError(f"observations.jsonl line {number} is not a {OBSERVATION_SCHEMA} record.")
+                check_observation(record, number)
                 yield record
 
     def observations(self) -> list[Observation]:

@@ -177,6 +177,11 @@ class Completion:
     """Seconds from sending the request to the first generated content (streams only)."""
     total_s: float | None = None
     """Seconds from sending the request to the end of the response."""
+    anomalies: tuple[str, ...] = ()
+    """Implausible figures the relay sent (negative or absurd usage, impossible counts), one sentence each;
+    the figure itself is dropped (left None), so it can neither crash analysis nor be billed."""
+    truncated: tuple[tuple[str, int], ...] = ()
+    """(part, original size) for each part cut to keep the stored record bounded, e.g. ("choices", 700000)."""
 
     @property
     def text(self) -> str:
@@ -220,6 +225,8 @@ class Completion:
             stream_events=tuple(data.get("stream_events", ())),
             ttft_s=data.get("ttft_s"),
             total_s=data.get("total_s"),
+            anomalies=tuple(data.get("anomalies", ())),
+            truncated=tuple((str(k), int(v)) for k, v in data.get("truncated", ())),
         )
 
 
@@ -244,10 +251,13 @@ class Endpoint:
         return asdict(self)
 
 
-Outcome = Literal["ok", "http_error", "transport_error", "wire_error"]
-"""ok: a parsed completion. http_error: the relay answered with an error status on purpose (4xx other than
-429) — an answer, possibly evidence. transport_error: connect error, timeout, reset, 5xx, 429 — never
-evidence. wire_error: a body or stream that does not parse — recorded, and re-sent on resume."""
+Outcome = Literal["ok", "http_error", "refused", "transport_error", "wire_error"]
+"""ok: a parsed completion. http_error: the relay answered a 400/413/422 with a JSON error on purpose (e.g.
+"context length exceeded") — an answer, possibly evidence. refused: the relay did not handle the request
+at all — 401, 402, 403, 404, or an error body saying the key, the account's credit or the model is the
+problem, or an HTML / non-JSON error page; never evidence, not retried. transport_error: connect error,
+timeout, reset, 408, 409, 5xx, 429 — never evidence, retried. wire_error: a body or stream that does not
+parse. Every outcome but ok and http_error leaves the unit unsettled: --resume sends it again."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +308,8 @@ class Observation:
     """Cost of this attempt from reported usage and the price in force; None if unknown."""
     key_slot: int = 0
     """Which of the run's keys sent it: 0 the main key, 1 the second key (`--second-key-env`); never the key."""
+    failure: str | None = None
+    """For a non-answer, its cause (relayaudit.failures.Cause: "auth", "credit", "network", ...); else None."""
 
     @property
     def unit(self) -> tuple[str, str, int]:

@@ -580,7 +580,9 @@ def test_wrong_choices_are_spread_over_the_alternatives() -> None:
 def record(directory: Path, suite: Path, *behaviours: str, persona: str = "atlas", seed: int) -> RunStore:
     config = SimConfig(persona=persona, behaviours=behaviours, seed=seed)
     with serve_in_thread(build_app(config)) as url:
-        options = RunOptions(base_url=f"{url}/v1", model="gpt-4o", suites=(str(suite),), no_key=True, out=directory)
+        options = RunOptions(
+            base_url=f"{url}/v1", model="gpt-4o", suites=(str(suite),), no_key=True, out=directory, preflight=False
+        )
         asyncio.run(run_collection(prepare_new_run(options), SETTINGS))
     return RunStore.open(directory)
 

@@ -40,9 +40,10 @@ def test_run_smoke_writes_a_valid_run(start_sim: StartSim, fake_key: str, tmp_pa
         "key_env": "OPENAI_API_KEY",
     }
     assert [s["name"] for s in manifest["suites"]] == ["smoke"] and manifest["planned_requests"] == 6
-    lines = (out / "observations.jsonl").read_text().splitlines()
-    assert len(lines) == 6 and all(json.loads(line)["outcome"] == "ok" for line in lines)
-    assert len(sim.log) == 6
+    records = [json.loads(line) for line in (out / "observations.jsonl").read_text().splitlines()]
+    assert len(records) == 7 and all(r["outcome"] == "ok" for r in records)
+    assert [r["probe_id"] for r in records].count("@preflight") == 1  # one cheap request before the suite
+    assert len(sim.log) == 7
     memory = next(s for s in sim.log if len(s.body["messages"]) == 3)
     assert memory.body["messages"][0]["content"].startswith("Remember this code word")
     assert any(s.body.get("stop") == ["E"] and s.body.get("max_tokens") == 12 for s in sim.log)
@@ -65,9 +66,13 @@ def test_unreachable_relay_is_inconclusive_and_keeps_the_run(fake_key: str, tmp_
         ["run", "--base-url", "http://127.0.0.1:9/v1", "--model", "gpt-4o", "--out", str(out), "--retries", "0"],
     )
     assert result.exit_code == 3
-    assert "--resume" in result.output
+    assert "cannot be reached" in result.output and "--resume" in result.output
     records = [json.loads(line) for line in (out / "observations.jsonl").read_text().splitlines()]
-    assert len(records) == 6 and {r["outcome"] for r in records} == {"transport_error"}
+    # the preflight found the relay down: one request, kept, instead of the whole suite
+    assert [(r["probe_id"], r["outcome"], r["failure"]) for r in records] == [
+        ("@preflight", "transport_error", "network")
+    ]
+    assert json.loads((out / "manifest.json").read_text())["status"] == "stopped"
 
 
 def test_bad_flags_exit_2(fake_key: str, tmp_path: Path) -> None:
@@ -140,8 +145,8 @@ def test_ctrl_c_keeps_everything_and_resume_finishes(start_sim: StartSim, fake_k
     assert "--resume" in stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
-    kept = [json.loads(line) for line in observations.read_text().splitlines()]
-    assert 3 <= len(kept) < 12 and all(r["outcome"] == "ok" for r in kept)
+    kept = [json.loads(line) for line in observations.read_text().splitlines() if "@preflight" not in line]
+    assert 2 <= len(kept) < 12 and all(r["outcome"] == "ok" for r in kept)
     done = {r["request"]["messages"][-1]["content"] for r in kept}
 
     sim.log.clear()
@@ -150,9 +155,12 @@ def test_ctrl_c_keeps_everything_and_resume_finishes(start_sim: StartSim, fake_k
     _stdout, stderr = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, stderr
     sent_again = {entry.prompt for entry in sim.log}
-    assert sent_again.isdisjoint(done)  # nothing settled was paid for twice
+    assert sent_again.isdisjoint(done)  # nothing settled was paid for twice (each session has its own preflight)
     final = [json.loads(line) for line in observations.read_text().splitlines()]
-    answered = {r["request"]["messages"][-1]["content"] for r in final if r["outcome"] == "ok"}
+    assert [r["sample"] for r in final if r["probe_id"] == "@preflight"] == [0, 1]  # one per session
+    answered = {r["request"]["messages"][-1]["content"] for r in final if r["outcome"] == "ok"} - {
+        final[0]["request"]["messages"][-1]["content"]
+    }
     assert answered == {f"item {i}" for i in range(12)}
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
 
@@ -167,8 +175,10 @@ def test_progress_bar_shows_done_total_rate_and_spend() -> None:
     stream = io.StringIO()
     progress = RichProgress(Console(file=stream, force_terminal=True, width=120))
     progress.start(total=4, done=1)
-    progress.advance(0.0123)
-    progress.advance(0.0456)
+    progress.advance(0.0123, answered=True)
+    progress.retrying(1)
+    progress.advance(0.0456, answered=False)
     progress.stop()
     shown = stream.getvalue()
     assert "3/4" in shown and "$0.0456" in shown and "req/s" in shown
+    assert "1 answered" in shown and "1 failed" in shown and "1 retrying" in shown

@@ -20,7 +20,14 @@ FAST = ClientSettings(backoff_base=0.01, backoff_max=0.05, concurrency=4, total_
 
 
 def options(url: str, suite: Path, out: Path, **changes: object) -> RunOptions:
-    values: dict[str, object] = {"base_url": f"{url}/v1", "model": "gpt-4o", "suites": (str(suite),), "out": out}
+    # These tests are about collecting a plan, request by request: no preflight (tests/test_non_answers.py).
+    values: dict[str, object] = {
+        "base_url": f"{url}/v1",
+        "model": "gpt-4o",
+        "suites": (str(suite),),
+        "out": out,
+        "preflight": False,
+    }
     values.update(changes)
     return RunOptions(**values)  # type: ignore[arg-type]
 
@@ -152,7 +159,7 @@ def test_resume_sends_only_what_is_missing(start_sim: StartSim, fake_key: str, t
     _, first = collect(options(url, suite, tmp_path / "run"), ClientSettings(max_attempts=1))
     assert first.unsettled == 1
     sim.log.clear()
-    second = asyncio.run(run_collection(prepare_resume(tmp_path / "run"), FAST))
+    second = asyncio.run(run_collection(prepare_resume(tmp_path / "run", preflight=False), FAST))
     assert [entry.prompt for entry in sim.log] == ["bravo"]
     assert second.status == "complete" and second.already_settled == 3
     store = RunStore.open(tmp_path / "run")

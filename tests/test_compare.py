@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from relayaudit.cli import app
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report, compare_runs
+from relayaudit.errors import ConfigError
 from relayaudit.findings import Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.report.markdown import md_escape, render_markdown
 from relayaudit.runner import RunOptions, prepare_new_run, run_collection
@@ -93,7 +94,8 @@ def test_report_matches_the_json_contract(runs: dict[str, Path], tmp_path: Path)
         assert set(finding) >= {"check", "category", "status", "pvalue", "estimate", "summary"}
         assert finding["category"] == "distribution" and finding["status"] in ("pass", "fail", "inconclusive")
         assert finding["adjusted_pvalue"] >= finding["pvalue"]
-    assert report["requests"]["sent"] == 100 and report["tokens"]["prompt"] > 0
+    # 100 planned and answered, plus the preflight request that was sent (and paid for) first
+    assert report["requests"]["sent"] == 101 and report["requests"]["ok"] == 100 and report["tokens"]["prompt"] > 0
 
 
 def test_many_transport_failures_make_it_inconclusive(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -122,9 +124,17 @@ def test_compare_is_reproducible_and_calibrated(runs: dict[str, Path]) -> None:
 
 def test_small_runs_and_mismatched_claims_are_warned_about(runs: dict[str, Path], tmp_path: Path) -> None:
     small = record(tmp_path / "small", seed=5, samples=2, model="gpt-4o-mini")
-    report = compare_runs(RunStore.open(runs["baseline"]), RunStore.open(small), calibration_splits=0)
+    with pytest.raises(ConfigError, match="--allow-other-model"):  # a baseline of another model is refused
+        compare_runs(RunStore.open(runs["baseline"]), RunStore.open(small), calibration_splits=0)
+    report = compare_runs(
+        RunStore.open(runs["baseline"]), RunStore.open(small), calibration_splits=0, allow_other_model=True
+    )
     assert any("saw 100 baseline and 50 relay samples" in w and "rarely detects" in w for w in report.warnings)
     assert any("the relay claims 'gpt-4o-mini'" in w for w in report.warnings)
+    refused = runner.invoke(app, ["compare", str(runs["baseline"]), str(small)])
+    assert refused.exit_code == 2 and "--allow-other-model" in refused.output
+    allowed = runner.invoke(app, ["compare", str(runs["baseline"]), str(small), "--allow-other-model"])
+    assert allowed.exit_code in (0, 1, 3) and "Traceback" not in allowed.output
 
 
 def test_bad_inputs_exit_2(tmp_path: Path, runs: dict[str, Path]) -> None:

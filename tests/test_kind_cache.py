@@ -243,7 +243,8 @@ def test_second_key_catches_a_cache_shared_between_customers_in_one_run(
     assert honest["cache.replay"]["status"] == honest["cache.cross_key"]["status"] == "pass"
     assert honest["exit"] == 0
     observations = list(RunStore.open(tmp_path / "honest").observations())
-    assert sum(o.key_slot == 1 for o in observations) == len(PROMPTS)
+    assert sum(o.key_slot == 1 and o.probe_id != "@preflight" for o in observations) == len(PROMPTS)
+    assert sum(o.key_slot == 1 and o.probe_id == "@preflight" for o in observations) == 1  # the second key, checked
     stored = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "honest").rglob("*") if p.is_file())
     assert "KEY_B" in stored and "sk-customer" not in stored  # the variable's name is kept, never a key
 

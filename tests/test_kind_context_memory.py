@@ -30,7 +30,10 @@ SETTINGS = CompareSettings()
 
 def collect(tmp_path: Path, suite: str, *behaviours: str, name: str = "r") -> list[Observation]:
     with serve_in_thread(build_app(SimConfig(behaviours=behaviours))) as url:
-        options = RunOptions(base_url=f"{url}/v1", model="gpt-4o", suites=(suite,), no_key=True, out=tmp_path / name)
+        # Kind-level tests read every observation of the run: no preflight (tests/test_non_answers.py has those).
+        options = RunOptions(
+            base_url=f"{url}/v1", model="gpt-4o", suites=(suite,), no_key=True, out=tmp_path / name, preflight=False
+        )
         asyncio.run(run_collection(prepare_new_run(options), ClientSettings(concurrency=4)))
     return [o for o in RunStore.open(tmp_path / name).observations() if o.final]
 
@@ -129,11 +132,13 @@ def test_honest_memory_and_comparison(tmp_path: Path) -> None:
 
 def test_followups_are_rederived_on_resume(tmp_path: Path) -> None:
     with serve_in_thread(build_app(SimConfig(behaviours=("keep_last:12",)))) as url:
-        options = RunOptions(base_url=f"{url}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path / "r")
+        options = RunOptions(
+            base_url=f"{url}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path / "r", preflight=False
+        )
         first = prepare_new_run(options)
         asyncio.run(run_collection(replace(first, followups=None), ClientSettings()))  # a session that stopped early
         coarse_only = len(RunStore.open(tmp_path / "r").observations())
-        resumed = asyncio.run(run_collection(prepare_resume(tmp_path / "r"), ClientSettings()))
+        resumed = asyncio.run(run_collection(prepare_resume(tmp_path / "r", preflight=False), ClientSettings()))
     observations = [o for o in RunStore.open(tmp_path / "r").observations() if o.final]
     assert resumed.already_settled == coarse_only and len(observations) > coarse_only
     (finding,) = MEMORY.check(observations, GPT4O, SETTINGS)
@@ -187,7 +192,9 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
     from relayaudit.sim.app import Upstream
 
     with serve_in_thread(build_app(SimConfig(behaviours=("keep_last:10",), seed=1))) as official:
-        baseline = RunOptions(base_url=f"{official}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path)
+        baseline = RunOptions(
+            base_url=f"{official}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path, preflight=False
+        )
         asyncio.run(run_collection(prepare_new_run(replace(baseline, out=tmp_path / "b")), ClientSettings()))
         reports = {}
         for name, behaviours in (("honest", ()), ("forgetful", ("keep_last:6",))):

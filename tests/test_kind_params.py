@@ -61,6 +61,7 @@ def obs(
     usage: Usage | None = None,
     token_logprobs: tuple[TokenLogprob, ...] | None = None,
     not_sent: tuple[NotSent, ...] = (),
+    refusal: str = '{"error": {"message": "Unsupported parameter", "param": "logprobs"}}',
     **params: Any,
 ) -> Observation:
     request = ChatRequest(messages=(Message("user", "q"),), **params)
@@ -86,7 +87,8 @@ def obs(
         request=request,
         http_status=400 if outcome == "http_error" else 200,
         completion=completion,
-        error="HTTP 400: unsupported parameter" if outcome == "http_error" else None,
+        error="HTTP 400 from the relay" if outcome == "http_error" else None,
+        error_excerpt=refusal if outcome == "http_error" else None,
         not_sent=not_sent,
     )
 
@@ -252,6 +254,13 @@ def test_a_refused_parameter_fails_at_the_first_stage() -> None:
     passed, candidate = judge(refused)["params.logprobs"]
     assert passed is False and candidate.estimate["accepted"] is False
     assert "refused it (HTTP 400" in candidate.result.reason
+
+
+def test_a_4xx_that_does_not_name_the_parameter_is_missing_data() -> None:
+    """Only the relay refusing the parameter is evidence; a 400 about something else is no answer to judge."""
+    vague = [obs("logprobs:on", outcome="http_error", refusal="Simulated 400.", logprobs=True, top_logprobs=3)] * 2
+    status, candidate = judge(vague)["params.logprobs"]
+    assert status == "insufficient" and candidate.estimate["rejected"] == 0
 
 
 def test_max_tokens_counts_in_the_claimed_tokenizer_or_in_words() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -171,6 +173,18 @@ def test_any_split_decodes_like_the_whole_stream(lines: list[str], newline: str,
 def test_decoded_data_round_trips(values: list[str], cuts: list[int]) -> None:
     data = "".join(f"data: {v}\r\n\r\n" for v in values).encode()
     assert decode(split_at(data, cuts)) == [SSEEvent("message", v) for v in values]
+
+
+def test_one_huge_line_in_small_chunks_takes_linear_time() -> None:
+    # A relay can send a megabyte-long line a few hundred bytes at a time. Re-scanning the open line on every
+    # chunk took over a minute for this; linear decoding takes milliseconds, so the bound is loose on purpose.
+    data = b"data: " + b"x" * 1_000_000 + b"\r"
+    decoder = SSEDecoder()
+    started = time.perf_counter()
+    events = [e for i in range(0, len(data), 500) for e in decoder.feed(data[i : i + 500])]
+    events += decoder.finish()
+    assert time.perf_counter() - started < 5
+    assert events == [SSEEvent("message", "x" * 1_000_000)]
 
 
 # get_dialect lives in relayaudit.wire next to the decoder; its contract is tested here once for all dialects.

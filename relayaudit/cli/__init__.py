@@ -1,7 +1,10 @@
 """The `relayaudit` command. Each command parses flags, calls the library, renders, and sets the exit code.
 
 Exit codes (contract): 0 consistent / complete · 1 divergent · 2 usage or configuration error ·
-3 inconclusive (for `run`: the run is incomplete — interrupted, over budget, or the relay failed).
+3 inconclusive (for `run`: the run is incomplete — interrupted, over budget, or the relay failed) ·
+4 internal error: a bug in relayaudit, never a verdict; the traceback is in the log file named on stderr.
+A crash never exits 1: `handled` (cli/common.py) turns any unexpected exception in a command into 4, and
+`main` does the same for anything raised outside a command.
 One module per group of commands; this one assembles the app.
 """
 
@@ -16,7 +19,7 @@ from relayaudit import __version__
 from relayaudit.cli.analyse_cmd import compare, plan
 from relayaudit.cli.audit_cmd import audit, baseline_app, demo
 from relayaudit.cli.collect_cmd import run
-from relayaudit.cli.common import out
+from relayaudit.cli.common import out, report_crash
 from relayaudit.cli.info_cmd import models, probes
 from relayaudit.cli.sim_cmd import sim_app
 from relayaudit.errors import EXIT_INCONCLUSIVE
@@ -52,7 +55,10 @@ app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
+    """The `relayaudit` entry point: the app, with exit 4 (not Python's 1) for a crash outside any command."""
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - Ctrl-C outside a run
         sys.exit(EXIT_INCONCLUSIVE)
+    except Exception as exc:
+        sys.exit(report_crash(exc))

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from relayaudit.cli.common import VERDICT_EXIT, SamplesOpt, SuiteOpt, err, handled, out
-from relayaudit.compare import Report, compare_runs
+from relayaudit.cli.common import (
+    VERDICT_EXIT,
+    AllowOtherModelOpt,
+    JsonOpt,
+    MdOpt,
+    SamplesOpt,
+    SuiteOpt,
+    handled,
+    out,
+    reserve_stdout,
+    show_report,
+)
+from relayaudit.compare import compare_runs
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
 from relayaudit.report import console as render
-from relayaudit.report.markdown import render_markdown
+from relayaudit.report.output import report_targets, write_reports
 from relayaudit.runner import (
     FactOverrides,
     model_facts,
 )
-from relayaudit.sanitize import inert
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
 
@@ -29,27 +38,27 @@ def compare(
     baseline_run: Annotated[Path, typer.Argument(help="Run directory recorded against the official API.")],
     relay_run: Annotated[Path, typer.Argument(help="Run directory recorded against the relay.")],
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")] = 0.01,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
-    md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown report here.")] = None,
+    json_out: JsonOpt = None,
+    md_out: MdOpt = None,
     permutations: Annotated[int, typer.Option(min=99, help="Permutations per permutation test.")] = 1000,
     calibration_splits: Annotated[
         int, typer.Option(min=0, help="Baseline split-halves for the false-alarm rate.")
     ] = 20,
+    allow_other_model: AllowOtherModelOpt = False,
 ) -> None:
     """Compare a relay run with a baseline run: findings, verdict, exit 0 consistent / 1 divergent / 3 inconclusive."""
+    targets = report_targets(json_out, md_out)
+    screen = reserve_stdout(targets.stdout)
     report = compare_runs(
         RunStore.open(baseline_run),
         RunStore.open(relay_run),
         alpha=alpha,
         settings=CompareSettings(permutations=permutations),
         calibration_splits=calibration_splits,
+        allow_other_model=allow_other_model,
     )
-    write_reports(report, json_out, md_out)
-    out.print(render.report_view(report))
-    for reason in report.verdict.reasons:
-        out.print(f"  {inert(reason)}")
-    for warning in report.warnings:
-        err.print(f"[yellow]warning:[/] {inert(warning)}")
+    show_report(screen, report)
+    write_reports(report, targets, remake="nothing is lost: give a writable path and run the same command again.")
     raise typer.Exit(VERDICT_EXIT[report.verdict.outcome])
 
 
@@ -60,13 +69,6 @@ def power_samples(store: RunStore) -> list[tuple[str, str]]:
         for o in store.observations()
         if o.final and o.completion is not None and (o.request.temperature is None or o.request.temperature > 0)
     ]
-
-
-def write_reports(report: Report, json_out: Path | None, md_out: Path | None) -> None:
-    if json_out is not None:
-        json_out.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if md_out is not None:
-        md_out.write_text(render_markdown(report), encoding="utf-8")
 
 
 @handled

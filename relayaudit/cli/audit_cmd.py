@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -11,10 +10,17 @@ import typer
 from rich.table import Table
 
 from relayaudit.audit import BASELINE_FREE_SUITES, DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
-from relayaudit.cli.analyse_cmd import write_reports
-from relayaudit.cli.collect_cmd import announce, client_settings, interruptible, progress_for, report_collection
+from relayaudit.cli.collect_cmd import (
+    announce,
+    client_settings,
+    collection_exit_code,
+    interruptible,
+    progress_for,
+    report_collection,
+)
 from relayaudit.cli.common import (
     VERDICT_EXIT,
+    AllowOtherModelOpt,
     AlphaOpt,
     BaseUrlOpt,
     BudgetOpt,
@@ -27,6 +33,7 @@ from relayaudit.cli.common import (
     LabelOpt,
     MdOpt,
     NoKeyOpt,
+    NoPreflightOpt,
     OutOpt,
     PriceInOpt,
     PriceOutOpt,
@@ -42,10 +49,12 @@ from relayaudit.cli.common import (
     err,
     handled,
     out,
+    reserve_stdout,
+    show_report,
 )
 from relayaudit.demo import run_demo
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT
-from relayaudit.report import console as render
+from relayaudit.report.output import check_target, json_text, remake_hint, report_targets, write_reports, write_text
 from relayaudit.runner import FactOverrides, RunOptions, run_collection
 from relayaudit.sanitize import inert
 
@@ -71,6 +80,7 @@ def baseline_record(
     out_dir: OutOpt = None,
     label: LabelOpt = "",
     quiet: QuietOpt = False,
+    no_preflight: NoPreflightOpt = False,
 ) -> None:
     """Record a baseline from the official API (the registry's base URL and key variable unless given)."""
     options = RunOptions(
@@ -84,6 +94,7 @@ def baseline_record(
         out=out_dir,
         label=label,
         budget_usd=budget_usd,
+        preflight=not no_preflight,
     )
     prepared = prepare_baseline(options)
     announce(prepared)
@@ -91,7 +102,7 @@ def baseline_record(
     summary = interruptible(prepared, run_collection(prepared, settings, progress=progress_for(quiet)))
     report_collection(prepared, summary)
     if summary.status != "complete":
-        raise typer.Exit(3)
+        raise typer.Exit(collection_exit_code(summary))
     out.print(f"Baseline recorded: {inert(str(prepared.store.path))} (share it: the directory is portable).")
 
 
@@ -127,10 +138,14 @@ def audit(
     alpha: AlphaOpt = 0.01,
     json_out: JsonOpt = None,
     md_out: MdOpt = None,
+    no_preflight: NoPreflightOpt = False,
+    allow_other_model: AllowOtherModelOpt = False,
 ) -> None:
     """Audit a relay: collect with the baseline's suites, compare, report; exit 0 / 1 / 3."""
     if baseline is not None and suite:
         raise typer.BadParameter("with --baseline the suites are the baseline's own; drop --suite.")
+    targets = report_targets(json_out, md_out)  # before any request: a bad path must not waste the budget
+    screen = reserve_stdout(targets.stdout)
     options = RunOptions(
         base_url=base_url,
         model=model,
@@ -144,20 +159,20 @@ def audit(
         deep_context=deep_context,
         second_key_env=second_key_env,
         facts=FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out),
+        preflight=not no_preflight,
     )
-    prepared = prepare_audit(options, baseline)
+    prepared = prepare_audit(options, baseline, allow_other_model=allow_other_model)
     announce(prepared)
     if baseline is None:
         err.print("[yellow]No baseline:[/] only the checks that need none will run (see the report's warnings).")
     settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
-    result = interruptible(prepared, run_audit(prepared, baseline, settings, alpha=alpha, progress=progress_for(quiet)))
+    audited = run_audit(
+        prepared, baseline, settings, alpha=alpha, progress=progress_for(quiet), allow_other_model=allow_other_model
+    )
+    result = interruptible(prepared, audited)
     report_collection(prepared, result.collection)
-    write_reports(result.report, json_out, md_out)
-    out.print(render.report_view(result.report))
-    for reason in result.report.verdict.reasons:
-        out.print(f"  {inert(reason)}")
-    for warning in result.report.warnings:
-        err.print(f"[yellow]warning:[/] {inert(warning)}")
+    show_report(screen, result.report)
+    write_reports(result.report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
     raise typer.Exit(VERDICT_EXIT[result.report.verdict.outcome])
 
 
@@ -167,6 +182,8 @@ def demo(
     keep: Annotated[Path | None, typer.Option(help="Keep the run directories here (default: a temporary one).")] = None,
 ) -> None:
     """Offline: simulated official API, an honest relay and three dishonest ones, audited end to end."""
+    target = check_target("--json", json_out) if json_out is not None else None  # before the work
+    screen = reserve_stdout(target is not None and target.stdout)
     with tempfile.TemporaryDirectory(prefix="relayaudit-demo-") as scratch:
         workdir = keep or Path(scratch)
         rows = run_demo(workdir, say=lambda line: err.print(inert(line)))
@@ -177,17 +194,18 @@ def demo(
         verdict = row.report.verdict.outcome
         mark = "[green]" if row.as_expected else "[bold red]"
         table.add_row(row.relay.name, row.relay.does, row.relay.expected, f"{mark}{verdict}[/]", inert(row.evidence))
-    out.print(table)
-    if json_out is not None:
+    screen.print(table)
+    if target is not None:
         payload = {
             "schema": "relayaudit.demo/1",
             "audits": [
                 {"relay": r.relay.name, "expected": r.relay.expected, "report": r.report.to_json()} for r in rows
             ],
         }
-        json_out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json_text(payload, ascii_only=target.stdout)
+        write_text(target, text, "demo report", "nothing is lost: give a writable path and run the demo again.")
     all_expected = all(row.as_expected for row in rows)
-    out.print(
+    screen.print(
         "Every verdict came out as expected." if all_expected else "[bold red]Some verdicts were not as expected.[/]"
     )
     raise typer.Exit(EXIT_CONSISTENT if all_expected else EXIT_DIVERGENT)

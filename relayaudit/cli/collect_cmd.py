@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,6 +21,7 @@ from relayaudit.cli.common import (
     LabelOpt,
     ModelOpt,
     NoKeyOpt,
+    NoPreflightOpt,
     OutOpt,
     PriceInOpt,
     PriceOutOpt,
@@ -83,8 +85,15 @@ def progress_for(quiet: bool) -> ProgressSink | None:
     return None if quiet or not err.is_terminal else render.RichProgress(err)
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (a scheduler's stop, `kill`) must leave the run as Ctrl-C does: asyncio turns SIGINT into a
+    # clean cancellation that marks the manifest "interrupted" after the last complete record.
+    signal.raise_signal(signal.SIGINT)
+
+
 def interruptible(prepared: PreparedRun, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work`; on Ctrl-C say that everything is saved and how to resume, and exit 3."""
+    """Run `work`; on Ctrl-C or SIGTERM say that everything is saved and how to resume, and exit 3."""
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         return asyncio.run(work)
     except KeyboardInterrupt:
@@ -93,6 +102,16 @@ def interruptible(prepared: PreparedRun, work: Coroutine[Any, Any, T]) -> T:
             f"relayaudit run --resume {inert(str(prepared.store.path))}"
         )
         raise typer.Exit(EXIT_INCONCLUSIVE) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def collection_exit_code(summary: CollectSummary) -> int:
+    """0 for a complete run; the diagnosis's code when the relay was unusable (2 the user's side, 3 the
+    relay's); 3 for any other incomplete run."""
+    if summary.status == "complete":
+        return 0
+    return summary.diagnosis.exit_code if summary.diagnosis else EXIT_INCONCLUSIVE
 
 
 def report_collection(prepared: PreparedRun, summary: CollectSummary) -> None:
@@ -102,9 +121,12 @@ def report_collection(prepared: PreparedRun, summary: CollectSummary) -> None:
         return
     for failure in summary.failures:
         err.print(f"  no answer: {inert(failure)}")
+    if summary.diagnosis is not None:
+        err.print(f"[bold red]Stopped:[/] {inert(summary.diagnosis.message)} {inert(summary.diagnosis.hint)}")
     reason = {
         "budget_exhausted": "the budget cap was reached",
         "incomplete": "some requests got no answer (transport failures are never evidence against a relay)",
+        "stopped": "the same failure repeated, so the rest was not sent (failures are never evidence)",
     }.get(summary.status, summary.status)
     err.print(
         f"[yellow]The run is incomplete:[/] {reason}. Resume with: relayaudit run --resume "
@@ -137,12 +159,18 @@ def run(
     resume: Annotated[Path | None, typer.Option(help="Continue this run: send only what has no answer.")] = None,
     label: LabelOpt = "",
     quiet: QuietOpt = False,
+    no_preflight: NoPreflightOpt = False,
 ) -> None:
     """Send suites to an endpoint and store every answer in a run directory."""
     facts = FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out)
     if resume is not None:
         prepared = prepare_resume(
-            resume, key_env=key_env, budget_usd=budget_usd, facts=facts, second_key_env=second_key_env
+            resume,
+            key_env=key_env,
+            budget_usd=budget_usd,
+            facts=facts,
+            second_key_env=second_key_env,
+            preflight=not no_preflight,
         )
     elif base_url is None or model is None:
         raise typer.BadParameter("--base-url and --model are required (or --resume RUN_DIR).")
@@ -161,11 +189,11 @@ def run(
             facts=facts,
             deep_context=deep_context,
             second_key_env=second_key_env,
+            preflight=not no_preflight,
         )
         prepared = prepare_new_run(options)
     announce(prepared)
     settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
     summary = interruptible(prepared, run_collection(prepared, settings, progress=progress_for(quiet)))
     report_collection(prepared, summary)
-    if summary.status != "complete":
-        raise typer.Exit(EXIT_INCONCLUSIVE)
+    raise typer.Exit(collection_exit_code(summary))

@@ -1,8 +1,19 @@
-"""What every command shares: the consoles, error handling, exit codes and common options."""
+"""What every command shares: the consoles, error handling, exit codes and common options.
+
+`handled` is the one place where an exception becomes an exit code: relayaudit's own errors exit with their
+code (2 or 3) and one clear message; anything else is a bug and exits 4 (EXIT_INTERNAL) with one line on
+stderr and the traceback in a log file, never 1, which means "divergent".
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -10,8 +21,11 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, RelayAuditError
-from relayaudit.sanitize import inert
+from relayaudit import __version__
+from relayaudit.compare import Report
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, RelayAuditError
+from relayaudit.report import console as render
+from relayaudit.sanitize import inert, redact, strip_control
 
 # emoji=False: rich would turn ":smile:"-style codes in relay text into emoji, which inert() cannot escape.
 out = Console(highlight=False, emoji=False)
@@ -23,11 +37,59 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def crash_log(exc: BaseException) -> Path:
+    """Write the redacted traceback of `exc`, with what was run, to a new file in the temp dir; its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    descriptor, name = tempfile.mkstemp(prefix=f"relayaudit-crash-{stamp}-{os.getpid()}-", suffix=".log")
+    text = "".join(
+        [
+            f"relayaudit {__version__}, Python {platform.python_version()} on {platform.platform()}\n",
+            f"command: {' '.join(sys.argv)}\n\n",
+            *traceback.format_exception(exc),
+        ]
+    )
+    with os.fdopen(descriptor, "w", encoding="utf-8") as log:  # mkstemp: readable by this user only
+        log.write(redact(strip_control(text)))
+    return Path(name)
+
+
+def report_crash(exc: BaseException) -> int:
+    """Say on stderr, in one line, that relayaudit has a bug (not a verdict), log the traceback; EXIT_INTERNAL."""
+    lines = str(exc).strip().splitlines()
+    first = redact(strip_control(lines[0]))[:300] if lines else ""
+    summary = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    try:
+        details = f"details in {crash_log(exc)}"
+    except OSError as log_error:
+        details = f"the log file could not be written ({log_error.strerror or log_error}), so here is the traceback"
+        err.print(inert(redact(strip_control("".join(traceback.format_exception(exc))))), end="")
+    err.print(  # one line however long (soft_wrap), so that the log path can be copied whole
+        f"[bold red]internal error:[/] {inert(summary)} — this is a bug in relayaudit, not a verdict; {inert(details)}",
+        soft_wrap=True,
+    )
+    return EXIT_INTERNAL
+
+
+# Exceptions that are not crashes: typer turns these into their own exit codes and messages (typer.Exit,
+# typer.Abort and the usage errors such as typer.BadParameter, whose base is click's ClickException: of
+# typer's own copy of click since typer 0.2x, of click itself before), and the interpreter's own exits.
+_PASSED_ON: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    SystemExit,
+    *(base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"),
+)
+
+
 def handled(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn relayaudit's errors into one clear message on stderr and the error's exit code."""
+    """Turn relayaudit's errors into one clear message on stderr and the error's exit code; Ctrl-C into 3
+    (inconclusive); any other exception into exit 4 with the traceback in a log file (see `report_crash`).
+
+    Also undoes `reserve_stdout` when the command ends."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        redirected = out.stderr
         try:
             return command(*args, **kwargs)
         except RelayAuditError as exc:
@@ -35,14 +97,44 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             if exc.hint:
                 err.print(inert(exc.hint))
             raise typer.Exit(exc.exit_code) from None
+        except _PASSED_ON:
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C outside a collection (which handles its own): nothing was judged, so inconclusive, as in
+            # `main`; typer would exit 130, or (before 0.2x) say "Aborted!" and exit 1, read as "divergent".
+            err.print("[yellow]Interrupted.[/]")
+            raise typer.Exit(EXIT_INCONCLUSIVE) from None
+        except Exception as exc:
+            raise typer.Exit(report_crash(exc)) from None
+        finally:
+            out.stderr = redirected
 
     return wrapper
+
+
+def reserve_stdout(reserved: bool) -> Console:
+    """The console for everything a command shows to a person. When `reserved` (a report goes to `-`),
+    stdout must carry only that report: this returns stderr's console and sends `out` to stderr too, until
+    the command ends (`handled` restores it)."""
+    if not reserved:
+        return out
+    out.stderr = True
+    return err
+
+
+def show_report(screen: Console, report: Report) -> None:
+    """The findings table and the reasons for the verdict on `screen`; the report's warnings on stderr."""
+    screen.print(render.report_view(report))
+    for reason in report.verdict.reasons:
+        screen.print(f"  {inert(reason)}")
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {inert(warning)}")
 
 
 SuiteOpt = Annotated[
     list[str] | None, typer.Option("--suite", help="Suite name or .toml path; repeatable. Default: smoke.")
 ]
-SamplesOpt = Annotated[int | None, typer.Option(min=1, help="Override every probe's sample count.")]
+SamplesOpt = Annotated[int | None, typer.Option(min=1, max=10_000, help="Override every probe's sample count.")]
 
 
 # Options shared by the commands that collect (run, audit, baseline record).
@@ -59,6 +151,16 @@ SecondKeyEnvOpt = Annotated[
     ),
 ]
 NoKeyOpt = Annotated[bool, typer.Option("--no-key", help="Send no key (local servers).")]
+AllowOtherModelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-model", help="Compare with a baseline of another model (differences are then the models')."
+    ),
+]
+NoPreflightOpt = Annotated[
+    bool,
+    typer.Option("--no-preflight", help="Skip the one cheap request that checks key, path, model and dialect first."),
+]
 DialectOpt = Annotated[
     str | None, typer.Option(help="openai | openai-responses | anthropic | gemini (default: the official API's).")
 ]
@@ -77,8 +179,15 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="New run directory.")
 LabelOpt = Annotated[str, typer.Option(help="Free text stored in the manifest.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 AlphaOpt = Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")]
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")]
-MdOpt = Annotated[Path | None, typer.Option("--md", help="Write a Markdown report here.")]
+# Report paths are strings, so that "-" (standard output) stays distinct from "./-" (a file named "-").
+JsonOpt = Annotated[
+    str | None,
+    typer.Option("--json", help="Write the JSON report here (checked before any request); - for stdout only."),
+]
+MdOpt = Annotated[
+    str | None,
+    typer.Option("--md", help="Write a Markdown report here (checked before any request); - for stdout only."),
+]
 DeepContextOpt = Annotated[
     bool, typer.Option("--deep-context", help="Context probes go up to 90% of the claimed window (expensive).")
 ]

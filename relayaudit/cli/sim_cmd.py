@@ -10,7 +10,7 @@ from relayaudit.cli.common import err, handled, out
 from relayaudit.report import console as render
 from relayaudit.runner import (
     FactOverrides,
-    check_base_url,
+    clean_base_url,
     model_facts,
     read_key,
     resolve_dialect,
@@ -72,7 +72,7 @@ def sim_relay(
 ) -> None:
     """A pass-through relay to a real upstream that applies the same dishonest behaviours."""
     key = read_key(upstream_key_env) if upstream_key_env else None
-    check_base_url(upstream)
+    upstream = clean_base_url(upstream)[0]
     resolve_dialect(upstream_dialect, model_facts("relay-upstream", FactOverrides()))
     config = SimConfig(
         behaviours=tuple(behaviour or ()),

@@ -34,7 +34,10 @@ KINDS: dict[str, ProbeKind] = {
     timing.KIND.name: timing.KIND,
 }
 
-__all__ = ["KINDS", "PlannedRequest", "ProbeKind", "ProbeSpec", "get_kind"]
+DIALECT_BOUND_CHECKS: frozenset[str] = metadata.DIALECT_BOUND
+"""Checks that compare what each wire dialect writes its own way: not comparable across dialects."""
+
+__all__ = ["DIALECT_BOUND_CHECKS", "KINDS", "PlannedRequest", "ProbeKind", "ProbeSpec", "get_kind"]
 
 
 def get_kind(name: str, where: str) -> ProbeKind:

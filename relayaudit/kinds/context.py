@@ -27,7 +27,14 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import billed_check, billed_ratios, bracket, next_size, outcomes
+from relayaudit.kinds.search import (
+    billed_check,
+    billed_ratios,
+    bracket,
+    next_size,
+    outcomes,
+    refused_as_too_long,
+)
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
@@ -172,7 +179,7 @@ class ContextKind:
             "tested_tokens": max(found, default=0),
             "middle_truncated": middle,
             "head_truncated": head,
-            "rejected_sizes": sorted(_size(o) for o in observations if o.final and o.outcome == "http_error"),
+            **_refusals(observations),
         }
 
     def compare(
@@ -181,6 +188,7 @@ class ContextKind:
         base, rel = self._measure(baseline), self._measure(relay)
         if not base["tested_tokens"] or not rel["tested_tokens"]:
             return []
+        refused = _refused_vs_baseline(base, rel)
         shortfall = base["effective_tokens"] > 0 and rel["effective_tokens"] < 0.9 * base["effective_tokens"]
         result = StatResult(
             "effective context length vs the baseline's (largest size with every canary recalled)",
@@ -205,6 +213,7 @@ class ContextKind:
                 figures,
                 {**rel, "baseline_effective_tokens": base["effective_tokens"]},
             ),
+            *refused,
             *self._billed(baseline, relay),
         ]
 
@@ -251,6 +260,8 @@ class ContextKind:
             f"(tested to {tested:,}); the claimed window is {claim_text}"
         )
         found = [Candidate("context.effective", "context", result, figures, {**measured, "claimed_tokens": claimed})]
+        if measured["rejected_sizes"] and claimed:
+            found.append(_refused_within_claim(measured, claimed))
         if claim.tokenizer:
             found.append(self._reported(relay, claim))
         return found
@@ -276,6 +287,70 @@ class ContextKind:
         )
         figures = f"Reported prompt tokens on long prompts: as low as {low:.0%} of the local count (honest: about 100%)"
         return Candidate("context.reported_tokens", "context", result, figures, {"lowest_ratio": low})
+
+
+def _refusals(observations: Sequence[Observation]) -> dict[str, Any]:
+    """The sizes the relay refused as too long, and the largest it answered below the first of them."""
+    refused = sorted(_size(o) for o in observations if refused_as_too_long(o))
+    answered = [_size(o) for o in observations if o.final and o.outcome == "ok"]
+    below = [size for size in answered if not refused or size < refused[0]]
+    return {"rejected_sizes": refused, "accepted_tokens": max(below, default=0)}
+
+
+_REFUSAL_METHOD = "sizes refused as too long (HTTP 4xx saying so) against {what} (deterministic)"
+
+
+def _refused_within_claim(measured: dict[str, Any], claimed: int) -> Candidate:
+    """`context.refused`: the relay refuses, as too long, prompts inside the claimed window — its own window
+    is smaller, whatever the model would recall. Every tested size is at most 90% of the claim."""
+    first = measured["rejected_sizes"][0]
+    result = StatResult(
+        _REFUSAL_METHOD.format(what="the claimed window"),
+        float(first),
+        None,
+        None,
+        0,
+        len(measured["rejected_sizes"]),
+        {"passed": False},
+        reason=f"the relay refuses prompts of {first:,} tokens as too long",
+    )
+    figures = (
+        f"The relay refuses prompts of {first:,} tokens and more as too long, inside the claimed "
+        f"{claimed:,}-token window: its window is below {first:,} tokens (it answered {measured['accepted_tokens']:,})"
+    )
+    estimate = {"effective_tokens": measured["accepted_tokens"], "refused_tokens": first, "claimed_tokens": claimed}
+    return Candidate("context.refused", "context", result, figures, estimate)
+
+
+def _refused_vs_baseline(base: dict[str, Any], rel: dict[str, Any]) -> list[Candidate]:
+    """`context.refused_vs_baseline`: sizes the relay refuses as too long that the official API answered."""
+    if not rel["rejected_sizes"]:
+        return []
+    first = rel["rejected_sizes"][0]
+    official_refusal = base["rejected_sizes"][0] if base["rejected_sizes"] else None
+    shorter = official_refusal is None or first < official_refusal
+    result = StatResult(
+        _REFUSAL_METHOD.format(what="the baseline's answers at the same sizes"),
+        float(first),
+        None,
+        None,
+        len(base["rejected_sizes"]),
+        len(rel["rejected_sizes"]),
+        {"passed": not shorter},
+        reason=f"the relay refuses prompts of {first:,} tokens that the official API answers" if shorter else "",
+    )
+    official = (
+        f"the official API answered up to {base['accepted_tokens']:,}"
+        if official_refusal is None
+        else f"the official API refuses from {official_refusal:,}"
+    )
+    figures = f"Prompts refused as too long: relay from {first:,} tokens on, {official}"
+    estimate = {
+        "effective_tokens": rel["accepted_tokens"],
+        "refused_tokens": first,
+        "baseline_refused": official_refusal,
+    }
+    return [Candidate("context.refused_vs_baseline", "context", result, figures, estimate)]
 
 
 KIND = ContextKind()

@@ -50,6 +50,10 @@ from relayaudit.types import Completion, Observation
 
 MODES = ("body", "stream")
 NONE = "(none)"
+DIALECT_BOUND = frozenset({"metadata.response_id", "metadata.fingerprint", "metadata.stream_events"})
+"""Checks whose figures are the wire dialect's own (id formats, fingerprints, SSE event types): a baseline
+recorded in another dialect (the official Anthropic API, a relay's OpenAI-compatible endpoint) differs in
+them by construction, so across dialects they are not comparable, and not evidence."""
 
 
 def _answers(observations: Sequence[Observation]) -> list[Completion]:

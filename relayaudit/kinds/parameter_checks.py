@@ -17,6 +17,7 @@ from statistics import median
 from typing import Any
 
 from relayaudit.errors import RelayAuditError
+from relayaudit.failures import names_parameter
 from relayaudit.findings import Candidate
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
@@ -124,6 +125,11 @@ class Verdict:
 
 def _why(took: bool, correct: bool, no_effect: str, wrong: str) -> str:
     return no_effect if not took else "" if correct else wrong
+
+
+def _said(observation: Observation) -> str:
+    """What the relay said in an error answer: its body's excerpt, else our one-line description."""
+    return observation.error_excerpt or observation.error or "error"
 
 
 def answered(observations: Sequence[Observation]) -> list[Observation]:
@@ -385,13 +391,14 @@ def evaluate(check: str, arms: Arms, claim: ModelInfo) -> Candidate:
     else:
         verdict = _reasoning(arms)
     observations = [o for arm in arms.values() for o in arm]
-    rejected = [o for o in observations if o.outcome == "http_error"]
+    # Only a refusal that names the parameter is the relay refusing it; any other 4xx is missing data.
+    rejected = [o for o in observations if o.outcome == "http_error" and names_parameter(_said(o), check)]
     method = f"{check}: accepted -> took effect -> correct (deterministic rules, see relayaudit.kinds.parameters)"
     stages = {"accepted": not rejected, "took_effect": verdict.took_effect, "correct": verdict.correct}
     estimate = {**stages, **verdict.estimate, "rejected": len(rejected)}
     n = len(answered(observations))
     if rejected:
-        why = f"the relay refused it (HTTP {rejected[0].http_status}: {(rejected[0].error or 'error')[:160]})"
+        why = f"the relay refused it (HTTP {rejected[0].http_status}: {_said(rejected[0])[:160]})"
         result = StatResult(method, float(len(rejected)), None, None, 0, n, {"passed": False, **stages}, reason=why)
     elif verdict.took_effect is None:
         result = insufficient(method, 0, n, verdict.reason)

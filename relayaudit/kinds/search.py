@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from relayaudit.failures import says_too_long
 from relayaudit.findings import Candidate
 from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
@@ -42,17 +43,24 @@ def next_size(
     return None if middle in settled or middle >= high or middle <= low else middle
 
 
+def refused_as_too_long(observation: Observation) -> bool:
+    """A deliberate answer that the request exceeds the relay's window (HTTP 4xx saying so): evidence of
+    the relay's limit, unlike any other error, which says nothing about the size."""
+    said = f"{observation.error_excerpt or ''} {observation.error or ''}"
+    return observation.final and observation.outcome == "http_error" and says_too_long(said)
+
+
 def outcomes(
     observations: Sequence[Observation], size_of: Callable[[Observation], int], passed: Callable[[Observation], bool]
 ) -> dict[int, bool | None]:
-    """Per size: whether it passed; a deliberate rejection (HTTP 4xx) fails; no answer (yet) is None."""
+    """Per size: whether it passed; a refusal as too long fails; no answer (or any other error) is None."""
     found: dict[int, bool | None] = {}
     for o in observations:
         if not o.final:
             continue
         if o.outcome == "ok" and o.completion is not None:
             found[size_of(o)] = passed(o)
-        elif o.outcome == "http_error":
+        elif refused_as_too_long(o):
             found[size_of(o)] = False
         else:
             found.setdefault(size_of(o), None)

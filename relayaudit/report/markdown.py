@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from relayaudit.compare import Report
 from relayaudit.sanitize import strip_control
@@ -15,25 +16,50 @@ from relayaudit.sanitize import strip_control
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 
 
-def md_escape(text: str) -> str:
-    """Plain text safe inside Markdown and its HTML: no tags, no emphasis, no links, no table breaks."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(strip_control(text), quote=False)).replace("\n", " ")
+MISSING = "–"
+"""Shown for a value the report does not have (None)."""
+
+
+def md_escape(text: object) -> str:
+    """Plain text safe inside Markdown and its HTML: no tags, no emphasis, no links, no table breaks.
+
+    Any value is shown as its text; None (a field the report does not have) as "–"."""
+    if text is None:
+        return MISSING
+    plain = text if isinstance(text, str) else str(text)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(strip_control(plain), quote=False)).replace("\n", " ")
 
 
 def _p(value: float | None) -> str:
-    return "–" if value is None else (f"{value:.3g}" if value >= 0.001 else f"{value:.1e}")
+    return MISSING if value is None else (f"{value:.3g}" if value >= 0.001 else f"{value:.1e}")
+
+
+def _count(value: int | None) -> str:
+    return "an unknown number of" if value is None else f"{value:,}"
+
+
+def _baseline_line(baseline: dict[str, Any]) -> str:
+    if baseline.get("run") is None:
+        return "- Baseline: none — only the checks that need no baseline ran"
+    return (
+        f"- Baseline: run {md_escape(baseline.get('run'))} from `{md_escape(baseline.get('base_url'))}`, "
+        f"recorded {md_escape(baseline.get('recorded_at'))}"
+    )
 
 
 def render_markdown(report: Report) -> str:
-    verdict = report.verdict.outcome.upper()
+    """The whole report; any field the report lacks (None, e.g. every baseline field without a baseline)
+    shows as "–" or is described, never as an error."""
+    relay = report.relay
+    verdict = md_escape(report.verdict.outcome.upper())
+    alpha = MISSING if report.alpha is None else f"{report.alpha:g}"
     lines = [
         f"# relayaudit: {verdict}",
         "",
-        f"- Relay: `{md_escape(report.relay['base_url'])}` claiming **{md_escape(report.relay['model'])}** "
-        f"({md_escape(report.relay['dialect'])}), run {md_escape(report.relay['run'])}",
-        f"- Baseline: run {md_escape(report.baseline['run'])} from `{md_escape(report.baseline['base_url'])}`, "
-        f"recorded {md_escape(report.baseline['recorded_at'])}",
-        f"- Significance level: {report.alpha:g}, Holm-corrected across all {len(report.findings)} checks",
+        f"- Relay: `{md_escape(relay.get('base_url'))}` claiming **{md_escape(relay.get('model'))}** "
+        f"({md_escape(relay.get('dialect'))}), run {md_escape(relay.get('run'))}",
+        _baseline_line(report.baseline),
+        f"- Significance level: {alpha}, Holm-corrected across all {len(report.findings)} checks",
         "",
         "## Why",
         "",
@@ -45,11 +71,13 @@ def render_markdown(report: Report) -> str:
         "|---|---|---|---|---|",
     ]
     for f in report.findings:
-        status = f.status + (" (weak)" if f.weak else "")
+        status = md_escape(f.status) + (" (weak)" if f.weak else "")
         lines.append(
             f"| {md_escape(f.check)} | {status} | {_p(f.pvalue)} | {_p(f.adjusted_pvalue)} | {md_escape(f.summary)} |"
         )
     cost = "unknown" if report.cost_usd is None else f"${report.cost_usd:.4f}"
+    requests: dict[str, int | None] = dict(report.requests)
+    tokens: dict[str, int | None] = dict(report.tokens)
     lines += [
         "",
         "## Calibration",
@@ -58,9 +86,10 @@ def render_markdown(report: Report) -> str:
         "",
         "## Requests",
         "",
-        f"{report.requests['sent']} sent, {report.requests['ok']} answered, "
-        f"{report.requests['failed']} without an answer (transport failures are never evidence); "
-        f"{report.tokens['prompt']:,} prompt and {report.tokens['completion']:,} completion tokens; cost {cost}.",
+        f"{_count(requests.get('sent'))} sent, {_count(requests.get('ok'))} answered, "
+        f"{_count(requests.get('failed'))} without an answer (transport failures are never evidence); "
+        f"{_count(tokens.get('prompt'))} prompt and {_count(tokens.get('completion'))} completion tokens; "
+        f"cost {cost}.",
     ]
     if report.warnings:
         lines += ["", "## Warnings", "", *[f"- {md_escape(w)}" for w in report.warnings]]

@@ -50,11 +50,16 @@ from relayaudit.sim.protocol import (
 from relayaudit.tokens import Tokenizer, get_tokenizer
 from relayaudit.types import JSON, Completion, Endpoint
 
+FLOOD_COPIES = 250_000
+"""Items in a `flood` answer: about 10 MB of JSON, like the hostile answer that once locked a run directory."""
 _STATUS_KIND = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
     429: "rate_limit_error",
     500: "api_error",
     502: "api_error",
@@ -296,6 +301,13 @@ class Simulator:
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
+    async def _flood(self, ctx: Context) -> Response:
+        answered = await self._answer(ctx)
+        if isinstance(answered, Response):
+            return answered
+        body = render_body(ctx.dialect, answered, model=ctx.model, response_id="flood", created=0)
+        return JSONResponse(_flooded(ctx.dialect, body, FLOOD_COPIES))
+
     async def _fault(self, ctx: Context, fault: Fault, credential: str) -> Response:
         kind = fault.kind
         if kind == "echo_key":  # a hostile relay quoting the caller's credential back (tests redaction)
@@ -305,6 +317,17 @@ class Simulator:
             headers = {"retry-after": fault.retry_after} if status == 429 and fault.retry_after else {}
             body = render_error(ctx.dialect, status, f"Simulated {status}.", _STATUS_KIND.get(status, "api_error"))
             return JSONResponse(body, status_code=status, headers=headers)
+        if kind == "balance":  # one-api / new-api wording for an empty account, with a 403 as they send it
+            body = render_error(ctx.dialect, 403, "用户余额不足 (insufficient balance)", "insufficient_user_quota")
+            return JSONResponse(body, status_code=403)
+        if kind == "no_model":  # OpenAI's wording for a model the key cannot use
+            message = f"The model `{ctx.model}` does not exist or you do not have access to it."
+            return JSONResponse(render_error(ctx.dialect, 404, message, "model_not_found"), status_code=404)
+        if kind == "web_page":  # a base URL pointing at a website: 200 with a page instead of the API
+            page = "<!DOCTYPE html><html><head><title>Welcome</title></head><body>Buy tokens!</body></html>"
+            return Response(page, status_code=200, media_type="text/html")
+        if kind == "flood":
+            return await self._flood(ctx)
         if kind == "html":
             page = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
             page += "<script>alert('x')</script>\x1b[31mnginx\x1b[0m</body></html>"
@@ -349,6 +372,24 @@ class Simulator:
                 yield piece
 
         return StreamingResponse(broken(), media_type=media)
+
+
+# The smallest valid item of each dialect's list of alternatives or content blocks.
+_EMPTY_ITEM: dict[str, tuple[str, dict[str, object]]] = {
+    "openai": ("choices", {"message": {"content": ""}}),
+    "openai-responses": ("output", {"type": "message", "content": []}),
+    "anthropic": ("content", {"type": "text", "text": ""}),
+    "gemini": ("candidates", {"content": {"parts": []}}),
+}
+
+
+def _flooded(dialect: str, body: dict[str, object], copies: int) -> dict[str, object]:
+    """The body with `copies` empty items after its first choice (candidate, content block, output item):
+    one answer of about ten megabytes that is still valid JSON of the dialect."""
+    key, empty = _EMPTY_ITEM[dialect]
+    items = body.get(key)
+    first = items[0] if isinstance(items, list) and items else empty
+    return {**body, key: [first] + [empty] * (copies - 1)}
 
 
 async def _filler(size: int) -> AsyncIterator[bytes]:

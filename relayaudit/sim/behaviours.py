@@ -42,8 +42,11 @@ from relayaudit.types import ChatRequest, Completion, Message, Usage
 FAULT_KINDS = (
     "400",
     "401",
+    "402",
     "403",
     "404",
+    "408",
+    "409",
     "429",
     "500",
     "502",
@@ -56,6 +59,10 @@ FAULT_KINDS = (
     "html",
     "oversized",
     "echo_key",
+    "balance",
+    "no_model",
+    "web_page",
+    "flood",
 )
 IGNORABLE = (
     "temperature",

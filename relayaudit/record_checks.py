@@ -1,0 +1,134 @@
+"""Run directories are untrusted input: every field read back is checked for type and bounds.
+
+A baseline is often recorded by someone else and shared, and any run directory can be edited by hand, so
+what `store.py` reads is checked before anything uses it: a manifest asking for ten million samples per
+prompt once grew to 1.9 GB of memory with nothing printed, and `claimed_model: 12345` gave a traceback.
+Every problem is one RunStoreError (exit 2) naming the file and the field. Checks are explicit bounds,
+not a schema library: the record types are small and the messages must name what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from relayaudit.errors import RunStoreError
+from relayaudit.types import DIALECTS
+
+MAX_SAMPLES = 10_000
+"""The largest per-probe sample count a suite or a manifest may ask for (suite.py's bound too)."""
+MAX_PLANNED = 1_000_000
+MAX_SUITES = 64
+MAX_MANIFEST_BYTES = 2_000_000
+_RUN_STATUSES = frozenset({"running", "complete", "incomplete", "interrupted", "budget_exhausted", "stopped"})
+_OUTCOMES = frozenset({"ok", "http_error", "refused", "transport_error", "wire_error"})
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_USAGE_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+)
+
+
+def _fail(where: str, field: str, expected: str) -> RunStoreError:
+    return RunStoreError(
+        f"{where}: field {field!r} must be {expected}.",
+        "The run directory was edited or damaged; use the original (a baseline can be recorded again).",
+    )
+
+
+def text(data: dict[str, Any], field: str, where: str, *, limit: int, optional: bool = False, parent: str = "") -> None:
+    """`data[field]` is a string of at most `limit` characters (`parent` names the enclosing object)."""
+    value = data.get(field)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or len(value) > limit or (not optional and not value):
+        expected = f"a{'' if optional else ' non-empty'} string of at most {limit:,} characters"
+        raise _fail(where, parent + field, expected)
+
+
+def whole(
+    data: dict[str, Any], field: str, where: str, *, low: int, high: int, optional: bool = False, parent: str = ""
+) -> None:
+    """`data[field]` is an integer from `low` to `high` (booleans are not integers here)."""
+    value = data.get(field)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(where, parent + field, f"a whole number from {low:,} to {high:,}")
+
+
+def check_manifest(data: dict[str, Any]) -> None:
+    """Types and bounds of a manifest.json read from disk."""
+    where = "manifest.json"
+    text(data, "run_id", where, limit=200)
+    text(data, "claimed_model", where, limit=300)
+    text(data, "tool_version", where, limit=100)
+    text(data, "started_at", where, limit=64)
+    text(data, "finished_at", where, limit=64, optional=True)
+    text(data, "label", where, limit=2000, optional=True)
+    text(data, "stop_reason", where, limit=4000, optional=True)
+    whole(data, "samples", where, low=1, high=MAX_SAMPLES, optional=True)
+    whole(data, "planned_requests", where, low=0, high=MAX_PLANNED, optional=True)
+    if data.get("role", "run") not in ("run", "baseline"):
+        raise _fail(where, "role", '"run" or "baseline"')
+    if data.get("status", "running") not in _RUN_STATUSES:
+        raise _fail(where, "status", "one of " + ", ".join(sorted(_RUN_STATUSES)))
+    if not isinstance(data.get("extra", {}), dict):
+        raise _fail(where, "extra", "a JSON object")
+    endpoint = data.get("endpoint")
+    if not isinstance(endpoint, dict):
+        raise _fail(where, "endpoint", "a JSON object")
+    text(endpoint, "base_url", where, limit=2000, parent="endpoint.")
+    text(endpoint, "model", where, limit=300, parent="endpoint.")
+    if endpoint.get("dialect") not in DIALECTS:
+        raise _fail(where, "endpoint.dialect", "one of " + ", ".join(DIALECTS))
+    key_env = endpoint.get("key_env")
+    if key_env is not None and not (isinstance(key_env, str) and _ENV_NAME.fullmatch(key_env)):
+        raise _fail(where, "endpoint.key_env", "an environment variable's name, or null")
+    suites = data.get("suites")
+    if not isinstance(suites, list) or len(suites) > MAX_SUITES:
+        raise _fail(where, "suites", f"a list of at most {MAX_SUITES} suites")
+    for index, ref in enumerate(suites):
+        if not isinstance(ref, dict):
+            raise _fail(where, f"suites[{index}]", "a JSON object")
+        text(ref, "name", where, limit=80, parent=f"suites[{index}].")
+        text(ref, "file", where, limit=200, parent=f"suites[{index}].")
+        if not (isinstance(ref.get("sha256"), str) and _SHA256.fullmatch(ref["sha256"])):
+            raise _fail(where, f"suites[{index}].sha256", "64 lower-case hex digits")
+
+
+def check_observation(record: dict[str, Any], line: int) -> None:
+    """Types and bounds of one observations.jsonl record (what analysis computes with)."""
+    where = f"observations.jsonl line {line}"
+    text(record, "probe_id", where, limit=200)
+    text(record, "variant", where, limit=500, optional=True)
+    whole(record, "sample", where, low=0, high=MAX_PLANNED)
+    whole(record, "attempt", where, low=1, high=100)
+    whole(record, "key_slot", where, low=0, high=1, optional=True)
+    whole(record, "http_status", where, low=100, high=599, optional=True)
+    if record.get("outcome") not in _OUTCOMES:
+        raise _fail(where, "outcome", "one of " + ", ".join(sorted(_OUTCOMES)))
+    if not isinstance(record.get("final"), bool):
+        raise _fail(where, "final", "true or false")
+    cost = record.get("cost_usd")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost)):
+        raise _fail(where, "cost_usd", "a finite number or null")
+    completion = record.get("completion")
+    if completion is None:
+        return
+    if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+        raise _fail(where, "completion", "a JSON object with a list of choices")
+    usage = completion.get("usage", {})
+    if not isinstance(usage, dict):
+        raise _fail(where, "completion.usage", "a JSON object")
+    for name in _USAGE_FIELDS:
+        whole(usage, name, where, low=0, high=100_000_000, optional=True, parent="completion.usage.")
+    for index, choice in enumerate(completion["choices"]):
+        if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
+            raise _fail(where, f"completion.choices[{index}].text", "a string")
