@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from relayaudit.anomaly_check import implausible_usage
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
@@ -187,6 +188,7 @@ def relay_checks(
     if not claim.known and not overrides:
         notes.append(f"Checks against the registry were skipped: {relay_store.manifest.claimed_model!r} is not in it.")
     found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], claim, settings)]
+    found += implausible_usage([o for observations in grouped.values() for o in observations])
     return found, notes
 
 

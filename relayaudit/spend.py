@@ -8,8 +8,8 @@ nor be run up by one absurd figure (a $10 answer against a $0.01 cap). The rule:
 - the local estimate — prompt counted offline with the claimed model's tokenizer, completion counted from
   the text that came back — is the floor;
 - a reported figure counts when it is plausible: at most PROMPT_FACTOR x the local prompt count plus
-  PROMPT_SLACK tokens (other tokenizers and hidden system prompts stay well inside), and at most the
-  request's completion bound plus COMPLETION_SLACK. Spend is the larger of the two;
+  PROMPT_SLACK tokens (other tokenizers and hidden system prompts stay well inside), and, reasoning tokens
+  aside, at most the request's completion bound plus COMPLETION_SLACK. Spend is the larger of the two;
 - an implausible figure is not billed; it becomes an anomaly on the completion (the `usage` checks report
   it as a finding) and the local estimate counts;
 - an answer without usage keeps its worst-case reservation (the collector's rule since the start).
@@ -57,7 +57,9 @@ def charge(
     local_completion = estimator.completion_tokens(completion)
     prompt_bound = PROMPT_FACTOR * local_prompt + PROMPT_SLACK
     completion_bound = estimator.max_completion_tokens(request) + COMPLETION_SLACK
-    if usage.prompt_tokens > prompt_bound or usage.completion_tokens > completion_bound:
+    # Hidden reasoning may be budgeted apart from max_tokens (Gemini's thinking budget): not held to it.
+    visible_output = usage.completion_tokens - (usage.reasoning_tokens or 0)
+    if usage.prompt_tokens > prompt_bound or visible_output > completion_bound:
         anomaly = (
             f"the relay reported {usage.prompt_tokens:,} prompt and {usage.completion_tokens:,} completion tokens "
             f"for a request of about {local_prompt:,} prompt tokens allowed at most "

@@ -117,7 +117,12 @@ class Manifest:
 
 def _line(observation: Observation) -> str:
     record = {"schema": OBSERVATION_SCHEMA, "entry_type": "observation", **observation.to_dict()}
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate a relay sent as "\ud800": kept, escaped, readable back
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
+    return line
 
 
 class RunStore:

@@ -56,6 +56,11 @@ def write_suite(directory: Path, name: str, prompts: list[str], **params: object
     return path
 
 
+def run_args(base: str, suite: str | Path, out: str | Path, model: str = "gpt-4o") -> list[str]:
+    """`relayaudit run` arguments for one suite against a base URL, as the CLI tests type them."""
+    return ["run", "--base-url", base, "--model", model, "--suite", str(suite), "--out", str(out)]
+
+
 DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
 
 

@@ -183,6 +183,6 @@ def test_demo_runs_offline_and_every_verdict_is_as_expected(tmp_path: Path) -> N
     }
     watered = next(a["report"] for a in payload["audits"] if a["relay"] == "watered-down")
     failing = {f["check"] for f in watered["findings"] if f["status"] == "fail" and not f["weak"]}
-    assert {"context.vs_baseline", "usage.prompt_offset"} <= failing, failing
+    assert {"context.billed_vs_baseline", "usage.prompt_offset"} <= failing, failing
     assert "Every verdict came out as expected." in result.output
     assert (tmp_path / "runs" / "baseline" / "manifest.json").is_file()

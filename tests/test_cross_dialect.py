@@ -19,14 +19,41 @@ def test_dialect_specific_metadata_is_not_comparable_and_not_evidence(
     _, url = start_sim()
     recorded = runner.invoke(
         app,
-        ["baseline", "record", "--model", "claude-sonnet-4-5", "--base-url", url, "--dialect", "anthropic"]
-        + ["--suite", "metadata", "--suite", "usage", "--out", str(tmp_path / "base")],
+        [
+            "baseline",
+            "record",
+            "--model",
+            "claude-sonnet-4-5",
+            "--base-url",
+            url,
+            "--dialect",
+            "anthropic",
+            "--suite",
+            "metadata",
+            "--suite",
+            "usage",
+            "--out",
+            str(tmp_path / "base"),
+        ],
     )
     assert recorded.exit_code == 0, recorded.output
     audited = runner.invoke(
         app,
-        ["audit", "--base-url", f"{url}/v1", "--model", "claude-sonnet-4-5", "--dialect", "openai"]
-        + ["--baseline", str(tmp_path / "base"), "--out", str(tmp_path / "relay"), "--json", str(tmp_path / "r.json")],
+        [
+            "audit",
+            "--base-url",
+            f"{url}/v1",
+            "--model",
+            "claude-sonnet-4-5",
+            "--dialect",
+            "openai",
+            "--baseline",
+            str(tmp_path / "base"),
+            "--out",
+            str(tmp_path / "relay"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
     )
     report = json.loads((tmp_path / "r.json").read_text())
     findings = {f["check"]: f for f in report["findings"]}

@@ -19,7 +19,7 @@ from relayaudit.sanitize import REDACTED, excerpt, redact
 from relayaudit.spend import charge
 from relayaudit.store import MAX_RECORD_BYTES, RunStore
 from relayaudit.types import ChatRequest, Choice, Completion, Message, TokenLogprob, ToolCall, Usage
-from tests.conftest import StartSim, write_suite
+from tests.conftest import StartSim, run_args, write_suite
 
 runner = CliRunner()
 KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0ZZ"
@@ -110,7 +110,7 @@ def test_a_url_key_never_reaches_the_run_directory(start_sim: StartSim, fake_key
     out = tmp_path / "run"
     result = runner.invoke(
         app,
-        ["run", "--base-url", f"{url}/v1?key={KEY}", "--model", "gpt-4o", "--suite", str(suite), "--out", str(out)],
+        run_args(f"{url}/v1?key={KEY}", suite, out),
     )
     assert result.exit_code == 0, result.output
     for path in out.rglob("*"):
@@ -189,15 +189,7 @@ def test_an_offset_of_a_million_tokens_cannot_blow_through_the_cap(
     result = runner.invoke(
         app,
         [
-            "run",
-            "--base-url",
-            f"{url}/v1",
-            "--model",
-            "gpt-4o",
-            "--suite",
-            str(suite),
-            "--out",
-            str(out),
+            *run_args(f"{url}/v1", str(suite), str(out)),
             "--budget-usd",
             "0.01",
         ],
@@ -254,3 +246,49 @@ def test_a_flooding_relay_cannot_lock_its_run_directory(start_sim: StartSim, fak
     resumed = runner.invoke(app, ["run", "--resume", str(out)])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.parametrize("kind", ["negative", "huge"])
+def test_hostile_usage_is_a_finding_and_never_switches_the_cap_off(
+    start_sim: StartSim, fake_key: str, tmp_path: Path, kind: str
+) -> None:
+    _, url = start_sim(f"hostile_usage:{kind}")
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--base-url",
+            f"{url}/v1",
+            "--model",
+            "gpt-4o",
+            "--suite",
+            "usage",
+            "--out",
+            str(out),
+            "--budget-usd",
+            "0.05",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+    )
+    kept = RunStore.open(out).observations()
+    spent = sum(o.cost_usd or 0 for o in kept)
+    assert 0 < spent <= 0.05  # never negative, never a fortune: the cap held
+    report = json.loads((tmp_path / "r.json").read_text())
+    implausible = next(f for f in report["findings"] if f["check"] == "usage.implausible")
+    assert implausible["status"] == "fail" and "an honest API reports none" in implausible["summary"]
+    assert result.exit_code == 1, result.output
+
+
+def test_a_lone_surrogate_in_an_answer_is_stored_and_read_back(tmp_path: Path) -> None:
+    from relayaudit.store import Manifest
+    from relayaudit.types import Endpoint, Observation
+
+    manifest = Manifest("r", Endpoint("http://127.0.0.1:9/v1", "gpt-4o"), "gpt-4o", (), "0", "2026-01-01T00:00:00Z")
+    store = RunStore.create(tmp_path / "run", manifest, [])
+    completion = Completion(choices=(Choice("bad \ud800 half", "stop"),))
+    observation = Observation("r", "p", "v", 0, REQUEST.request_hash(), 1, True, "ok", "now", REQUEST, 200, completion)
+    store.append(observation)
+    (kept,) = RunStore.open(tmp_path / "run").observations()
+    assert kept.completion is not None and kept.completion.text == "bad \ud800 half"

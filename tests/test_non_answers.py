@@ -18,7 +18,7 @@ from relayaudit.failures import classify_status
 from relayaudit.kinds.context import canaries
 from relayaudit.preflight import PREFLIGHT_PROBE
 from relayaudit.store import RunStore
-from tests.conftest import StartSim, write_suite
+from tests.conftest import StartSim, run_args, write_suite
 
 runner = CliRunner()
 
@@ -57,15 +57,7 @@ def _run(url: str, out: Path, *extra: str) -> tuple[int, str]:
     result = runner.invoke(
         app,
         [
-            "run",
-            "--base-url",
-            url,
-            "--model",
-            "gpt-4o",
-            "--suite",
-            "quick",
-            "--out",
-            str(out),
+            *run_args(url, "quick", str(out)),
             "--retries",
             "0",
             *extra,
@@ -128,15 +120,7 @@ def test_an_answer_resets_the_circuit_breaker(start_sim: StartSim, fake_key: str
     result = runner.invoke(
         app,
         [
-            "run",
-            "--base-url",
-            f"{url}/v1",
-            "--model",
-            "gpt-4o",
-            "--suite",
-            str(suite),
-            "--out",
-            str(out),
+            *run_args(f"{url}/v1", str(suite), str(out)),
             "--retries",
             "0",
             "--concurrency",
@@ -218,14 +202,35 @@ def test_a_context_refusal_where_the_official_api_answers_is_the_relays_window(
     _, relay = start_sim(context_window=1024)
     recorded = runner.invoke(
         app,
-        ["baseline", "record", "--model", "gpt-4o", "--base-url", f"{official}/v1", "--suite", "context"]
-        + ["--out", str(tmp_path / "base")],
+        [
+            "baseline",
+            "record",
+            "--model",
+            "gpt-4o",
+            "--base-url",
+            f"{official}/v1",
+            "--suite",
+            "context",
+            "--out",
+            str(tmp_path / "base"),
+        ],
     )
     assert recorded.exit_code == 0, recorded.output
     result = runner.invoke(
         app,
-        ["audit", "--base-url", f"{relay}/v1", "--model", "gpt-4o", "--baseline", str(tmp_path / "base")]
-        + ["--out", str(tmp_path / "relay"), "--json", str(tmp_path / "r.json")],
+        [
+            "audit",
+            "--base-url",
+            f"{relay}/v1",
+            "--model",
+            "gpt-4o",
+            "--baseline",
+            str(tmp_path / "base"),
+            "--out",
+            str(tmp_path / "relay"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
     )
     assert result.exit_code == 1, result.output
     findings = {f["check"]: f for f in json.loads((tmp_path / "r.json").read_text())["findings"]}
@@ -244,8 +249,19 @@ def test_a_vague_4xx_at_one_context_size_is_not_a_cut(start_sim: StartSim, fake_
     _, relay = start_sim(f"fault:400,when={target}")
     result = runner.invoke(
         app,
-        ["audit", "--base-url", f"{relay}/v1", "--model", "gpt-4o", "--suite", "context"]
-        + ["--out", str(tmp_path / "relay"), "--json", str(tmp_path / "r.json")],
+        [
+            "audit",
+            "--base-url",
+            f"{relay}/v1",
+            "--model",
+            "gpt-4o",
+            "--suite",
+            "context",
+            "--out",
+            str(tmp_path / "relay"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
     )
     report = json.loads((tmp_path / "r.json").read_text())
     failed = [f["check"] for f in report["findings"] if f["status"] == "fail"]

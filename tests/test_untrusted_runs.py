@@ -19,7 +19,7 @@ from relayaudit.cli import app
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.runner import RunOptions, prepare_new_run, prepare_resume, run_collection
 from relayaudit.store import RunStore
-from tests.conftest import FAKE_KEY, StartSim, write_suite
+from tests.conftest import FAKE_KEY, StartSim, run_args, write_suite
 
 runner = CliRunner()
 
@@ -102,8 +102,18 @@ def test_a_baseline_of_another_model_is_refused_before_anything_is_sent(
     sim, url = start_sim()
     recorded = runner.invoke(
         app,
-        ["baseline", "record", "--model", "gpt-4o-mini", "--base-url", f"{url}/v1", "--suite", "smoke"]
-        + ["--out", str(tmp_path / "base")],
+        [
+            "baseline",
+            "record",
+            "--model",
+            "gpt-4o-mini",
+            "--base-url",
+            f"{url}/v1",
+            "--suite",
+            "smoke",
+            "--out",
+            str(tmp_path / "base"),
+        ],
     )
     assert recorded.exit_code == 0, recorded.output
     sent = len(sim.log)
@@ -114,8 +124,18 @@ def test_a_baseline_of_another_model_is_refused_before_anything_is_sent(
     assert len(sim.log) == sent  # refused before the first request
     allowed = runner.invoke(
         app,
-        ["audit", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--baseline", str(tmp_path / "base")]
-        + ["--allow-other-model", "--out", str(tmp_path / "relay")],
+        [
+            "audit",
+            "--base-url",
+            f"{url}/v1",
+            "--model",
+            "gpt-4o",
+            "--baseline",
+            str(tmp_path / "base"),
+            "--allow-other-model",
+            "--out",
+            str(tmp_path / "relay"),
+        ],
     )
     assert allowed.exit_code in (0, 3), allowed.output
     assert "the relay claims 'gpt-4o'" in " ".join(allowed.output.split())
@@ -162,8 +182,15 @@ def test_sigterm_is_handled_like_ctrl_c(start_sim: StartSim, fake_key: str, tmp_
     out = tmp_path / "run"
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     process = subprocess.Popen(
-        [sys.executable, "-m", "relayaudit", "run", "--base-url", f"{url}/v1", "--model", "gpt-4o"]
-        + ["--suite", str(suite), "--out", str(out), "--concurrency", "1", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "relayaudit",
+            *run_args(f"{url}/v1", str(suite), str(out)),
+            "--concurrency",
+            "1",
+            "-q",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

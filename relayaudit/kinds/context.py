@@ -28,16 +28,19 @@ from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
 from relayaudit.kinds.search import (
+    answers,
     billed_check,
     billed_ratios,
     bracket,
     next_size,
     outcomes,
+    recall_comparison,
     refused_as_too_long,
+    reported_tokens_check,
 )
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
-from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
+from relayaudit.tokens import Tokenizer, get_tokenizer
 from relayaudit.types import Observation
 
 if TYPE_CHECKING:
@@ -110,6 +113,11 @@ def haystack(size: int, count: int, tokenizer: Tokenizer) -> str:
     return "".join(parts) + "\n\n" + QUESTION
 
 
+def _canary_count(observations: Sequence[Observation]) -> int:
+    """How many canaries the haystacks held (the run's suite decided it; read back from the requests)."""
+    return max((len(o.request.messages[-1].content.split("The code word for ")) - 1 for o in observations), default=0)
+
+
 def _size(observation: Observation) -> int:
     return int(observation.variant.removeprefix("s"))
 
@@ -155,9 +163,7 @@ class ContextKind:
         return [self._request(probe, sizes[-1])] * _setting(probe, "search_steps") if sizes else []
 
     def _measure(self, observations: Sequence[Observation]) -> dict[str, Any]:
-        count = max(
-            (len(o.request.messages[-1].content.split("The code word for ")) - 1 for o in observations), default=0
-        )
+        count = _canary_count(observations)
         found = {k: v for k, v in results(observations, count).items() if v is not None}
         low, high = bracket({k: bool(v) for k, v in found.items()})
         # How canaries were lost, judged over every failing size (one answer can miss a canary by chance).
@@ -188,34 +194,17 @@ class ContextKind:
         base, rel = self._measure(baseline), self._measure(relay)
         if not base["tested_tokens"] or not rel["tested_tokens"]:
             return []
-        refused = _refused_vs_baseline(base, rel)
-        shortfall = base["effective_tokens"] > 0 and rel["effective_tokens"] < 0.9 * base["effective_tokens"]
-        result = StatResult(
-            "effective context length vs the baseline's (largest size with every canary recalled)",
-            float(rel["effective_tokens"]),
-            None,
-            rel["effective_tokens"] / base["effective_tokens"] if base["effective_tokens"] else None,
-            1,
-            1,
-            {"passed": not shortfall},
-            reason=f"the relay loses canaries beyond about {rel['effective_tokens']:,} tokens" if shortfall else "",
-        )
+        count = _canary_count(relay)
         tested = max(rel["tested_tokens"], base["tested_tokens"])
-        figures = (
-            f"Effective context: relay recalls every canary up to {rel['effective_tokens']:,} tokens, "
-            f"baseline up to {base['effective_tokens']:,} (tested to {tested:,})"
+        versus = recall_comparison(
+            "context",
+            answers(baseline, _size, lambda o: all(recalled(o, count))),
+            answers(relay, _size, lambda o: all(recalled(o, count))),
+            what=f"Effective context (every canary back up to {rel['effective_tokens']:,} tokens through the "
+            f"relay, {base['effective_tokens']:,} at the baseline; tested to {tested:,})",
+            estimate={**rel, "baseline_effective_tokens": base["effective_tokens"]},
         )
-        return [
-            Candidate(
-                "context.vs_baseline",
-                "context",
-                result,
-                figures,
-                {**rel, "baseline_effective_tokens": base["effective_tokens"]},
-            ),
-            *refused,
-            *self._billed(baseline, relay),
-        ]
+        return [versus, *_refused_vs_baseline(base, rel), *self._billed(baseline, relay)]
 
     def _billed(self, baseline: Sequence[Observation], relay: Sequence[Observation]) -> list[Candidate]:
         # Past the cut, the ratio times the size estimates how many tokens the relay keeps.
@@ -257,36 +246,16 @@ class ContextKind:
         claim_text = f"{claimed:,} tokens" if claimed else "unknown"
         figures = (
             f"Context: relay recalls every canary up to {measured['effective_tokens']:,} tokens "
-            f"(tested to {tested:,}); the claimed window is {claim_text}"
+            f"(tested to {tested:,}); the claimed window is {claim_text} (one answer per size, so weak: the "
+            "reported and billed prompt tokens decide a cut)"
         )
-        found = [Candidate("context.effective", "context", result, figures, {**measured, "claimed_tokens": claimed})]
+        estimate = {**measured, "claimed_tokens": claimed}
+        found = [Candidate("context.effective", "context", result, figures, estimate, weak=True)]
         if measured["rejected_sizes"] and claimed:
             found.append(_refused_within_claim(measured, claimed))
         if claim.tokenizer:
-            found.append(self._reported(relay, claim))
+            found.append(reported_tokens_check("context", relay, get_tokenizer(claim.tokenizer), "haystack"))
         return found
-
-    def _reported(self, relay: Sequence[Observation], claim: ModelInfo) -> Candidate:
-        tokenizer = get_tokenizer(claim.tokenizer or "o200k_base")
-        ratios = [
-            (o.completion.usage.prompt_tokens or 0) / chat_prompt_tokens(tokenizer.count, o.request)
-            for o in relay
-            if o.final and o.completion is not None and o.completion.usage.prompt_tokens
-        ]
-        low = min(ratios, default=1.0)
-        passed = low >= 0.9
-        result = StatResult(
-            "reported prompt_tokens / local count of the same prompt, smallest over sizes (silent truncation < 1)",
-            low,
-            None,
-            low,
-            0,
-            len(ratios),
-            {"passed": passed},
-            reason="" if passed else f"the relay reports only {low:.0%} of the prompt's tokens at some size",
-        )
-        figures = f"Reported prompt tokens on long prompts: as low as {low:.0%} of the local count (honest: about 100%)"
-        return Candidate("context.reported_tokens", "context", result, figures, {"lowest_ratio": low})
 
 
 def _refusals(observations: Sequence[Observation]) -> dict[str, Any]:

@@ -1,12 +1,20 @@
 """The `memory` kind: how many earlier turns of a conversation reach the model (dropped history).
 
 A conversation states a code word in its first turn, then carries k filler turns (a user question and an
-assistant answer each), then asks for the code word. k doubles (1, 2, 4, ... up to `max_turns`), then the
-boundary is bisected. Estimate: recalled_turns, the largest k at which the code word still comes back.
+assistant answer each), then asks for the code word. k doubles (1, 2, 4, ... up to `max_turns`), each
+coarse size sent `replicates` times (2 by default), then the boundary is bisected with single answers.
+Estimate: recalled_turns, the largest k at which the code word still comes back (most answers there).
 A relay that keeps only the last K messages forgets once 3 + 2k > K (the first turn, its answer, k
-filler pairs and the question), so recalled_turns = floor((K - 3) / 2). Compared with the baseline's
-recall depth; without a baseline, losing the first turn within `max_turns` short turns fails (official
-APIs send the whole conversation as long as it fits the window, and these conversations are tiny).
+filler pairs and the question), so recalled_turns = floor((K - 3) / 2).
+
+What decides (issue 12: one stochastic answer is not a fact — real servers are not deterministic even at
+T = 0, and a model's recall is not monotone in depth):
+- `memory.vs_baseline`: Fisher's exact test of recall over the replicated coarse sizes, relay vs baseline
+  (`search.recall_test`); the bisections' boundaries are shown beside it, not tested.
+- `memory.billed_vs_baseline`: the relay's reported prompt_tokens against the baseline's for the identical
+  conversation (deterministic): a dropped turn shows there even when the model recalls nothing.
+- `memory.reported_tokens` (no baseline, a local tokenizer): reported prompt_tokens against the local count.
+- `memory.recall` (no baseline): recall against "expected: all" has no rate to test against, so it is weak.
 """
 
 from __future__ import annotations
@@ -20,12 +28,22 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import chat_request
-from relayaudit.kinds.search import billed_check, billed_ratios, bracket, next_size, outcomes
+from relayaudit.kinds.search import (
+    answers,
+    billed_check,
+    billed_ratios,
+    bracket,
+    next_size,
+    outcomes,
+    recall_comparison,
+    reported_tokens_check,
+)
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
+from relayaudit.tokens import get_tokenizer
 from relayaudit.types import Observation
 
-DEFAULTS = {"max_turns": 32, "search_steps": 4}
+DEFAULTS = {"max_turns": 32, "search_steps": 4, "replicates": 2}
 TOPICS = ("owls", "volcanoes", "tea", "bridges", "comets", "violins", "deserts", "bees", "glaciers", "chess")
 QUESTION = "What was the code word?"
 
@@ -64,13 +82,14 @@ def _turns(observation: Observation) -> int:
     return int(observation.variant.removeprefix("k"))
 
 
+def _recalled(observation: Observation) -> bool:
+    text = observation.completion.text if observation.completion else ""
+    return code_word(_turns(observation)).upper() in text.upper()
+
+
 def results(observations: Sequence[Observation]) -> dict[int, bool | None]:
-    """Per number of turns: True when the code word came back."""
-    return outcomes(
-        observations,
-        _turns,
-        lambda o: code_word(_turns(o)).upper() in (o.completion.text if o.completion else "").upper(),
-    )
+    """Per number of turns: True when the code word came back (in most answers, where replicated)."""
+    return outcomes(observations, _turns, _recalled)
 
 
 def recalled_turns(observations: Sequence[Observation]) -> tuple[int, int]:
@@ -100,11 +119,12 @@ class MemoryKind:
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise field_error(probe, field, "must be an integer >= 1")
 
-    def _request(self, probe: ProbeSpec, turns: int) -> PlannedRequest:
-        return PlannedRequest(probe.id, f"k{turns}", 0, chat_request(conversation(turns), probe.params))
+    def _request(self, probe: ProbeSpec, turns: int, sample: int = 0) -> PlannedRequest:
+        return PlannedRequest(probe.id, f"k{turns}", sample, chat_request(conversation(turns), probe.params))
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
-        return [self._request(probe, turns) for turns in coarse_turns(probe)]
+        replicates = int(probe.fields.get("replicates", DEFAULTS["replicates"]))
+        return [self._request(probe, turns, r) for turns in coarse_turns(probe) for r in range(replicates)]
 
     def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
         turns = next_size(results(observations), coarse_turns(probe), steps=_steps(probe), tolerance=0.0, grain=1)
@@ -120,28 +140,15 @@ class MemoryKind:
         (base, base_tested), (rel, rel_tested) = recalled_turns(baseline), recalled_turns(relay)
         if not base_tested or not rel_tested:
             return []
-        passed = rel >= base
-        result = StatResult(
-            "recall depth vs the baseline's (largest number of filler turns after which the fact is recalled)",
-            float(rel),
-            None,
-            None,
-            1,
-            1,
-            {"passed": passed},
-            reason="" if passed else f"the relay forgets the first turn after {rel} turns, the baseline after {base}",
+        versus = recall_comparison(
+            "memory",
+            answers(baseline, _turns, _recalled),
+            answers(relay, _turns, _recalled),
+            what=f"Conversation memory (the first turn recalled after up to {rel} filler turns through the relay, "
+            f"{base} at the baseline)",
+            estimate={"recalled_turns": rel, "baseline_recalled_turns": base},
         )
-        figures = f"Conversation memory: relay recalls the first turn after {rel} filler turns, baseline after {base}"
-        return [
-            Candidate(
-                "memory.vs_baseline",
-                "memory",
-                result,
-                figures,
-                {"recalled_turns": rel, "baseline_recalled_turns": base},
-            ),
-            *_billed(baseline, relay),
-        ]
+        return [versus, *_billed(baseline, relay)]
 
     def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
         recalled, tested = recalled_turns(relay)
@@ -156,15 +163,17 @@ class MemoryKind:
             0,
             len(relay),
             {"passed": passed},
-            reason="" if passed else f"the first turn is forgotten after {recalled} filler turns (history dropped)",
+            reason="" if passed else f"the first turn is forgotten after {recalled} filler turns",
         )
         figures = (
             f"Conversation memory: relay recalls the first turn after {recalled} of up to {tested} "
-            "filler turns (expected: all)"
+            "filler turns (expected: all; without a baseline there is no rate to test, so this is weak)"
         )
-        return [
-            Candidate("memory.recall", "memory", result, figures, {"recalled_turns": recalled, "tested_turns": tested})
-        ]
+        estimate = {"recalled_turns": recalled, "tested_turns": tested}
+        found = [Candidate("memory.recall", "memory", result, figures, estimate, weak=True)]
+        if claim.tokenizer:
+            found.append(reported_tokens_check("memory", relay, get_tokenizer(claim.tokenizer), "conversation"))
+        return found
 
 
 KIND = MemoryKind()

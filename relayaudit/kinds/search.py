@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from scipy.stats import fisher_exact
+
 from relayaudit.failures import says_too_long
 from relayaudit.findings import Candidate
 from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
+from relayaudit.tokens import Tokenizer, chat_prompt_tokens
 from relayaudit.types import Observation
 
 
@@ -50,21 +53,59 @@ def refused_as_too_long(observation: Observation) -> bool:
     return observation.final and observation.outcome == "http_error" and says_too_long(said)
 
 
-def outcomes(
+def answers(
     observations: Sequence[Observation], size_of: Callable[[Observation], int], passed: Callable[[Observation], bool]
-) -> dict[int, bool | None]:
-    """Per size: whether it passed; a refusal as too long fails; no answer (or any other error) is None."""
-    found: dict[int, bool | None] = {}
+) -> dict[int, list[bool]]:
+    """Per size, each answer's result (a size can have several: replicates); a refusal as too long fails.
+    Sizes that only have non-answers map to an empty list."""
+    found: dict[int, list[bool]] = {}
     for o in observations:
         if not o.final:
             continue
+        results = found.setdefault(size_of(o), [])
         if o.outcome == "ok" and o.completion is not None:
-            found[size_of(o)] = passed(o)
+            results.append(passed(o))
         elif refused_as_too_long(o):
-            found[size_of(o)] = False
-        else:
-            found.setdefault(size_of(o), None)
+            results.append(False)
     return found
+
+
+def outcomes(
+    observations: Sequence[Observation], size_of: Callable[[Observation], int], passed: Callable[[Observation], bool]
+) -> dict[int, bool | None]:
+    """Per size: whether most of its answers passed (one answer at most sizes; replicates at some); None
+    when it has no answer (yet), or only non-answers."""
+    return {
+        size: (2 * sum(results) >= len(results)) if results else None
+        for size, results in answers(observations, size_of, passed).items()
+    }
+
+
+def recall_test(
+    baseline: Mapping[int, list[bool]], relay: Mapping[int, list[bool]], sizes: Sequence[int]
+) -> StatResult:
+    """Fisher's exact test, one-sided (the relay recalls less often), on the answers pooled over `sizes`
+    (fixed by the suite, the same for both runs, so nothing is chosen after seeing the answers). A single
+    answer is not a fact — servers are not deterministic even at T = 0, and recall is not monotone in
+    depth — so a recall comparison rests on this test over replicated answers, never on one bisection."""
+    base = [ok for size in sizes for ok in baseline.get(size, [])]
+    rel = [ok for size in sizes for ok in relay.get(size, [])]
+    method = "Fisher's exact test, one-sided, recall over the suite's coarse sizes (relay vs baseline)"
+    if len(base) < 2 or len(rel) < 2:
+        return insufficient(method, len(base), len(rel), "fewer than 2 answers at the coarse sizes on a side")
+    table = [[sum(rel), len(rel) - sum(rel)], [sum(base), len(base) - sum(base)]]
+    pvalue = float(fisher_exact(table, alternative="less").pvalue)
+    detail = {"relay_recalled": sum(rel), "relay_answers": len(rel), "baseline_recalled": sum(base)}
+    detail["baseline_answers"] = len(base)
+    return StatResult(
+        method,
+        sum(rel) / len(rel),
+        min(1.0, pvalue),
+        sum(base) / len(base) - sum(rel) / len(rel),
+        len(base),
+        len(rel),
+        detail,
+    )
 
 
 BILLED_FLOOR = 0.9
@@ -129,3 +170,62 @@ def billed_check(
         f"{',' + where if short else ''} (honest: exactly 100%)"
     )
     return [Candidate(check, category, result, figures, estimate(short))]
+
+
+def tested_sizes(baseline: Mapping[int, list[bool]], relay: Mapping[int, list[bool]]) -> list[int]:
+    """The sizes a recall comparison pools: the coarse sizes — those the plan replicates (more than one
+    answer in the relay run), as both runs have them — or, for runs without replicates (older suites),
+    every size both runs answered."""
+    shared = sorted(size for size in relay if relay[size] and baseline.get(size))
+    replicated = [size for size in shared if len(relay[size]) > 1]
+    return replicated or shared
+
+
+def recall_comparison(
+    category: str,
+    baseline: Mapping[int, list[bool]],
+    relay: Mapping[int, list[bool]],
+    *,
+    what: str,
+    estimate: dict[str, Any],
+) -> Candidate:
+    """`<category>.vs_baseline`: recall over the shared sizes, relay vs baseline, by `recall_test`; `what`
+    names the point estimates beside it (the bisections' boundaries)."""
+    sizes = tested_sizes(baseline, relay)
+    result = recall_test(baseline, relay, sizes)
+    detail = result.detail
+    if result.sufficient:
+        figures = (
+            f"{what}: relay recalled in {detail['relay_recalled']} of {detail['relay_answers']} answers, "
+            f"baseline in {detail['baseline_recalled']} of {detail['baseline_answers']} at the same sizes"
+        )
+    else:
+        figures = what
+    return Candidate(f"{category}.vs_baseline", category, result, figures, {**estimate, "sizes_compared": sizes})
+
+
+def reported_tokens_check(
+    category: str, observations: Sequence[Observation], tokenizer: Tokenizer, requests: str
+) -> Candidate:
+    """`<category>.reported_tokens`: the relay's reported prompt_tokens against the local count of the same
+    request, at every size (deterministic): a relay that cuts a prompt or drops turns reports the cut
+    request's count, whatever the model recalls."""
+    ratios = [
+        (o.completion.usage.prompt_tokens or 0) / chat_prompt_tokens(tokenizer.count, o.request)
+        for o in observations
+        if o.final and o.completion is not None and o.completion.usage.prompt_tokens
+    ]
+    low = min(ratios, default=1.0)
+    passed = low >= BILLED_FLOOR
+    result = StatResult(
+        f"reported prompt_tokens / local count of the same {requests}, smallest over sizes (a cut < 1)",
+        low,
+        None,
+        low,
+        0,
+        len(ratios),
+        {"passed": passed},
+        reason="" if passed else f"the relay reports only {low:.0%} of a {requests}'s tokens at some size",
+    )
+    figures = f"Reported prompt tokens per {requests}: as low as {low:.0%} of the local count (honest: about 100%)"
+    return Candidate(f"{category}.reported_tokens", category, result, figures, {"lowest_ratio": low})

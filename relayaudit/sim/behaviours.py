@@ -8,6 +8,7 @@ SPEC is `name` or `name:ARGS`, ARGS comma-separated positional values or key=val
     keep_last:K                   only the last K messages reach the model
     inject_system:TEXT            a hidden system prompt is prepended (inject_system:tokens=N: N tokens of filler)
     inflate_usage:FACTOR[,offset=N]   reported usage multiplied by FACTOR, N added to prompt_tokens
+    hostile_usage:negative|huge       every usage figure reported as -1,000,000 or 10**15
     ignore_params:P[,P...]        these request parameters are dropped (temperature, top_p, max_tokens, stop,
                                   seed, n, logprobs, response_format, tool_choice, reasoning_effort, stream)
     strip_tools                   tool definitions are removed
@@ -17,8 +18,10 @@ SPEC is `name` or `name:ARGS`, ARGS comma-separated positional values or key=val
     rewrite_model:NAME            the response's model field says NAME
     leak_headers[:litellm|new-api|one-api]   relay-software headers revealing the real backend
     fault:KIND[,rate=R][,retry_after=S|none][,seconds=S][,bytes=B][,when=TEXT][,times=N]
-                                  KIND: 400 401 403 404 429 500 502 503 reset drip timeout malformed
-                                  truncated html oversized echo_key (a 401 quoting the caller's key back);
+                                  KIND: 400 401 402 403 404 408 409 429 500 502 503 reset drip timeout
+                                  malformed truncated html oversized echo_key (a 401 quoting the caller's key
+                                  back) balance (one-api's "insufficient balance") no_model (model not found)
+                                  web_page (200 with a web page) flood (250,000 empty choices, ~10 MB);
                                   when=TEXT limits it to requests whose last message contains TEXT,
                                   times=N to N faults per distinct request (times=1: fail once, then answer)
 
@@ -64,6 +67,22 @@ FAULT_KINDS = (
     "web_page",
     "flood",
 )
+# Faults whose defaults take seconds (waits, a 25 MB body), made quick for sweeps over every fault (the fault
+# matrix test, bench/faults.py); the client's limits there are set to match (total timeout about 1 s, a
+# body cap below 400 kB).
+_QUICK_FAULTS = {
+    "429": "fault:429,retry_after=none",
+    "timeout": "fault:timeout,seconds=2",
+    "drip": "fault:drip,seconds=0.01",
+    "oversized": "fault:oversized,bytes=400000",
+}
+
+
+def quick_fault(kind: str, rate: float) -> str:
+    """The SPEC of fault `kind` at `rate`, quick enough to sweep (see _QUICK_FAULTS)."""
+    return f"{_QUICK_FAULTS.get(kind, f'fault:{kind}')},rate={rate}"
+
+
 IGNORABLE = (
     "temperature",
     "top_p",
@@ -251,6 +270,21 @@ class InflateUsage(Behaviour):
             prompt, output, total, usage.cached_tokens, usage.cache_creation_tokens, usage.reasoning_tokens
         )
         return dataclasses.replace(completion, usage=inflated)
+
+
+HOSTILE_USAGE = {"negative": -1_000_000, "huge": 10**15}
+"""hostile_usage:KIND — the figure every usage field is reported as (what broken or hostile relays sent)."""
+
+
+@dataclass
+class HostileUsage(Behaviour):
+    """Usage no honest relay reports: negative (once recorded as -$750 of spend) or absurdly large."""
+
+    kind: str = "negative"
+
+    def after(self, ctx: Context, completion: Completion) -> Completion:
+        figure = HOSTILE_USAGE[self.kind]
+        return dataclasses.replace(completion, usage=Usage(figure, figure, figure))
 
 
 _NEUTRAL: dict[str, Any] = {
@@ -464,6 +498,11 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         behaviour = InflateUsage(
             _number(spec, factor, float, "a factor"), _number(spec, named.get("offset", "0"), int, "an offset")
         )
+    elif name == "hostile_usage":
+        reported = _first(positional, named, "kind") or "negative"
+        if reported not in HOSTILE_USAGE:
+            raise ConfigError(f"Behaviour {spec!r}: kind must be one of {', '.join(HOSTILE_USAGE)}.")
+        behaviour = HostileUsage(reported)
     elif name == "ignore_params":
         params = tuple(positional + list(named))
         unknown = [p for p in params if p not in IGNORABLE]
@@ -513,7 +552,8 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
     else:
         raise ConfigError(
             f"Unknown behaviour {name!r} in {spec!r}.",
-            "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, ignore_params, "
+            "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, hostile_usage, "
+            "ignore_params, "
             "strip_tools, tamper_tools, cache, rewrite_model, leak_headers, fault.",
         )
     if isinstance(behaviour, Substitute) and personas and behaviour.target not in personas:

@@ -15,20 +15,22 @@ Quirks handled here:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from relayaudit.errors import TruncatedStreamError, WireError
 from relayaudit.sanitize import excerpt
 from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, NotSent, ToolCall, Usage
 from relayaudit.wire.common import (
+    Anomalies,
+    EventKinds,
     WireRequest,
     as_list,
     as_object,
+    compact_json,
     finish_reason,
+    index_of,
     join_url,
     load_json,
-    opt_int,
     opt_str,
     parse_json_event,
     tail_excerpt,
@@ -55,23 +57,41 @@ def _tool_choice(choice: str) -> JSON:
     return {"type": "tool", "name": choice}
 
 
-def _usage(raw: object, previous: Usage | None = None) -> Usage:
+_PROMPT_PARTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _usage(raw: object, anomalies: Anomalies, previous: Usage | None = None) -> Usage:
     previous = previous or Usage()
-    if not isinstance(raw, dict):
+    usage = anomalies.section(raw, "usage")
+    if usage is None:
         return previous
-    read = opt_int(raw.get("cache_read_input_tokens"))
-    created = opt_int(raw.get("cache_creation_input_tokens"))
-    base = opt_int(raw.get("input_tokens"))
-    prompt = None if base is None else base + (read or 0) + (created or 0)
-    output = opt_int(raw.get("output_tokens"))
-    prompt = prompt if prompt is not None else previous.prompt_tokens
-    output = output if output is not None else previous.completion_tokens
+    read = anomalies.count(usage.get("cache_read_input_tokens"), "cache_read_input_tokens")
+    created = anomalies.count(usage.get("cache_creation_input_tokens"), "cache_creation_input_tokens")
+    base = anomalies.count(usage.get("input_tokens"), "input_tokens")
+    output = anomalies.count(usage.get("output_tokens"), "output_tokens")
+
+    def sent(key: str) -> bool:
+        # A figure this event reports replaces the earlier one even when implausible (it becomes None):
+        # keeping the earlier figure would pass off a contradicted number as the relay's final word.
+        return usage.get(key) is not None
+
+    prompt: int | None
+    if not sent("input_tokens"):
+        prompt = previous.prompt_tokens
+    elif (
+        base is None
+        or (sent("cache_read_input_tokens") and read is None)
+        or (sent("cache_creation_input_tokens") and created is None)
+    ):
+        prompt = None  # a part is implausible (already described), so the sum is unknown
+    else:
+        prompt = anomalies.count(base + (read or 0) + (created or 0), " + ".join(_PROMPT_PARTS))
     return Usage(
         prompt_tokens=prompt,
-        completion_tokens=output,
+        completion_tokens=output if sent("output_tokens") else previous.completion_tokens,
         total_tokens=None,  # Anthropic reports no total, and Usage keeps only what was reported
-        cached_tokens=read if read is not None else previous.cached_tokens,
-        cache_creation_tokens=created if created is not None else previous.cache_creation_tokens,
+        cached_tokens=read if sent("cache_read_input_tokens") else previous.cached_tokens,
+        cache_creation_tokens=created if sent("cache_creation_input_tokens") else previous.cache_creation_tokens,
     )
 
 
@@ -134,6 +154,7 @@ class AnthropicMessages:
             raise WireError("The relay answered 200 OK with an error object instead of a message.", excerpt(body))
         if "content" not in data:
             raise WireError("The relay's response has no content list.", excerpt(body))
+        anomalies = Anomalies()
         texts, calls = [], []
         for block in as_list(data.get("content"), "content"):
             block = as_object(block, "content block")
@@ -143,7 +164,7 @@ class AnthropicMessages:
                 calls.append(
                     ToolCall(
                         name=text_of(block.get("name"), "tool name"),
-                        arguments=json.dumps(block.get("input", {}), ensure_ascii=False, separators=(",", ":")),
+                        arguments=compact_json(block.get("input", {}), "tool_use input"),
                         id=opt_str(block.get("id")),
                     )
                 )
@@ -156,9 +177,10 @@ class AnthropicMessages:
         )
         return Completion(
             choices=(choice,),
-            usage=_usage(data.get("usage")),
+            usage=_usage(data.get("usage"), anomalies),
             model_field=opt_str(data.get("model")),
             response_id=opt_str(data.get("id")),
+            anomalies=anomalies.sentences,
         )
 
     def stream_parser(self) -> _MessagesStream:
@@ -166,69 +188,80 @@ class AnthropicMessages:
 
 
 @dataclass
+class _Block:
+    kind: str | None = "text"
+    # Pieces joined at the end: `+=` on a string held in a container copies it every time, which a relay
+    # sending a million tiny deltas would turn into quadratic work.
+    text: list[str] = field(default_factory=list)
+    name: str = ""
+    id: str | None = None
+    json: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _MessagesStream:
-    blocks: dict[int, JSON] = field(default_factory=dict)
+    blocks: dict[int, _Block] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     response_id: str | None = None
     stop_reason: str | None = None
     stopped: bool = False
     has_content: bool = False
-    events: list[str] = field(default_factory=list)
+    events: EventKinds = field(default_factory=EventKinds)
+    anomalies: Anomalies = field(default_factory=Anomalies)
 
     def feed(self, event: SSEEvent) -> None:
         data = parse_json_event(event, "stream event")
         kind = opt_str(data.get("type")) or event.event
-        if kind not in self.events:
-            self.events.append(kind)
+        self.events.add(kind)
         if kind == "error":
             raise WireError("The relay sent an error event in the middle of the stream.", excerpt(event.data))
         if kind == "message_start":
             message = as_object(data.get("message"), "message_start message")
             self.model = opt_str(message.get("model"))
             self.response_id = opt_str(message.get("id"))
-            self.usage = _usage(message.get("usage"), self.usage)
+            self.usage = _usage(message.get("usage"), self.anomalies, self.usage)
         elif kind == "content_block_start":
             block = as_object(data.get("content_block"), "content_block")
-            self.blocks[opt_int(data.get("index")) or 0] = {
-                "type": block.get("type"),
-                "text": text_of(block.get("text"), "text block"),
-                "name": opt_str(block.get("name")) or "",
-                "id": opt_str(block.get("id")),
-                "json": "",
-            }
+            self.blocks[index_of(data.get("index"), "content block index", 0)] = _Block(
+                kind=opt_str(block.get("type")),
+                text=[text_of(block.get("text"), "text block")],
+                name=opt_str(block.get("name")) or "",
+                id=opt_str(block.get("id")),
+            )
         elif kind == "content_block_delta":
-            self._delta(opt_int(data.get("index")) or 0, as_object(data.get("delta"), "delta"))
+            index = index_of(data.get("index"), "content block index", 0)
+            self._delta(index, as_object(data.get("delta"), "delta"))
         elif kind == "message_delta":
             delta = as_object(data.get("delta") or {}, "message_delta delta")
             self.stop_reason = opt_str(delta.get("stop_reason")) or self.stop_reason
-            self.usage = _usage(data.get("usage"), self.usage)
+            self.usage = _usage(data.get("usage"), self.anomalies, self.usage)
         elif kind == "message_stop":
             self.stopped = True
 
     def _delta(self, index: int, delta: JSON) -> None:
-        block = self.blocks.setdefault(index, {"type": "text", "text": "", "name": "", "id": None, "json": ""})
+        block = self.blocks.setdefault(index, _Block())
         if delta.get("type") == "text_delta":
             text = text_of(delta.get("text"), "text_delta")
-            block["text"] += text
+            block.text.append(text)
             self.has_content = self.has_content or bool(text)
         elif delta.get("type") == "input_json_delta":
-            block["json"] += text_of(delta.get("partial_json"), "partial_json")
+            block.json.append(text_of(delta.get("partial_json"), "partial_json"))
             self.has_content = True
 
     def finish(self) -> Completion:
         if not self.stopped:
             raise TruncatedStreamError(
                 "The relay's stream ended before message_stop.",
-                tail_excerpt("".join(str(b.get("text", "")) for b in self.blocks.values())),
+                tail_excerpt("".join(t for b in self.blocks.values() for t in b.text)),
             )
         ordered = [block for _, block in sorted(self.blocks.items())]
         choice = Choice(
-            text="".join(b["text"] for b in ordered if b["type"] == "text"),
+            text="".join(t for b in ordered if b.kind == "text" for t in b.text),
             finish_reason=finish_reason(self.stop_reason, FINISH),
             raw_finish_reason=self.stop_reason,
             tool_calls=tuple(
-                ToolCall(name=b["name"], arguments=b["json"], id=b["id"]) for b in ordered if b["type"] == "tool_use"
+                ToolCall(name=b.name, arguments="".join(b.json), id=b.id) for b in ordered if b.kind == "tool_use"
             ),
         )
         return Completion(
@@ -236,5 +269,6 @@ class _MessagesStream:
             usage=self.usage,
             model_field=self.model,
             response_id=self.response_id,
-            stream_events=tuple(self.events),
+            stream_events=tuple(self.events.names),
+            anomalies=self.anomalies.sentences,
         )

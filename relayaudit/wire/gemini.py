@@ -16,7 +16,6 @@ Quirks handled here:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from relayaudit.errors import TruncatedStreamError, WireError
@@ -33,13 +32,18 @@ from relayaudit.types import (
     Usage,
 )
 from relayaudit.wire.common import (
+    Anomalies,
+    EventKinds,
     WireRequest,
     as_list,
     as_object,
+    compact_json,
     finish_reason,
+    index_of,
+    is_number,
     join_url,
+    json_excerpt,
     load_json,
-    opt_int,
     opt_str,
     parse_json_event,
     tail_excerpt,
@@ -58,35 +62,44 @@ FINISH: dict[str, FinishReason] = {
 }
 
 
-def _usage(raw: object) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    candidates = opt_int(raw.get("candidatesTokenCount"))
-    thoughts = opt_int(raw.get("thoughtsTokenCount"))
-    completion = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+def _usage(raw: object, anomalies: Anomalies) -> Usage:
+    usage = anomalies.section(raw, "usageMetadata") or {}
+    candidates = anomalies.count(usage.get("candidatesTokenCount"), "candidatesTokenCount")
+    thoughts = anomalies.count(usage.get("thoughtsTokenCount"), "thoughtsTokenCount")
+    completion: int | None
+    if (usage.get("candidatesTokenCount") is not None and candidates is None) or (
+        usage.get("thoughtsTokenCount") is not None and thoughts is None
+    ):
+        completion = None  # a part is implausible (already described), so the sum is unknown
+    elif candidates is None and thoughts is None:
+        completion = None
+    else:
+        completion = anomalies.count((candidates or 0) + (thoughts or 0), "candidatesTokenCount + thoughtsTokenCount")
     return Usage(
-        prompt_tokens=opt_int(raw.get("promptTokenCount")),
+        prompt_tokens=anomalies.count(usage.get("promptTokenCount"), "promptTokenCount"),
         completion_tokens=completion,
-        total_tokens=opt_int(raw.get("totalTokenCount")),
-        cached_tokens=opt_int(raw.get("cachedContentTokenCount")),
+        total_tokens=anomalies.count(usage.get("totalTokenCount"), "totalTokenCount"),
+        cached_tokens=anomalies.count(usage.get("cachedContentTokenCount"), "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
 
 
-def _logprob(value: object) -> float:
+def _logprob(value: object, anomalies: Anomalies) -> float | None:
+    """The logProbability, or None when implausible (described in `anomalies`)."""
     if value is None:
         return 0.0  # proto3 JSON leaves out zero values
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise WireError("A logprob entry has no numeric logProbability.", excerpt(json.dumps(value)))
-    return float(value)
+    if not is_number(value):
+        raise WireError("A logprob entry has no numeric logProbability.", json_excerpt(value))
+    return anomalies.logprob(value, "logProbability")
 
 
-def _logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
-    if not isinstance(raw, dict):
-        return None
+def _logprobs(raw: JSON, anomalies: Anomalies) -> tuple[TokenLogprob, ...] | None:
+    """A candidate's logprobsResult; None when any logprob in it is implausible, since one impossible value
+    discredits the whole pass."""
     chosen = as_list(raw.get("chosenCandidates"), "chosenCandidates")
     tops = as_list(raw.get("topCandidates"), "topCandidates")
     result = []
+    plausible = True
     for position, entry in enumerate(chosen):
         entry = as_object(entry, "chosen candidate")
         alternatives = (
@@ -94,18 +107,18 @@ def _logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
             if position < len(tops) and isinstance(tops[position], dict)
             else []
         )
+        top = []
+        for alternative in alternatives:
+            if isinstance(alternative, dict):
+                alt_value = _logprob(alternative.get("logProbability"), anomalies)
+                plausible = plausible and alt_value is not None
+                top.append((text_of(alternative.get("token"), "token"), alt_value or 0.0))
+        value = _logprob(entry.get("logProbability"), anomalies)
+        plausible = plausible and value is not None
         result.append(
-            TokenLogprob(
-                token=text_of(entry.get("token"), "logprob token"),
-                logprob=_logprob(entry.get("logProbability")),
-                top=tuple(
-                    (text_of(a.get("token"), "token"), _logprob(a.get("logProbability")))
-                    for a in alternatives
-                    if isinstance(a, dict)
-                ),
-            )
+            TokenLogprob(token=text_of(entry.get("token"), "logprob token"), logprob=value or 0.0, top=tuple(top))
         )
-    return tuple(result)
+    return tuple(result) if plausible else None
 
 
 def _parts(candidate: JSON) -> tuple[list[str], list[ToolCall]]:
@@ -120,7 +133,7 @@ def _parts(candidate: JSON) -> tuple[list[str], list[ToolCall]]:
             calls.append(
                 ToolCall(
                     name=text_of(call.get("name"), "function name"),
-                    arguments=json.dumps(call.get("args", {}), ensure_ascii=False, separators=(",", ":")),
+                    arguments=compact_json(call.get("args", {}), "functionCall args"),
                     id=opt_str(call.get("id")),
                 )
             )
@@ -130,7 +143,7 @@ def _parts(candidate: JSON) -> tuple[list[str], list[ToolCall]]:
 def _block_reason(data: JSON) -> str | None:
     """promptFeedback.blockReason: the prompt was refused outright, with no candidates."""
     blocked = as_object(data.get("promptFeedback") or {}, "promptFeedback").get("blockReason")
-    return str(blocked) if blocked else None
+    return text_of(blocked, "blockReason") if blocked else None
 
 
 def _finish(raw: str | None, has_calls: bool) -> FinishReason | None:
@@ -203,6 +216,7 @@ class GeminiGenerateContent:
         data = as_object(load_json(body, "response body"), "response body", body)
         if "error" in data and "candidates" not in data:
             raise WireError("The relay answered 200 OK with an error object instead of a response.", excerpt(body))
+        anomalies = Anomalies()
         candidates = as_list(data.get("candidates"), "candidates")
         if not candidates:
             blocked = _block_reason(data)
@@ -210,29 +224,33 @@ class GeminiGenerateContent:
                 choice = Choice(text="", finish_reason="content_filter", raw_finish_reason=blocked)
                 return Completion(
                     choices=(choice,),
-                    usage=_usage(data.get("usageMetadata")),
+                    usage=_usage(data.get("usageMetadata"), anomalies),
                     model_field=opt_str(data.get("modelVersion")),
                     response_id=opt_str(data.get("responseId")),
+                    anomalies=anomalies.sentences,
                 )
             raise WireError("The relay's response has no candidates.", excerpt(body))
         choices = []
         for candidate in (as_object(c, "candidate") for c in candidates):
             texts, calls = _parts(candidate)
             raw_finish = opt_str(candidate.get("finishReason"))
+            logprobs = candidate.get("logprobsResult")
             choices.append(
                 Choice(
                     text="".join(texts),
                     finish_reason=_finish(raw_finish, bool(calls)),
                     raw_finish_reason=raw_finish,
                     tool_calls=tuple(calls),
-                    logprobs=_logprobs(candidate.get("logprobsResult")),
+                    logprobs=_logprobs(logprobs, anomalies) if isinstance(logprobs, dict) else None,
                 )
             )
+        usage = _usage(data.get("usageMetadata"), anomalies)
         return Completion(
             choices=tuple(choices),
-            usage=_usage(data.get("usageMetadata")),
+            usage=usage,
             model_field=opt_str(data.get("modelVersion")),
             response_id=opt_str(data.get("responseId")),
+            anomalies=anomalies.sentences,
         )
 
     def stream_parser(self) -> _GeminiStream:
@@ -245,21 +263,22 @@ class _GeminiStream:
     calls: dict[int, list[ToolCall]] = field(default_factory=dict)
     finishes: dict[int, str] = field(default_factory=dict)
     logprobs: dict[int, list[TokenLogprob]] = field(default_factory=dict)
+    logprobs_dropped: set[int] = field(default_factory=set)
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     response_id: str | None = None
     blocked: str | None = None
     has_content: bool = False
-    events: list[str] = field(default_factory=list)
+    events: EventKinds = field(default_factory=EventKinds)
+    anomalies: Anomalies = field(default_factory=Anomalies)
 
     def feed(self, event: SSEEvent) -> None:
-        if event.event not in self.events:
-            self.events.append(event.event)
+        self.events.add(event.event)
         chunk = parse_json_event(event, "stream chunk")
         if "error" in chunk and "candidates" not in chunk:
             raise WireError("The relay sent an error in the middle of the stream.", excerpt(event.data))
         if chunk.get("usageMetadata"):
-            self.usage = _usage(chunk["usageMetadata"])
+            self.usage = _usage(chunk["usageMetadata"], self.anomalies)
         self.model = opt_str(chunk.get("modelVersion")) or self.model
         self.response_id = opt_str(chunk.get("responseId")) or self.response_id
         candidates = as_list(chunk.get("candidates"), "candidates")
@@ -267,15 +286,21 @@ class _GeminiStream:
             self.blocked = _block_reason(chunk) or self.blocked
         for position, candidate in enumerate(candidates):
             candidate = as_object(candidate, "candidate")
-            index = opt_int(candidate.get("index"))
-            index = position if index is None else index
+            # proto3 JSON leaves out index 0, so a missing index means the candidate's position.
+            index = index_of(candidate.get("index"), "candidate index", position)
             texts, calls = _parts(candidate)
             self.texts.setdefault(index, []).extend(texts)
             self.calls.setdefault(index, []).extend(calls)
             self.has_content = self.has_content or any(texts) or bool(calls)
-            self.logprobs.setdefault(index, []).extend(_logprobs(candidate.get("logprobsResult")) or ())
-            if candidate.get("finishReason"):
-                self.finishes[index] = str(candidate["finishReason"])
+            raw_logprobs = candidate.get("logprobsResult")
+            parsed = _logprobs(raw_logprobs, self.anomalies) if isinstance(raw_logprobs, dict) else ()
+            if parsed is None:  # implausible values, already described in the anomalies
+                self.logprobs_dropped.add(index)
+            else:
+                self.logprobs.setdefault(index, []).extend(parsed)
+            finish = opt_str(candidate.get("finishReason"))  # as in a body: only a string is a finish reason
+            if finish:
+                self.finishes[index] = finish
 
     def finish(self) -> Completion:
         if not self.finishes and self.blocked is not None:
@@ -284,7 +309,8 @@ class _GeminiStream:
                 usage=self.usage,
                 model_field=self.model,
                 response_id=self.response_id,
-                stream_events=tuple(self.events),
+                stream_events=tuple(self.events.names),
+                anomalies=self.anomalies.sentences,
             )
         if not self.finishes:
             raise TruncatedStreamError(
@@ -297,7 +323,9 @@ class _GeminiStream:
                 finish_reason=_finish(self.finishes.get(index), bool(self.calls.get(index))),
                 raw_finish_reason=self.finishes.get(index),
                 tool_calls=tuple(self.calls.get(index, [])),
-                logprobs=tuple(self.logprobs[index]) if self.logprobs.get(index) else None,
+                logprobs=tuple(self.logprobs[index])
+                if self.logprobs.get(index) and index not in self.logprobs_dropped
+                else None,
             )
             for index in sorted(self.texts.keys() | self.finishes.keys())
         )
@@ -306,5 +334,6 @@ class _GeminiStream:
             usage=self.usage,
             model_field=self.model,
             response_id=self.response_id,
-            stream_events=tuple(self.events),
+            stream_events=tuple(self.events.names),
+            anomalies=self.anomalies.sentences,
         )

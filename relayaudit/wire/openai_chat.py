@@ -28,13 +28,17 @@ from relayaudit.types import (
     Usage,
 )
 from relayaudit.wire.common import (
+    Anomalies,
+    EventKinds,
     WireRequest,
     as_list,
     as_object,
     finish_reason,
+    index_of,
+    is_number,
     join_url,
+    json_excerpt,
     load_json,
-    opt_int,
     opt_str,
     parse_json_event,
     tail_excerpt,
@@ -57,40 +61,46 @@ def tool_choice_value(choice: str | None) -> str | JSON | None:
     return {"type": "function", "function": {"name": choice}}
 
 
-def openai_usage(raw: object) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
+def openai_usage(raw: object, anomalies: Anomalies) -> Usage:
+    usage = anomalies.section(raw, "usage") or {}
+    prompt_details = anomalies.section(usage.get("prompt_tokens_details"), "prompt_tokens_details") or {}
+    completion_details = anomalies.section(usage.get("completion_tokens_details"), "completion_tokens_details") or {}
     return Usage(
-        prompt_tokens=opt_int(raw.get("prompt_tokens")),
-        completion_tokens=opt_int(raw.get("completion_tokens")),
-        total_tokens=opt_int(raw.get("total_tokens")),
-        cached_tokens=opt_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
-        reasoning_tokens=opt_int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, dict)
-        else None,
+        prompt_tokens=anomalies.count(usage.get("prompt_tokens"), "prompt_tokens"),
+        completion_tokens=anomalies.count(usage.get("completion_tokens"), "completion_tokens"),
+        total_tokens=anomalies.count(usage.get("total_tokens"), "total_tokens"),
+        cached_tokens=anomalies.count(prompt_details.get("cached_tokens"), "cached_tokens"),
+        reasoning_tokens=anomalies.count(completion_details.get("reasoning_tokens"), "reasoning_tokens"),
     )
 
 
-def openai_logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
-    """Chat Completions `logprobs.content`, and the Responses API's per-part logprobs (same shape)."""
+def openai_logprobs(raw: object, anomalies: Anomalies) -> tuple[TokenLogprob, ...] | None:
+    """Chat Completions `logprobs.content`, and the Responses API's per-part logprobs (same shape).
+
+    None when `raw` is None, and also when any logprob in it is implausible (NaN, infinite, above 0): the
+    values come from one sampling pass, so one impossible value discredits them all."""
     if raw is None:
         return None
     entries = raw.get("content") if isinstance(raw, dict) else raw
     result = []
+    plausible = True
     for entry in as_list(entries, "logprobs"):
         entry = as_object(entry, "logprob entry")
-        top = tuple(
-            (text_of(alt.get("token"), "top_logprobs token"), float(alt["logprob"]))
-            for alt in as_list(entry.get("top_logprobs"), "top_logprobs")
-            if isinstance(alt, dict) and isinstance(alt.get("logprob"), int | float)
-        )
+        top = []
+        for alt in as_list(entry.get("top_logprobs"), "top_logprobs"):
+            if isinstance(alt, dict) and is_number(alt.get("logprob")):
+                alt_value = anomalies.logprob(alt["logprob"], "top_logprobs logprob")
+                plausible = plausible and alt_value is not None
+                top.append((text_of(alt.get("token"), "top_logprobs token"), alt_value or 0.0))
         logprob = entry.get("logprob")
-        if not isinstance(logprob, int | float):
-            raise WireError("A logprob entry has no numeric logprob.", excerpt(str(entry)))
-        result.append(TokenLogprob(token=text_of(entry.get("token"), "logprob token"), logprob=float(logprob), top=top))
-    return tuple(result)
+        if not is_number(logprob):
+            raise WireError("A logprob entry has no numeric logprob.", json_excerpt(entry))
+        value = anomalies.logprob(logprob, "logprob")
+        plausible = plausible and value is not None
+        result.append(
+            TokenLogprob(token=text_of(entry.get("token"), "logprob token"), logprob=value or 0.0, top=tuple(top))
+        )
+    return tuple(result) if plausible else None
 
 
 @dataclass(frozen=True)
@@ -145,8 +155,12 @@ class OpenAIChat:
         raw_choices = as_list(data.get("choices"), "choices")
         if not raw_choices:
             raise WireError("The relay's response has no choices.", excerpt(body))
+        anomalies = Anomalies()
+        indexed = [
+            (index_of(c.get("index"), "choice index", 0), c) for c in (as_object(c, "choice") for c in raw_choices)
+        ]
         choices = []
-        for raw in sorted((as_object(c, "choice") for c in raw_choices), key=lambda c: opt_int(c.get("index")) or 0):
+        for _, raw in sorted(indexed, key=lambda pair: pair[0]):
             message = as_object(raw.get("message"), "choice message")
             calls = tuple(
                 ToolCall(
@@ -163,15 +177,17 @@ class OpenAIChat:
                     finish_reason=finish_reason(raw_finish, FINISH),
                     raw_finish_reason=raw_finish,
                     tool_calls=calls,
-                    logprobs=openai_logprobs(raw.get("logprobs")),
+                    logprobs=openai_logprobs(raw.get("logprobs"), anomalies),
                 )
             )
+        usage = openai_usage(data.get("usage"), anomalies)
         return Completion(
             choices=tuple(choices),
-            usage=openai_usage(data.get("usage")),
+            usage=usage,
             model_field=opt_str(data.get("model")),
             response_id=opt_str(data.get("id")),
             system_fingerprint=opt_str(data.get("system_fingerprint")),
+            anomalies=anomalies.sentences,
         )
 
     def stream_parser(self) -> _ChatStream:
@@ -179,11 +195,21 @@ class OpenAIChat:
 
 
 @dataclass
+class _CallState:
+    # Lists joined at the end: `+=` on a string held in a container copies it every time, which a relay
+    # sending a million one-character deltas would turn into quadratic work.
+    id: list[str] = field(default_factory=list)
+    name: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _ChoiceState:
     text: list[str] = field(default_factory=list)
     finish: str | None = None
-    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    calls: dict[int, _CallState] = field(default_factory=dict)
     logprobs: list[TokenLogprob] | None = None
+    logprobs_dropped: bool = False
 
 
 @dataclass
@@ -195,11 +221,11 @@ class _ChatStream:
     fingerprint: str | None = None
     done: bool = False
     has_content: bool = False
-    events: list[str] = field(default_factory=list)
+    events: EventKinds = field(default_factory=EventKinds)
+    anomalies: Anomalies = field(default_factory=Anomalies)
 
     def feed(self, event: SSEEvent) -> None:
-        if event.event not in self.events:
-            self.events.append(event.event)
+        self.events.add(event.event)
         if event.data.strip() == "[DONE]":
             self.done = True
             return
@@ -210,10 +236,10 @@ class _ChatStream:
         self.response_id = opt_str(chunk.get("id")) or self.response_id
         self.fingerprint = opt_str(chunk.get("system_fingerprint")) or self.fingerprint
         if chunk.get("usage"):
-            self.usage = openai_usage(chunk["usage"])
+            self.usage = openai_usage(chunk["usage"], self.anomalies)
         for raw in as_list(chunk.get("choices"), "choices"):
             raw = as_object(raw, "stream choice")
-            state = self.choices.setdefault(opt_int(raw.get("index")) or 0, _ChoiceState())
+            state = self.choices.setdefault(index_of(raw.get("index"), "stream choice index", 0), _ChoiceState())
             delta = as_object(raw.get("delta") or {}, "stream delta")
             content = text_of(delta.get("content"), "delta content")
             if content:
@@ -221,14 +247,19 @@ class _ChatStream:
                 self.has_content = True
             for call in as_list(delta.get("tool_calls"), "delta tool_calls"):
                 call = as_object(call, "delta tool call")
-                slot = state.calls.setdefault(opt_int(call.get("index")) or 0, {"id": "", "name": "", "arguments": ""})
+                slot = state.calls.setdefault(index_of(call.get("index"), "tool call index", 0), _CallState())
                 function = as_object(call.get("function") or {}, "delta tool call function")
-                slot["id"] += opt_str(call.get("id")) or ""
-                slot["name"] += opt_str(function.get("name")) or ""
-                slot["arguments"] += opt_str(function.get("arguments")) or ""
+                slot.id.append(opt_str(call.get("id")) or "")
+                slot.name.append(opt_str(function.get("name")) or "")
+                slot.arguments.append(opt_str(function.get("arguments")) or "")
                 self.has_content = True
             if raw.get("logprobs") is not None:
-                state.logprobs = (state.logprobs or []) + list(openai_logprobs(raw["logprobs"]) or ())
+                parsed = openai_logprobs(raw["logprobs"], self.anomalies)
+                if parsed is None:  # implausible values, already described in the anomalies
+                    state.logprobs_dropped = True
+                else:
+                    state.logprobs = state.logprobs or []
+                    state.logprobs.extend(parsed)
             state.finish = opt_str(raw.get("finish_reason")) or state.finish
 
     def finish(self) -> Completion:
@@ -246,10 +277,10 @@ class _ChatStream:
                 finish_reason=finish_reason(state.finish, FINISH),
                 raw_finish_reason=state.finish,
                 tool_calls=tuple(
-                    ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
+                    ToolCall(name="".join(c.name), arguments="".join(c.arguments), id="".join(c.id) or None)
                     for _, c in sorted(state.calls.items())
                 ),
-                logprobs=None if state.logprobs is None else tuple(state.logprobs),
+                logprobs=None if state.logprobs is None or state.logprobs_dropped else tuple(state.logprobs),
             )
             for _, state in sorted(self.choices.items())
         )
@@ -259,5 +290,6 @@ class _ChatStream:
             model_field=self.model,
             response_id=self.response_id,
             system_fingerprint=self.fingerprint,
-            stream_events=tuple(self.events),
+            stream_events=tuple(self.events.names),
+            anomalies=self.anomalies.sentences,
         )

@@ -23,12 +23,13 @@ from relayaudit.errors import TruncatedStreamError, WireError
 from relayaudit.sanitize import excerpt
 from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, NotSent, ToolCall, Usage
 from relayaudit.wire.common import (
+    Anomalies,
+    EventKinds,
     WireRequest,
     as_list,
     as_object,
     join_url,
     load_json,
-    opt_int,
     opt_str,
     parse_json_event,
     tail_excerpt,
@@ -40,17 +41,16 @@ from relayaudit.wire.sse import SSEEvent
 _INCOMPLETE: dict[str, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
-def _usage(raw: object) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    input_details = raw.get("input_tokens_details") or {}
-    output_details = raw.get("output_tokens_details") or {}
+def _usage(raw: object, anomalies: Anomalies) -> Usage:
+    usage = anomalies.section(raw, "usage") or {}
+    input_details = anomalies.section(usage.get("input_tokens_details"), "input_tokens_details") or {}
+    output_details = anomalies.section(usage.get("output_tokens_details"), "output_tokens_details") or {}
     return Usage(
-        prompt_tokens=opt_int(raw.get("input_tokens")),
-        completion_tokens=opt_int(raw.get("output_tokens")),
-        total_tokens=opt_int(raw.get("total_tokens")),
-        cached_tokens=opt_int(input_details.get("cached_tokens")) if isinstance(input_details, dict) else None,
-        reasoning_tokens=opt_int(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else None,
+        prompt_tokens=anomalies.count(usage.get("input_tokens"), "input_tokens"),
+        completion_tokens=anomalies.count(usage.get("output_tokens"), "output_tokens"),
+        total_tokens=anomalies.count(usage.get("total_tokens"), "total_tokens"),
+        cached_tokens=anomalies.count(input_details.get("cached_tokens"), "cached_tokens"),
+        reasoning_tokens=anomalies.count(output_details.get("reasoning_tokens"), "reasoning_tokens"),
     )
 
 
@@ -61,7 +61,7 @@ def _text_format(response_format: JSON) -> JSON:
     return dict(response_format)
 
 
-def parse_response_object(data: JSON, raw: bytes | str) -> Completion:
+def parse_response_object(data: JSON, raw: bytes | str, anomalies: Anomalies) -> Completion:
     if data.get("object") not in (None, "response") or "output" not in data:
         raise WireError("The relay's body is not a Responses API response object.", excerpt(raw))
     texts, calls = [], []
@@ -96,13 +96,14 @@ def parse_response_object(data: JSON, raw: bytes | str) -> Completion:
         finish_reason=reason,
         raw_finish_reason=raw_reason,
         tool_calls=tuple(calls),
-        logprobs=openai_logprobs(logprobs) if logprobs else None,
+        logprobs=openai_logprobs(logprobs, anomalies) if logprobs else None,
     )
     return Completion(
         choices=(choice,),
-        usage=_usage(data.get("usage")),
+        usage=_usage(data.get("usage"), anomalies),
         model_field=opt_str(data.get("model")),
         response_id=opt_str(data.get("id")),
+        anomalies=anomalies.sentences,
     )
 
 
@@ -162,7 +163,7 @@ class OpenAIResponses:
 
     def parse_body(self, body: bytes) -> Completion:
         data = as_object(load_json(body, "response body"), "response body", body)
-        return parse_response_object(data, body)
+        return parse_response_object(data, body, Anomalies())
 
     def stream_parser(self) -> _ResponsesStream:
         return _ResponsesStream()
@@ -173,13 +174,13 @@ class _ResponsesStream:
     text: list[str] = field(default_factory=list)
     final: Completion | None = None
     has_content: bool = False
-    events: list[str] = field(default_factory=list)
+    events: EventKinds = field(default_factory=EventKinds)
+    anomalies: Anomalies = field(default_factory=Anomalies)
 
     def feed(self, event: SSEEvent) -> None:
         data = parse_json_event(event, "stream event")
         kind = opt_str(data.get("type")) or event.event
-        if kind not in self.events:
-            self.events.append(kind)
+        self.events.add(kind)
         if kind in ("response.failed", "error"):
             raise WireError("The relay reported a failed response in the stream.", excerpt(event.data))
         if kind == "response.output_text.delta":
@@ -189,7 +190,8 @@ class _ResponsesStream:
         elif kind == "response.function_call_arguments.delta":
             self.has_content = True
         elif kind in ("response.completed", "response.incomplete"):
-            self.final = parse_response_object(as_object(data.get("response"), "final response"), event.data)
+            final = as_object(data.get("response"), "final response")
+            self.final = parse_response_object(final, event.data, self.anomalies)
 
     def finish(self) -> Completion:
         if self.final is None:
@@ -219,5 +221,6 @@ class _ResponsesStream:
             usage=final.usage,
             model_field=final.model_field,
             response_id=final.response_id,
-            stream_events=tuple(self.events),
+            stream_events=tuple(self.events.names),
+            anomalies=self.anomalies.sentences,
         )

@@ -7,6 +7,8 @@ UTF-8 character or between \\r and \\n, so decoding is incremental on both count
 from __future__ import annotations
 
 import codecs
+import io
+import re
 from dataclasses import dataclass
 
 
@@ -20,41 +22,56 @@ class SSEEvent:
     """The `data:` lines joined with newlines."""
 
 
+_LINE_END = re.compile("\r\n?|\n")
+
+
 class SSEDecoder:
     def __init__(self) -> None:
         # utf-8-sig: WHATWG decoding drops one leading byte order mark, which would otherwise hide the first field.
         self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self._buffer = ""
+        # The line still open. A relay can send one enormous line in tiny chunks: a growing string, re-scanned
+        # and re-copied per chunk, made that quadratic (minutes per megabyte); a StringIO appends in place.
+        self._partial = io.StringIO()
+        # A \r that ended the last chunk: it may be the first half of \r\n, so it waits for the next character.
+        self._held = ""
         self._event = ""
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += self._text.decode(chunk)
-        return self._drain(final=False)
+        return self._lines(self._text.decode(chunk), final=False)
 
     def finish(self) -> list[SSEEvent]:
         """Flush at end of stream: a last event without its blank line still counts."""
-        self._buffer += self._text.decode(b"", final=True)
-        events = self._drain(final=True)
-        if self._buffer:
-            self._line(self._buffer)
-            self._buffer = ""
+        events = self._lines(self._text.decode(b"", final=True), final=True)
+        rest = self._partial.getvalue()
+        self._partial = io.StringIO()
+        if rest:
+            self._line(rest)
         dispatched = self._dispatch()
         return events + ([dispatched] if dispatched else [])
 
-    def _drain(self, final: bool) -> list[SSEEvent]:
+    def _lines(self, text: str, final: bool) -> list[SSEEvent]:
+        text, self._held = self._held + text, ""
+        if text.endswith("\r") and not final:
+            text, self._held = text[:-1], "\r"
         events: list[SSEEvent] = []
-        while True:
-            cut = _line_end(self._buffer, final)
-            if cut is None:
-                return events
-            line, self._buffer = self._buffer[: cut[0]], self._buffer[cut[1] :]
+        start = 0
+        for match in _LINE_END.finditer(text):
+            line = text[start : match.start()]
+            if self._partial.tell():
+                self._partial.write(line)
+                line = self._partial.getvalue()
+                self._partial = io.StringIO()
+            start = match.end()
             if line == "":
                 dispatched = self._dispatch()
                 if dispatched:
                     events.append(dispatched)
             else:
                 self._line(line)
+        if start < len(text):
+            self._partial.write(text[start:])
+        return events
 
     def _line(self, line: str) -> None:
         if line.startswith(":"):
@@ -70,16 +87,3 @@ class SSEDecoder:
         event = SSEEvent(self._event or "message", "\n".join(self._data)) if self._data else None
         self._event, self._data = "", []
         return event
-
-
-def _line_end(buffer: str, final: bool) -> tuple[int, int] | None:
-    """(end of line, start of next line) for the first complete line, or None if none is complete yet."""
-    for index, char in enumerate(buffer):
-        if char == "\n":
-            return index, index + 1
-        if char == "\r":
-            if index + 1 < len(buffer):
-                return index, index + (2 if buffer[index + 1] == "\n" else 1)
-            # A lone \r at the end may be the first half of \r\n: wait for more unless the stream is over.
-            return (index, index + 1) if final else None
-    return None

@@ -1,0 +1,110 @@
+"""The fault matrix: every simulator fault, in all four dialects, streamed and not, through `quick` and through
+the adaptive suites (context and memory bisection). An honest relay that fails some requests must never be
+found divergent because of it, nothing may crash, and every request it was sent is on disk.
+
+Each relay is the simulated official model itself (another seed), with one fault at a fixed rate on top; the
+baseline is recorded from the fault-free official API in the same dialect. Preflight is off here (it has its
+own tests): these audits are about collection and analysis under faults. A run stopped by the circuit breaker
+(a relay failing five times in a row) is an allowed outcome: it ends in a diagnosis, not a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
+from relayaudit.client import ClientSettings
+from relayaudit.failures import RelayUnusableError
+from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.runner import RunOptions, run_collection
+from relayaudit.sim.behaviours import FAULT_KINDS, quick_fault
+from relayaudit.store import RunStore
+from tests.conftest import DIALECTS, StartSim, base_url
+
+RATE = 0.2
+# Faults that would take seconds at their defaults are made quick; the client's limits are set to match.
+SETTINGS = ClientSettings(
+    concurrency=8,
+    max_attempts=2,
+    backoff_base=0.01,
+    total_timeout=1.0,
+    read_timeout=1.0,
+    max_body_bytes=300_000,
+)
+FAST = CompareSettings(permutations=200)
+ADAPTIVE = Path(__file__).resolve().parents[1] / "bench" / "suites" / "adaptive-small.toml"
+
+
+@pytest.fixture(scope="module")
+def baselines(
+    servers: Callable[..., str], official: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], Path]:
+    """One baseline per dialect and suite, from the fault-free simulated official API."""
+    root = tmp_path_factory.mktemp("baselines")
+    recorded = {}
+    for dialect in DIALECTS:
+        for suite in ("quick", str(ADAPTIVE)):
+            name = "quick" if suite == "quick" else "adaptive"
+            options = RunOptions(
+                base_url=base_url(official, dialect),
+                model="gpt-4o",
+                suites=(suite,),
+                dialect=dialect,
+                no_key=True,
+                out=root / f"{dialect}-{name}",
+                preflight=False,
+            )
+            prepared = prepare_baseline(options)
+            asyncio.run(run_collection(prepared, SETTINGS))
+            recorded[(dialect, name)] = prepared.store.path
+    return recorded
+
+
+def _audit(
+    start_sim: StartSim, baselines: dict[tuple[str, str], Path], tmp_path: Path, fault: str, dialect: str, suite: str
+) -> None:
+    spec = quick_fault(fault, RATE)
+    sim, url = start_sim(spec, seed=7)
+    baseline = baselines[(dialect, suite)]
+    options = RunOptions(
+        base_url=base_url(url, dialect),
+        model="gpt-4o",
+        dialect=dialect,
+        no_key=True,
+        out=tmp_path / "relay",
+        preflight=False,
+    )
+    prepared = prepare_audit(options, baseline)
+    audited = run_audit(prepared, baseline, SETTINGS, compare_settings=FAST, calibration_splits=0)
+    try:
+        report = asyncio.run(audited).report
+    except RelayUnusableError:  # the breaker stopped it: a diagnosis of the fault, never a verdict
+        assert RunStore.open(tmp_path / "relay").manifest.status == "stopped"
+    else:
+        failing = [f"{f.check}: {f.summary}" for f in report.findings if f.status == "fail" and not f.weak]
+        assert report.verdict.outcome != "divergent", failing
+    # Every request the relay received is on disk, whatever became of it (attempts cut off before they
+    # reached it, e.g. on a connection the previous answer broke, are on disk too).
+    kept = RunStore.open(tmp_path / "relay").observations()
+    assert len(kept) >= len(sim.log)
+    assert {entry.prompt for entry in sim.log} <= {o.request.messages[-1].content for o in kept}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("fault", FAULT_KINDS)
+def test_quick_under_every_fault(
+    start_sim: StartSim, baselines: dict[tuple[str, str], Path], tmp_path: Path, fault: str, dialect: str
+) -> None:
+    _audit(start_sim, baselines, tmp_path, fault, dialect, "quick")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("fault", FAULT_KINDS)
+def test_adaptive_searches_under_every_fault(
+    start_sim: StartSim, baselines: dict[tuple[str, str], Path], tmp_path: Path, fault: str, dialect: str
+) -> None:
+    _audit(start_sim, baselines, tmp_path, fault, dialect, "adaptive")
