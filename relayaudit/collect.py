@@ -23,13 +23,13 @@ from typing import Protocol
 
 from relayaudit.client import Attempt, Exchange, RelayClient
 from relayaudit.errors import ConfigError
-from relayaudit.failures import Cause, Diagnosis, diagnose
+from relayaudit.failures import Diagnosis, diagnose
 from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo
 from relayaudit.plan import TokenEstimator
 from relayaudit.spend import charge
 from relayaudit.store import SETTLED_OUTCOMES, RunStatus, RunStore, utc_now
-from relayaudit.types import Completion, Observation
+from relayaudit.types import Cause, Completion, Observation
 
 BREAKER_AFTER = 5
 """Consecutive non-answers of one cause after which collection stops (0: never)."""

@@ -21,24 +21,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from relayaudit.errors import EXIT_INCONCLUSIVE, EXIT_USAGE, RelayAuditError
-
-Cause = Literal[
-    "auth",
-    "credit",
-    "path",
-    "model",
-    "rate_limit",
-    "server",
-    "network",
-    "timeout",
-    "html",
-    "not_json",
-    "malformed",
-    "oversized",
-]
+from relayaudit.types import Cause
 
 RETRIED_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 

@@ -12,10 +12,12 @@ run (a resume too) sends its own, numbered by sample.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from relayaudit.client import RelayClient
 from relayaudit.collect import collect
 from relayaudit.errors import EXIT_USAGE
-from relayaudit.failures import Diagnosis
+from relayaudit.failures import Diagnosis, diagnose
 from relayaudit.kinds import PlannedRequest
 from relayaudit.models import ModelInfo
 from relayaudit.store import PREFLIGHT_PROBE, RunStore
@@ -44,24 +46,39 @@ async def preflight(
         model,
         budget_usd=budget_usd,
         second_client=second_client,
-        breaker_after=1,
+        breaker_after=0,  # judged below from every key's answer, not from a streak
         records_status=False,
     )
-    if summary.diagnosis is not None:
-        return summary.cost_usd, summary.diagnosis
-    refused = [
+    failed = [
         o
         for o in store.observations()
-        if o.probe_id == PREFLIGHT_PROBE and o.sample == session and o.final and o.outcome == "http_error"
+        if o.probe_id == PREFLIGHT_PROBE and o.sample == session and o.final and o.outcome != "ok"
     ]
-    if refused:  # a deliberate refusal of the simplest request there is: a mismatch we cannot name more exactly
-        first = refused[0]
+    if not failed:
+        return summary.cost_usd, None
+    first = min(failed, key=lambda o: o.key_slot)
+    which = " with the second key" if first.key_slot else ""
+    if first.outcome == "http_error":  # a deliberate refusal of the simplest request: a mismatch we cannot name
         quoted = f": {first.error_excerpt[:160]}" if first.error_excerpt else ""
-        which = " with the second key" if first.key_slot else ""
         return summary.cost_usd, Diagnosis(
             "malformed",
             f"The relay rejected a minimal chat request{which} (HTTP {first.http_status}{quoted}).",
             "Check --model and --dialect against the relay's documentation.",
             EXIT_USAGE,
         )
-    return summary.cost_usd, None
+    endpoint = client.endpoint
+    diagnosis = diagnose(
+        first.failure or "network",
+        base_url=endpoint.base_url,
+        model=endpoint.model,
+        dialect=endpoint.dialect,
+        key_env=endpoint.key_env,
+        status=first.http_status,
+    )
+    if first.key_slot and diagnosis.cause == "auth":  # the first key was accepted: name the one refused
+        diagnosis = replace(
+            diagnosis,
+            message="The relay refused the second key.",
+            hint="Check that the variable given to --second-key-env holds a valid key of another account.",
+        )
+    return summary.cost_usd, diagnosis

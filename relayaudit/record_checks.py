@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from relayaudit.errors import RunStoreError
-from relayaudit.types import DIALECTS
+from relayaudit.types import CAUSES, DIALECTS
 
 MAX_SAMPLES = 10_000
 """The largest per-probe sample count a suite or a manifest may ask for (suite.py's bound too)."""
@@ -114,6 +114,8 @@ def check_observation(record: dict[str, Any], line: int) -> None:
     whole(record, "http_status", where, low=100, high=599, optional=True)
     if record.get("outcome") not in _OUTCOMES:
         raise _fail(where, "outcome", "one of " + ", ".join(sorted(_OUTCOMES)))
+    if record.get("failure") is not None and record.get("failure") not in CAUSES:
+        raise _fail(where, "failure", "one of " + ", ".join(CAUSES) + ", or null")
     if not isinstance(record.get("final"), bool):
         raise _fail(where, "final", "true or false")
     cost = record.get("cost_usd")

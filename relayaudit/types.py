@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Role = Literal["user", "assistant"]
 JSON = dict[str, Any]
@@ -260,6 +260,24 @@ timeout, reset, 408, 409, 5xx, 429 — never evidence, retried. wire_error: a bo
 parse. Every outcome but ok and http_error leaves the unit unsettled: --resume sends it again."""
 
 
+Cause = Literal[
+    "auth",
+    "credit",
+    "path",
+    "model",
+    "rate_limit",
+    "server",
+    "network",
+    "timeout",
+    "html",
+    "not_json",
+    "malformed",
+    "oversized",
+]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+"""Why a request got no answer (relayaudit.failures decides which)."""
+
+
 @dataclass(frozen=True)
 class NotSent:
     """A parameter the dialect could not express, recorded instead of silently dropped."""
@@ -308,8 +326,8 @@ class Observation:
     """Cost of this attempt from reported usage and the price in force; None if unknown."""
     key_slot: int = 0
     """Which of the run's keys sent it: 0 the main key, 1 the second key (`--second-key-env`); never the key."""
-    failure: str | None = None
-    """For a non-answer, its cause (relayaudit.failures.Cause: "auth", "credit", "network", ...); else None."""
+    failure: Cause | None = None
+    """For a non-answer, its cause ("auth", "credit", "network", ...: relayaudit.failures); else None."""
 
     @property
     def unit(self) -> tuple[str, str, int]:

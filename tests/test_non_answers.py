@@ -268,3 +268,29 @@ def test_a_vague_4xx_at_one_context_size_is_not_a_cut(start_sim: StartSim, fake_
     assert failed == [] and result.exit_code != 1, result.output
     refused = [o for o in RunStore.open(tmp_path / "relay").observations() if o.outcome == "http_error"]
     assert [o.variant for o in refused] == ["s2000"]  # the 400 did arrive, and was not read as a cut
+
+
+def test_a_refused_second_key_is_named_as_the_second(start_sim: StartSim, fake_key: str, tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from relayaudit.client import RelayClient
+    from relayaudit.preflight import preflight
+    from relayaudit.runner import RunOptions, prepare_new_run
+
+    _, url = start_sim()
+    suite = write_suite(tmp_path, "one", ["hello"])
+    prepared = prepare_new_run(RunOptions(f"{url}/v1", "gpt-4o", suites=(str(suite),), out=tmp_path / "run"))
+    refusing = httpx.MockTransport(lambda request: httpx.Response(401, json={"error": {"message": "bad key"}}))
+
+    async def check() -> tuple[float, object]:
+        async with (
+            RelayClient(prepared.endpoint, fake_key) as first,
+            RelayClient(prepared.endpoint, "sk-other", transport=refusing) as second,
+        ):
+            return await preflight(prepared.store, first, prepared.model, second_client=second)
+
+    cost, problem = asyncio.run(check())
+    assert problem is not None and problem.message == "The relay refused the second key."  # type: ignore[attr-defined]
+    assert "--second-key-env" in problem.hint and cost > 0  # type: ignore[attr-defined]
