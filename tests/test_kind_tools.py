@@ -21,7 +21,8 @@ from relayaudit.kinds.tools import KIND, variant_of
 from relayaudit.kinds.tools_checks import injected_calls, parse_variant, schema_errors
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions
-from relayaudit.sim.behaviours import DEFAULT_TAMPER, Context, TamperTools, parse_behaviour
+from relayaudit.sim.behaviours import DEFAULT_TAMPER, Context, TamperTools
+from relayaudit.sim.spec import parse_behaviour
 from relayaudit.suite import load_suite, parse_suite
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, Message, NotSent, Observation, Tool, ToolCall

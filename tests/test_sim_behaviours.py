@@ -21,8 +21,8 @@ from relayaudit.sim.behaviours import (
     StripTools,
     Substitute,
     cut_messages,
-    parse_behaviour,
 )
+from relayaudit.sim.spec import parse_behaviour
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Tool, Usage
 

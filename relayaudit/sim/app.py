@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from relayaudit.client import ClientSettings, RelayClient
 from relayaudit.errors import ConfigError
-from relayaudit.sim.behaviours import Behaviour, Cache, Context, Fault, Quantize, parse_behaviour
+from relayaudit.sim.behaviours import Behaviour, Cache, Context, Fault, Quantize
 from relayaudit.sim.engine import PersonaEngine, RequestRejected
 from relayaudit.sim.language import stable_seed
 from relayaudit.sim.personas import PERSONAS, get_persona, with_context_window
@@ -47,6 +47,7 @@ from relayaudit.sim.protocol import (
     render_error,
     render_stream,
 )
+from relayaudit.sim.spec import parse_behaviour
 from relayaudit.tokens import Tokenizer, get_tokenizer
 from relayaudit.types import JSON, Completion, Endpoint
 
