@@ -64,6 +64,11 @@ def announce(prepared: PreparedRun) -> None:
     err.print(
         f"{e.requests} requests planned"
         + (f" and up to {e.adaptive_requests} adaptive follow-ups" if e.adaptive_requests else "")
+        + (
+            f" (after {prepared.key_slots} preflight request{'s' if prepared.key_slots > 1 else ''})"
+            if prepared.preflight
+            else ""
+        )
         + f", worst-case cost {render.money(e.max_cost_usd)}; "
         f"run directory {inert(str(prepared.store.path))}"
     )
