@@ -29,6 +29,7 @@ from relayaudit.kinds.context import deepened
 from relayaudit.models import ModelInfo, load_registry, with_overrides
 from relayaudit.plan import Estimate, Followups, adaptive_bound, build_plan, estimate, followups_for
 from relayaudit.preflight import preflight
+from relayaudit.record_checks import MAX_PLANNED
 from relayaudit.store import Manifest, RunStore, utc_now
 from relayaudit.suite import Suite, load_suites
 from relayaudit.types import DIALECTS, Dialect, Endpoint
@@ -111,6 +112,21 @@ def _checked_number(value: float | None, flag: str, *, allow_zero: bool) -> None
         raise ConfigError(f"{flag} must be a finite number {floor}, not {value!r}.")
 
 
+def _planned(suites: list[Suite], samples: int | None, model: ModelInfo, slots: int) -> list[PlannedRequest]:
+    """The first-round plan, refused before it is built when the suites ask for more than MAX_PLANNED
+    requests (a shared suite or manifest can ask for 10,000 samples of many probes: building that plan alone
+    once took 1.9 GB). Every probe sends at least its sample count, so that sum bounds the plan from below."""
+    least = sum(spec.samples for suite in suites for spec in suite.specs(samples, model, slots))
+    plan = build_plan(suites, samples, model, slots) if least <= MAX_PLANNED else []
+    if least > MAX_PLANNED or len(plan) > MAX_PLANNED:
+        raise ConfigError(
+            f"The suites plan at least {max(least, len(plan)):,} requests, more than relayaudit runs at once "
+            f"({MAX_PLANNED:,}).",
+            "Use fewer samples (--samples) or smaller suites.",
+        )
+    return plan
+
+
 def model_facts(name: str, facts: FactOverrides) -> ModelInfo:
     _checked_number(facts.price_in, "--price-in", allow_zero=True)
     _checked_number(facts.price_out, "--price-out", allow_zero=True)
@@ -170,10 +186,11 @@ def read_key(key_env: str | None, flag: str = "--key-env") -> str | None:
         )
     key = os.environ.get(key_env, "").strip()
     if not key:
-        shown = key_env if _TYPICAL_ENV_NAME.fullmatch(key_env) else f"named by {flag} (not shown: it may be a key)"
+        typical = _TYPICAL_ENV_NAME.fullmatch(key_env) is not None
+        shown = key_env if typical else f"named by {flag} (not shown: it may be a key)"
         raise MissingKeyError(
             f"The environment variable {shown} that should hold the API key is not set.",
-            f"Set it (export NAME=...) or name another variable with {flag}"
+            f"Set it (export {key_env if typical else 'NAME'}=...) or name another variable with {flag}"
             + ("; use --no-key for a local server that needs none." if flag == "--key-env" else "."),
         )
     return key
@@ -243,7 +260,7 @@ def prepare_new_run(
         suites = deepened(suites)
     if second_key:  # the variable's name only, so that a resumed run asks for the same key
         extra = {**(extra or {}), "second_key_env": options.second_key_env}
-    plan = build_plan(suites, options.samples, model, slots)
+    plan = _planned(suites, options.samples, model, slots)
     followups = followups_for(suites, options.samples, model, slots)
     budget = _budget(options.budget_usd, model, warnings)
     if not model.known:
@@ -287,7 +304,7 @@ def prepare_resume(
     second_key = read_second_key(second_key_env or manifest.extra.get("second_key_env"), key)
     slots = 2 if second_key else 1
     suites = deepened(store.suites()) if manifest.extra.get("deep_context") else store.suites()
-    plan = build_plan(suites, manifest.samples, model, slots)
+    plan = _planned(suites, manifest.samples, model, slots)
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None, stop_reason=None)
     followups = followups_for(suites, manifest.samples, model, slots)

@@ -212,3 +212,14 @@ def test_resume_of_a_missing_key_variable_is_a_usage_error(run_dir: Path, monkey
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         prepare_resume(run_dir)
+
+
+def test_a_suite_asking_for_millions_of_requests_is_refused_before_it_is_built(tmp_path: Path, fake_key: str) -> None:
+    probes = "".join(
+        f'[[probes]]\nid = "big.p{i}"\nkind = "prompt"\ndetects = "x"\nprompt = "hi"\nsamples = 10000\n'
+        for i in range(150)
+    )
+    suite = tmp_path / "big.toml"
+    suite.write_text(f'schema = 1\nname = "big"\n{probes}')
+    result = runner.invoke(app, run_args("http://127.0.0.1:9/v1", suite, tmp_path / "r"))
+    assert result.exit_code == 2 and "1,500,000" in result.output and not (tmp_path / "r").exists()
