@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -59,6 +60,27 @@ def write_suite(directory: Path, name: str, prompts: list[str], **params: object
 def run_args(base: str, suite: str | Path, out: str | Path, model: str = "gpt-4o") -> list[str]:
     """`relayaudit run` arguments for one suite against a base URL, as the CLI tests type them."""
     return ["run", "--base-url", base, "--model", model, "--suite", str(suite), "--out", str(out)]
+
+
+def audit_args(base: str, out: str | Path, report: str | Path, model: str = "gpt-4o") -> list[str]:
+    """`relayaudit audit` arguments for a relay, its run directory and its JSON report (add --suite or
+    --baseline), as the CLI tests type them."""
+    return ["audit", "--base-url", base, "--model", model, "--out", str(out), "--json", str(report)]
+
+
+def baseline_args(base: str, suites: list[str], out: str | Path, model: str = "gpt-4o") -> list[str]:
+    """`relayaudit baseline record` arguments, as the CLI tests type them."""
+    suite_flags = [f"--suite={s}" for s in suites]
+    return ["baseline", "record", "--model", model, "--base-url", base, *suite_flags, "--out", str(out)]
+
+
+def wait_for_records(observations: Path, count: int, seconds: float = 20) -> None:
+    """Wait until a collecting process has appended `count` records (or `seconds` passed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (
+        not observations.exists() or len(observations.read_text().splitlines()) < count
+    ):
+        time.sleep(0.05)
 
 
 DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")

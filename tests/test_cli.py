@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from relayaudit import __version__
 from relayaudit.cli import app
-from tests.conftest import StartSim, write_suite
+from tests.conftest import StartSim, wait_for_records, write_suite
 
 runner = CliRunner()
 
@@ -136,9 +135,7 @@ def test_ctrl_c_keeps_everything_and_resume_finishes(start_sim: StartSim, fake_k
     args = ["run", "--base-url", f"{url}/v1", "--model", "gpt-4o", "--suite", str(suite), "--out", str(out)]
     process = _start([*args, "--concurrency", "1", "-q"], env)
     observations = out / "observations.jsonl"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not observations.exists() or len(observations.read_text().splitlines()) < 3):
-        time.sleep(0.05)
+    wait_for_records(observations, 3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 3, stderr

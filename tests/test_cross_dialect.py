@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from relayaudit.cli import app
-from tests.conftest import StartSim
+from tests.conftest import StartSim, audit_args, baseline_args
 
 runner = CliRunner()
 
@@ -20,39 +20,20 @@ def test_dialect_specific_metadata_is_not_comparable_and_not_evidence(
     recorded = runner.invoke(
         app,
         [
-            "baseline",
-            "record",
-            "--model",
-            "claude-sonnet-4-5",
-            "--base-url",
-            url,
+            *baseline_args(url, ["metadata", "usage"], str(tmp_path / "base"), model="claude-sonnet-4-5"),
             "--dialect",
             "anthropic",
-            "--suite",
-            "metadata",
-            "--suite",
-            "usage",
-            "--out",
-            str(tmp_path / "base"),
         ],
     )
     assert recorded.exit_code == 0, recorded.output
     audited = runner.invoke(
         app,
         [
-            "audit",
-            "--base-url",
-            f"{url}/v1",
-            "--model",
-            "claude-sonnet-4-5",
+            *audit_args(f"{url}/v1", str(tmp_path / "relay"), str(tmp_path / "r.json"), model="claude-sonnet-4-5"),
             "--dialect",
             "openai",
             "--baseline",
             str(tmp_path / "base"),
-            "--out",
-            str(tmp_path / "relay"),
-            "--json",
-            str(tmp_path / "r.json"),
         ],
     )
     report = json.loads((tmp_path / "r.json").read_text())

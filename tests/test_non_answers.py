@@ -18,7 +18,7 @@ from relayaudit.failures import classify_status
 from relayaudit.kinds.context import canaries
 from relayaudit.preflight import PREFLIGHT_PROBE
 from relayaudit.store import RunStore
-from tests.conftest import StartSim, run_args, write_suite
+from tests.conftest import StartSim, audit_args, baseline_args, run_args, write_suite
 
 runner = CliRunner()
 
@@ -142,19 +142,11 @@ def test_a_failed_params_probe_is_missing_data_not_evidence(
     result = runner.invoke(
         app,
         [
-            "audit",
-            "--base-url",
-            f"{url}/v1",
-            "--model",
-            "gpt-4o",
+            *audit_args(f"{url}/v1", str(tmp_path / "run"), str(tmp_path / "r.json"), model="gpt-4o"),
             "--suite",
             "quick",
             "--retries",
             "0",
-            "--out",
-            str(tmp_path / "run"),
-            "--json",
-            str(tmp_path / "r.json"),
         ],
     )
     assert result.exit_code == 3, result.output  # inconclusive: those checks lack their answers
@@ -202,34 +194,15 @@ def test_a_context_refusal_where_the_official_api_answers_is_the_relays_window(
     _, relay = start_sim(context_window=1024)
     recorded = runner.invoke(
         app,
-        [
-            "baseline",
-            "record",
-            "--model",
-            "gpt-4o",
-            "--base-url",
-            f"{official}/v1",
-            "--suite",
-            "context",
-            "--out",
-            str(tmp_path / "base"),
-        ],
+        baseline_args(f"{official}/v1", ["context"], str(tmp_path / "base"), model="gpt-4o"),
     )
     assert recorded.exit_code == 0, recorded.output
     result = runner.invoke(
         app,
         [
-            "audit",
-            "--base-url",
-            f"{relay}/v1",
-            "--model",
-            "gpt-4o",
+            *audit_args(f"{relay}/v1", str(tmp_path / "relay"), str(tmp_path / "r.json"), model="gpt-4o"),
             "--baseline",
             str(tmp_path / "base"),
-            "--out",
-            str(tmp_path / "relay"),
-            "--json",
-            str(tmp_path / "r.json"),
         ],
     )
     assert result.exit_code == 1, result.output
@@ -250,17 +223,9 @@ def test_a_vague_4xx_at_one_context_size_is_not_a_cut(start_sim: StartSim, fake_
     result = runner.invoke(
         app,
         [
-            "audit",
-            "--base-url",
-            f"{relay}/v1",
-            "--model",
-            "gpt-4o",
+            *audit_args(f"{relay}/v1", str(tmp_path / "relay"), str(tmp_path / "r.json"), model="gpt-4o"),
             "--suite",
             "context",
-            "--out",
-            str(tmp_path / "relay"),
-            "--json",
-            str(tmp_path / "r.json"),
         ],
     )
     report = json.loads((tmp_path / "r.json").read_text())

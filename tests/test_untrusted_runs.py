@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from relayaudit.cli import app
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.runner import RunOptions, prepare_new_run, prepare_resume, run_collection
 from relayaudit.store import RunStore
-from tests.conftest import FAKE_KEY, StartSim, run_args, write_suite
+from tests.conftest import FAKE_KEY, StartSim, baseline_args, run_args, wait_for_records, write_suite
 
 runner = CliRunner()
 
@@ -102,18 +101,7 @@ def test_a_baseline_of_another_model_is_refused_before_anything_is_sent(
     sim, url = start_sim()
     recorded = runner.invoke(
         app,
-        [
-            "baseline",
-            "record",
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            f"{url}/v1",
-            "--suite",
-            "smoke",
-            "--out",
-            str(tmp_path / "base"),
-        ],
+        baseline_args(f"{url}/v1", ["smoke"], str(tmp_path / "base"), model="gpt-4o-mini"),
     )
     assert recorded.exit_code == 0, recorded.output
     sent = len(sim.log)
@@ -197,9 +185,7 @@ def test_sigterm_is_handled_like_ctrl_c(start_sim: StartSim, fake_key: str, tmp_
         text=True,
     )
     observations = out / "observations.jsonl"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not observations.exists() or len(observations.read_text().splitlines()) < 3):
-        time.sleep(0.05)
+    wait_for_records(observations, 3)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 3, stderr
