@@ -60,6 +60,7 @@ from relayaudit.client import ClientSettings
 from relayaudit.compare import Report, check_run, compare_runs
 from relayaudit.findings import CATEGORIES, DEFAULT_ALPHA
 from relayaudit.plan import estimate_suites
+from relayaudit.run_basis import stored_suites
 from relayaudit.runner import FactOverrides, RunOptions, model_facts, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
@@ -177,7 +178,7 @@ class TaskResult:
 
 def per_suite(store: RunStore) -> dict[str, SuiteCost]:
     """Requests (attempts, as `Report.requests["sent"]` counts them), reported tokens and cost, per suite."""
-    suite_of = {probe.id: suite.name for suite in store.suites() for probe in suite.probes}
+    suite_of = {probe.id: suite.name for suite in stored_suites(store) for probe in suite.probes}
     tally: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
     for o in store.observations():
         entry = tally[suite_of.get(o.probe_id, "?")]

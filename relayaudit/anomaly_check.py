@@ -33,7 +33,7 @@ def implausible_usage(observations: Sequence[Observation]) -> list[Candidate]:
         len(flagged) / len(answers),
         0,
         len(answers),
-        {"passed": False},
+        passed=False,
         reason=f"the relay reported implausible figures in {len(flagged)} answer(s)",
     )
     figures = (

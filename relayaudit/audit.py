@@ -19,14 +19,18 @@ import httpx
 from relayaudit import __version__
 from relayaudit.client import ClientSettings
 from relayaudit.collect import CollectSummary, ProgressSink
-from relayaudit.compare import Report, check_run, compare_runs, other_model_error
+from relayaudit.compare import check_run, compare_runs, other_model_error
 from relayaudit.errors import ConfigError
 from relayaudit.failures import RelayUnusableError
 from relayaudit.findings import DEFAULT_ALPHA
 from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.manifest import Provenance
 from relayaudit.models import load_registry
-from relayaudit.runner import PreparedRun, RunOptions, prepare_new_run, run_collection
-from relayaudit.store import RunStore, utc_now
+from relayaudit.report.record import Report
+from relayaudit.run_basis import stored_registry
+from relayaudit.runner import PreparedRun, RunOptions, inherited_from, prepare_new_run, run_collection
+from relayaudit.store import RunStore
+from relayaudit.types import utc_now
 
 DEFAULT_AUDIT_SUITE = "quick"
 BASELINE_FREE_SUITES = ("usage", "params", "cache", "tools", "metadata", "memory", "context")
@@ -50,23 +54,24 @@ def prepare_baseline(options: RunOptions) -> PreparedRun:
         key_env=options.key_env or (info.key_env if info else None),
         role="baseline",
     )
-    provenance = {
-        "recorded_with": f"relayaudit {__version__}",
-        "recorded_at": utc_now(),
-        "model": options.model,
-        "official_base_url": official,
-        "used_official_base_url": official is not None and base_url.rstrip("/") == official.rstrip("/"),
-    }
-    return prepare_new_run(options, extra={"provenance": provenance})
+    provenance = Provenance(
+        recorded_with=f"relayaudit {__version__}",
+        recorded_at=utc_now(),
+        model=options.model,
+        official_base_url=official,
+        used_official_base_url=official is not None and base_url.rstrip("/") == official.rstrip("/"),
+    )
+    return prepare_new_run(options, provenance=provenance)
 
 
 def prepare_audit(options: RunOptions, baseline: Path | None, *, allow_other_model: bool = False) -> PreparedRun:
-    """The relay run of an audit: the baseline's suites and sample counts, or the default suite. A baseline of
-    another model than the one claimed is refused (before anything is sent) unless `allow_other_model`."""
+    """The relay run of an audit: the baseline's suites, banks, registry, facts and sample counts, or the default
+    suite. A baseline of another model than the one claimed is refused (before anything is sent) unless
+    `allow_other_model`."""
     if baseline is None:
         return prepare_new_run(options)
     store = RunStore.open(baseline)
-    if not allow_other_model and not load_registry().same_model(store.manifest.claimed_model, options.model):
+    if not allow_other_model and not stored_registry(store).same_model(store.manifest.claimed_model, options.model):
         raise other_model_error(store.manifest.claimed_model, options.model)
     if store.manifest.role != "baseline":
         raise ConfigError(
@@ -74,7 +79,7 @@ def prepare_audit(options: RunOptions, baseline: Path | None, *, allow_other_mod
             "Record one with `relayaudit baseline record`, or use `relayaudit compare` for two plain runs.",
         )
     options = replace(options, samples=store.manifest.samples)
-    return prepare_new_run(options, suites=store.suites(), extra={"baseline_run": store.manifest.run_id})
+    return prepare_new_run(options, baseline=inherited_from(store))
 
 
 @dataclass(frozen=True)

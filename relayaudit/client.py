@@ -34,8 +34,7 @@ from relayaudit.bounds import bounded
 from relayaudit.errors import TransportError, TruncatedStreamError, WireError
 from relayaudit.failures import classify_status, looks_like_html, retried
 from relayaudit.sanitize import contains_secret, excerpt, redact
-from relayaudit.store import utc_now
-from relayaudit.types import Cause, ChatRequest, Completion, Endpoint, NotSent, Outcome
+from relayaudit.types import Cause, ChatRequest, Completion, Endpoint, NotSent, Outcome, utc_now
 from relayaudit.wire import SSEDecoder, WireDialect, get_dialect, select_headers
 
 MAX_ERROR_BODY = 64_000

@@ -25,11 +25,12 @@ from relayaudit.client import Attempt, Exchange, RelayClient
 from relayaudit.errors import ConfigError
 from relayaudit.failures import Diagnosis, diagnose
 from relayaudit.kinds import PlannedRequest
+from relayaudit.manifest import RunStatus
 from relayaudit.models import ModelInfo
 from relayaudit.plan import TokenEstimator
 from relayaudit.spend import charge
-from relayaudit.store import SETTLED_OUTCOMES, RunStatus, RunStore, utc_now
-from relayaudit.types import Cause, Completion, Observation
+from relayaudit.store import SETTLED_OUTCOMES, RunStore
+from relayaudit.types import Cause, Completion, Observation, utc_now
 
 BREAKER_AFTER = 5
 """Consecutive non-answers of one cause after which collection stops (0: never)."""

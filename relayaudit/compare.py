@@ -1,7 +1,9 @@
 """Baseline run x relay run -> findings -> verdict, with a null calibration on the baseline itself.
 
-Pure and offline: everything comes from the two run directories, so a shared baseline recorded by someone
-else works unchanged, and the same inputs always give the same report (permutations are seeded).
+Pure and offline: everything comes from the two run directories — their answers, suites, bank copies,
+registry copies and stored facts (relayaudit.run_basis), never the installed ones — so a shared baseline
+recorded by someone else works unchanged, and the same inputs always give the same report (permutations
+are seeded).
 
 Null calibration: the baseline is split in half at random within each prompt, and the very same checks
 and correction are run on half vs half, `splits` times. Both halves come from the official model, so
@@ -14,74 +16,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from relayaudit.anomaly_check import implausible_usage
 from relayaudit.errors import ConfigError, RunStoreError
-from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Transport, decide, evaluate
 from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
+from relayaudit.kinds.base import RunBasis
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.models import load_registry, with_overrides
+from relayaudit.manifest import Manifest
+from relayaudit.report.record import Calibration, Report
+from relayaudit.run_basis import gaps, run_basis
 from relayaudit.stats.result import insufficient
 from relayaudit.store import PREFLIGHT_PROBE, SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
 
-REPORT_SCHEMA = "relayaudit.report/1"
 CALIBRATION_SPLITS = 20
 SMALL_RUN_SAMPLES_PER_SIDE = 100
-
-
-@dataclass(frozen=True)
-class Calibration:
-    splits: int
-    """Split-halves evaluated (0 when the baseline is too small)."""
-    false_alarms: int
-    """Splits whose verdict was divergent."""
-    note: str
-    """What the figure means, or why it is missing."""
-
-    @property
-    def rate(self) -> float | None:
-        return self.false_alarms / self.splits if self.splits else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"splits": self.splits, "false_alarms": self.false_alarms, "rate": self.rate, "note": self.note}
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything `relayaudit compare` (and later `audit`) reports."""
-
-    verdict: Verdict
-    alpha: float
-    relay: dict[str, Any]
-    baseline: dict[str, Any]
-    findings: tuple[Finding, ...]
-    requests: dict[str, int]
-    tokens: dict[str, int]
-    cost_usd: float | None
-    calibration: Calibration
-    warnings: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON report contract (schema relayaudit.report/1), plus reasons, calibration and warnings."""
-        return {
-            "schema": REPORT_SCHEMA,
-            "verdict": self.verdict.outcome,
-            "alpha": self.alpha,
-            "relay": self.relay,
-            "baseline": self.baseline,
-            "findings": [f.to_dict() for f in self.findings],
-            "requests": self.requests,
-            "tokens": self.tokens,
-            "cost_usd": self.cost_usd,
-            "reasons": list(self.verdict.reasons),
-            "calibration": self.calibration.to_dict(),
-            "warnings": list(self.warnings),
-        }
 
 
 def permutations_needed(candidates: Sequence[Candidate], alpha: float) -> int:
@@ -95,8 +49,8 @@ def _final(observations: Sequence[Observation]) -> list[Observation]:
     return [o for o in observations if o.final]
 
 
-def _by_kind(store: RunStore, observations: Sequence[Observation]) -> dict[str, list[Observation]]:
-    kind_of = {probe.id: probe.kind for suite in store.suites() for probe in suite.probes}
+def _by_kind(basis: RunBasis, observations: Sequence[Observation]) -> dict[str, list[Observation]]:
+    kind_of = {probe.id: probe.kind for probe in basis.probes.values()}
     grouped: dict[str, list[Observation]] = defaultdict(list)
     for observation in observations:
         kind = kind_of.get(observation.probe_id)
@@ -106,11 +60,14 @@ def _by_kind(store: RunStore, observations: Sequence[Observation]) -> dict[str, 
 
 
 def candidates_for(
-    baseline: dict[str, list[Observation]], relay: dict[str, list[Observation]], settings: CompareSettings
+    baseline: dict[str, list[Observation]],
+    relay: dict[str, list[Observation]],
+    basis: RunBasis,
+    settings: CompareSettings,
 ) -> list[Candidate]:
     found: list[Candidate] = []
     for kind_name in sorted(baseline.keys() & relay.keys()):
-        found.extend(KINDS[kind_name].compare(baseline[kind_name], relay[kind_name], settings))
+        found.extend(KINDS[kind_name].compare(baseline[kind_name], relay[kind_name], basis, settings))
     return found
 
 
@@ -154,14 +111,18 @@ def _split_half(
 
 
 def calibrate(
-    grouped: dict[str, list[Observation]], alpha: float, settings: CompareSettings, splits: int = CALIBRATION_SPLITS
+    grouped: dict[str, list[Observation]],
+    basis: RunBasis,
+    alpha: float,
+    settings: CompareSettings,
+    splits: int = CALIBRATION_SPLITS,
 ) -> Calibration:
     rng = np.random.default_rng(settings.seed + 1)
     alarms = 0
     for index in range(splits):
         left, right = _split_half(grouped, rng)
         findings = evaluate(
-            candidates_for(left, right, CompareSettings(settings.permutations, settings.seed + index)), alpha
+            candidates_for(left, right, basis, CompareSettings(settings.permutations, settings.seed + index)), alpha
         )
         if not any(f.status in ("pass", "fail") for f in findings):
             return Calibration(
@@ -176,18 +137,14 @@ def calibrate(
 
 
 def relay_checks(
-    relay_store: RunStore, grouped: dict[str, list[Observation]], settings: CompareSettings
+    manifest: Manifest, basis: RunBasis, grouped: dict[str, list[Observation]], settings: CompareSettings
 ) -> tuple[list[Candidate], list[str]]:
-    """The baseline-free checks of every kind: the relay against the claimed model's facts (the registry's,
-    with the facts given on the command line when the run was collected)."""
-    manifest = relay_store.manifest
-    stored = manifest.extra.get("facts", {})
-    overrides = {k: stored[k] for k in ("tokenizer", "context_window", "price_in", "price_out") if k in stored}
-    claim = with_overrides(load_registry().facts_for(manifest.claimed_model), **overrides)
+    """The baseline-free checks of every kind: the run's answers against the claimed model's facts (the run's
+    registry copy, with the facts given on the command line when it was collected)."""
     notes = []
-    if not claim.known and not overrides:
-        notes.append(f"Checks against the registry were skipped: {relay_store.manifest.claimed_model!r} is not in it.")
-    found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], claim, settings)]
+    if not basis.claim.known and not manifest.facts_given.given():
+        notes.append(f"Checks against the registry were skipped: {manifest.claimed_model!r} is not in it.")
+    found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], basis, settings)]
     found += implausible_usage([o for observations in grouped.values() for o in observations])
     return found, notes
 
@@ -324,30 +281,32 @@ def compare_runs(
         )
     if not base_suites.keys() & relay_suites.keys():
         warnings.append("The runs share no suite; nothing can be compared.")
-    if not load_registry().same_model(base_manifest.claimed_model, relay_manifest.claimed_model):
+    base_basis, relay_basis = run_basis(baseline_store), run_basis(relay_store)
+    if not relay_basis.registry.same_model(base_manifest.claimed_model, relay_manifest.claimed_model):
         if not allow_other_model:
             raise other_model_error(base_manifest.claimed_model, relay_manifest.claimed_model)
         warnings.append(
             f"The baseline is of {base_manifest.claimed_model!r} but the relay claims "
             f"{relay_manifest.claimed_model!r}: differences may be the models', not the relay's (--allow-other-model)."
         )
-    base_grouped = _by_kind(baseline_store, _final(baseline_store.observations()))
-    relay_grouped = _by_kind(relay_store, _final(relay_store.observations()))
+    warnings += gaps(baseline_store) + gaps(relay_store)
+    base_grouped = _by_kind(base_basis, _final(baseline_store.observations()))
+    relay_grouped = _by_kind(relay_basis, _final(relay_store.observations()))
 
     def produce(current: CompareSettings) -> list[Candidate]:
-        checks, _ = relay_checks(relay_store, relay_grouped, current)
-        official, _ = relay_checks(baseline_store, base_grouped, current)
+        checks, _ = relay_checks(relay_manifest, relay_basis, relay_grouped, current)
+        official, _ = relay_checks(base_manifest, base_basis, base_grouped, current)
         compared = across_dialects(
-            candidates_for(base_grouped, relay_grouped, current),
+            candidates_for(base_grouped, relay_grouped, relay_basis, current),
             base_manifest.endpoint.dialect,
             relay_manifest.endpoint.dialect,
         )
         return compared + excused(checks, official, alpha)
 
     candidates = _with_enough_permutations(produce, settings, alpha)
-    warnings += relay_checks(relay_store, relay_grouped, settings)[1]
+    warnings += relay_checks(relay_manifest, relay_basis, relay_grouped, settings)[1]
     calibration = (
-        calibrate(base_grouped, alpha, settings, calibration_splits)
+        calibrate(base_grouped, base_basis, alpha, settings, calibration_splits)
         if calibration_splits
         else Calibration(0, 0, "Calibration skipped.")
     )
@@ -365,14 +324,16 @@ def check_run(
 ) -> Report:
     """Only the checks that need no baseline (an audit without --baseline)."""
     settings = settings or CompareSettings()
-    relay_grouped = _by_kind(relay_store, _final(relay_store.observations()))
+    manifest, basis = relay_store.manifest, run_basis(relay_store)
+    relay_grouped = _by_kind(basis, _final(relay_store.observations()))
     candidates = _with_enough_permutations(
-        lambda current: relay_checks(relay_store, relay_grouped, current)[0], settings, alpha
+        lambda current: relay_checks(manifest, basis, relay_grouped, current)[0], settings, alpha
     )
     warnings = [
         "No baseline: only the checks that need none were run. Distribution and accuracy comparisons need a "
         "baseline recorded from the official API (relayaudit baseline record, or a shared baseline run).",
-        *relay_checks(relay_store, relay_grouped, settings)[1],
+        *relay_checks(manifest, basis, relay_grouped, settings)[1],
+        *gaps(relay_store),
     ]
     baseline = {"run": None, "base_url": None, "recorded_at": None}
     calibration = Calibration(0, 0, "No baseline, so no calibration.")

@@ -16,10 +16,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
 from relayaudit.client import ClientSettings
-from relayaudit.compare import Report
-from relayaudit.findings import Outcome
+from relayaudit.findings import VerdictOutcome
+from relayaudit.report.record import Report
 from relayaudit.runner import RunOptions, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, Upstream, build_app
@@ -34,7 +36,7 @@ class DemoRelay:
     name: str
     does: str
     behaviours: tuple[str, ...]
-    expected: Outcome
+    expected: VerdictOutcome
     forwards: bool = False
     """An honest relay forwards to the official API; the others are simulators behaving badly."""
 
@@ -90,7 +92,11 @@ def run_demo(workdir: Path, say: Callable[[str], None] = lambda _: None) -> list
         rows = []
         for seed, relay in enumerate(RELAYS, start=2):
             config = (
-                SimConfig(upstream=Upstream(f"{official}/v1"), behaviours=relay.behaviours, seed=seed)
+                SimConfig(
+                    upstream=Upstream(f"{official}/v1", transport=httpx.AsyncHTTPTransport),
+                    behaviours=relay.behaviours,
+                    seed=seed,
+                )
                 if relay.forwards
                 else SimConfig(persona=MODEL, behaviours=relay.behaviours, seed=seed)
             )

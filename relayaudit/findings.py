@@ -2,8 +2,9 @@
 
 Policy (alpha defaults to 0.01):
 1. Every statistical finding's p-value is Holm-adjusted together with all others of the audit.
-2. A finding fails when its adjusted p < alpha, or when a deterministic check fails beyond its tolerance.
-   A finding whose data were below its test's minimum is "inconclusive".
+2. A finding fails when its adjusted p < alpha, or when a deterministic check fails beyond its tolerance
+   (`StatResult.passed` False). A finding whose data were below its test's minimum, or a deterministic check
+   that reached no decision (`passed` None), is "inconclusive": a missing decision never passes.
 3. The verdict is
    - inconclusive when transport failures (connect errors, timeouts, resets, 5xx, 429 after retries)
      exceed MAX_TRANSPORT_FAILURE_SHARE of the relay's planned requests — a relay that cannot be measured
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from relayaudit.stats import StatResult, holm
 
 DEFAULT_ALPHA = 0.01
 MAX_TRANSPORT_FAILURE_SHARE = 0.2
-CATEGORIES = (
+Category = Literal[
     "distribution",
     "identity",
     "capability",
@@ -40,10 +41,12 @@ CATEGORIES = (
     "cache",
     "metadata",
     "timing",
-)
+]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+"""The JSON report's finding categories (a contract): every check belongs to exactly one."""
 
 Status = Literal["pass", "fail", "inconclusive"]
-Outcome = Literal["consistent", "divergent", "inconclusive"]
+VerdictOutcome = Literal["consistent", "divergent", "inconclusive"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Candidate:
 
     check: str
     """Dotted name, e.g. "distribution.mmd"."""
-    category: str
+    category: Category
     """One of CATEGORIES."""
     result: StatResult
     """The test's outcome."""
@@ -63,13 +66,17 @@ class Candidate:
     weak: bool = False
     """Spoofable evidence that cannot make a verdict divergent on its own."""
 
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:  # a kind's typo would otherwise reach the JSON contract
+            raise ValueError(f"check {self.check!r}: category {self.category!r} is not one of {', '.join(CATEGORIES)}")
+
 
 @dataclass(frozen=True)
 class Finding:
     """One check as reported."""
 
     check: str
-    category: str
+    category: Category
     status: Status
     summary: str
     """The figures and the conclusion, in one sentence a buyer understands."""
@@ -115,7 +122,7 @@ class Transport:
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: Outcome
+    outcome: VerdictOutcome
     reasons: tuple[str, ...]
 
 
@@ -131,10 +138,12 @@ def _finding(candidate: Candidate, adjusted: float | None, alpha: float) -> Find
         status: Status = "inconclusive"
         comparable = result.detail.get("comparable", True)
         conclusion = result.reason if not comparable else f"not enough data to test ({result.reason})"
+    elif result.pvalue is None and result.passed is None:  # fail closed: no decision is not a pass
+        status = "inconclusive"
+        conclusion = "the check reached no decision"
     elif result.pvalue is None:
-        passed = bool(result.detail.get("passed", True))
-        status = "pass" if passed else "fail"
-        conclusion = "as the official API does" if passed else f"unlike the official API: {result.reason}"
+        status = "pass" if result.passed else "fail"
+        conclusion = "as the official API does" if result.passed else f"unlike the official API: {result.reason}"
     else:
         status = "fail" if adjusted is not None and adjusted < alpha else "pass"
         if status == "fail":

@@ -8,13 +8,13 @@ check that needs a missing fact is skipped with a reason rather than guessed.
 from __future__ import annotations
 
 import difflib
-import importlib.resources
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from typing import Any
 
 from relayaudit.errors import ConfigError, UnknownModelError
+from relayaudit.resources import registry_text
 from relayaudit.tokens import TOKENIZERS
 from relayaudit.types import DIALECTS, Dialect
 
@@ -180,6 +180,21 @@ class Registry:
         )
 
 
+@dataclass(frozen=True)
+class FactOverrides:
+    """Facts given on the command line; they win over the registry, and a run stores them
+    (`Manifest.facts_given`) so that its analysis uses them too."""
+
+    tokenizer: str | None = None
+    context_window: int | None = None
+    price_in: float | None = None
+    price_out: float | None = None
+
+    def given(self) -> dict[str, Any]:
+        """Only the facts that were given."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 def with_overrides(
     info: ModelInfo,
     *,
@@ -213,6 +228,5 @@ def parse_registry(text: str) -> Registry:
 
 @cache
 def load_registry() -> Registry:
-    """The registry shipped with the package."""
-    text = (importlib.resources.files("relayaudit") / "data" / "models.toml").read_text(encoding="utf-8")
-    return parse_registry(text)
+    """The registry shipped with the package (new runs; a stored run carries its own copy)."""
+    return parse_registry(registry_text())

@@ -79,8 +79,6 @@ def check_manifest(data: dict[str, Any]) -> None:
         raise _fail(where, "role", '"run" or "baseline"')
     if data.get("status", "running") not in _RUN_STATUSES:
         raise _fail(where, "status", "one of " + ", ".join(sorted(_RUN_STATUSES)))
-    if not isinstance(data.get("extra", {}), dict):
-        raise _fail(where, "extra", "a JSON object")
     endpoint = data.get("endpoint")
     if not isinstance(endpoint, dict):
         raise _fail(where, "endpoint", "a JSON object")
@@ -95,12 +93,62 @@ def check_manifest(data: dict[str, Any]) -> None:
     if not isinstance(suites, list) or len(suites) > MAX_SUITES:
         raise _fail(where, "suites", f"a list of at most {MAX_SUITES} suites")
     for index, ref in enumerate(suites):
-        if not isinstance(ref, dict):
-            raise _fail(where, f"suites[{index}]", "a JSON object")
-        text(ref, "name", where, limit=80, parent=f"suites[{index}].")
-        text(ref, "file", where, limit=200, parent=f"suites[{index}].")
-        if not (isinstance(ref.get("sha256"), str) and _SHA256.fullmatch(ref["sha256"])):
-            raise _fail(where, f"suites[{index}].sha256", "64 lower-case hex digits")
+        _stored_file(ref, f"suites[{index}]")
+    banks = data.get("banks", [])
+    if not isinstance(banks, list) or len(banks) > MAX_SUITES:
+        raise _fail(where, "banks", f"a list of at most {MAX_SUITES} banks")
+    for index, ref in enumerate(banks):
+        _stored_file(ref, f"banks[{index}]")
+    if data.get("registry") is not None:
+        _stored_file(data["registry"], "registry")
+    _manifest_options(data)
+
+
+def _stored_file(ref: Any, field: str) -> None:
+    where = "manifest.json"
+    if not isinstance(ref, dict):
+        raise _fail(where, field, "a JSON object")
+    text(ref, "name", where, limit=80, parent=f"{field}.")
+    text(ref, "file", where, limit=200, parent=f"{field}.")
+    if not (isinstance(ref.get("sha256"), str) and _SHA256.fullmatch(ref["sha256"])):
+        raise _fail(where, f"{field}.sha256", "64 lower-case hex digits")
+
+
+def _object(data: dict[str, Any], field: str) -> dict[str, Any] | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, dict):
+        raise _fail("manifest.json", field, "a JSON object or null")
+    return value
+
+
+def _manifest_options(data: dict[str, Any]) -> None:
+    """The typed plan and analysis options of format 2 (format 1's `extra`, mapped onto them)."""
+    where = "manifest.json"
+    if not isinstance(data.get("deep_context", False), bool):
+        raise _fail(where, "deep_context", "true or false")
+    second = data.get("second_key_env")
+    if second is not None and not (isinstance(second, str) and _ENV_NAME.fullmatch(second)):
+        raise _fail(where, "second_key_env", "an environment variable's name, or null")
+    text(data, "baseline_run", where, limit=200, optional=True)
+    given = _object(data, "facts_given") or {}
+    text(given, "tokenizer", where, limit=64, optional=True, parent="facts_given.")
+    whole(given, "context_window", where, low=1, high=100_000_000, optional=True, parent="facts_given.")
+    for price in ("price_in", "price_out"):
+        value = given.get(price)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0
+        ):
+            raise _fail(where, f"facts_given.{price}", "a finite number of 0 or more, or null")
+    if (tokenizer := _object(data, "tokenizer")) is not None:
+        text(tokenizer, "name", where, limit=64, parent="tokenizer.")
+        if not (isinstance(tokenizer.get("fingerprint"), str) and _SHA256.fullmatch(tokenizer["fingerprint"])):
+            raise _fail(where, "tokenizer.fingerprint", "64 lower-case hex digits")
+    if (provenance := _object(data, "provenance")) is not None:
+        for name in ("recorded_with", "recorded_at", "model"):
+            text(provenance, name, where, limit=300, parent="provenance.")
+        text(provenance, "official_base_url", where, limit=2000, optional=True, parent="provenance.")
+        if not isinstance(provenance.get("used_official_base_url"), bool):
+            raise _fail(where, "provenance.used_official_base_url", "true or false")
 
 
 def check_observation(record: dict[str, Any], line: int) -> None:

@@ -11,10 +11,9 @@ import os
 import re
 import secrets
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import httpx
@@ -24,15 +23,18 @@ from relayaudit.client import ClientSettings, RelayClient
 from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.failures import RelayUnusableError
-from relayaudit.kinds import PlannedRequest
-from relayaudit.kinds.context import deepened
-from relayaudit.models import ModelInfo, load_registry, with_overrides
+from relayaudit.kinds import PlannedRequest, get_kind
+from relayaudit.manifest import Manifest, Provenance
+from relayaudit.models import FactOverrides as FactOverrides
+from relayaudit.models import ModelInfo, Registry, load_registry, parse_registry, with_overrides
 from relayaudit.plan import Estimate, Followups, adaptive_bound, build_plan, estimate, followups_for
 from relayaudit.preflight import preflight
 from relayaudit.record_checks import MAX_PLANNED
-from relayaudit.store import Manifest, RunStore, utc_now
+from relayaudit.resources import registry_text
+from relayaudit.run_basis import gaps, stored_registry, stored_suites, tokenizer_identity
+from relayaudit.store import RunStore
 from relayaudit.suite import Suite, load_suites
-from relayaudit.types import DIALECTS, Dialect, Endpoint
+from relayaudit.types import DIALECTS, Dialect, Endpoint, utc_now
 from relayaudit.wire import get_dialect
 
 DEFAULT_KEY_ENV: dict[str, str] = {
@@ -42,16 +44,7 @@ DEFAULT_KEY_ENV: dict[str, str] = {
     "gemini": "GEMINI_API_KEY",
 }
 DEFAULT_RUNS_DIR = Path("relayaudit-runs")
-
-
-@dataclass(frozen=True)
-class FactOverrides:
-    """Facts given on the command line; they win over the registry."""
-
-    tokenizer: str | None = None
-    context_window: int | None = None
-    price_in: float | None = None
-    price_out: float | None = None
+NO_FACTS = FactOverrides()
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,7 @@ class RunOptions:
     out: Path | None = None
     label: str = ""
     budget_usd: float | None = None
-    facts: FactOverrides = FactOverrides()
+    facts: FactOverrides = NO_FACTS
     role: str = "run"
     deep_context: bool = False
     """Context probes test up to 90% of the claimed window (expensive) instead of their default cap."""
@@ -127,10 +120,11 @@ def _planned(suites: list[Suite], samples: int | None, model: ModelInfo, slots: 
     return plan
 
 
-def model_facts(name: str, facts: FactOverrides) -> ModelInfo:
+def model_facts(name: str, facts: FactOverrides, registry: Registry | None = None) -> ModelInfo:
+    """The claimed model's facts: `registry`'s row (the installed registry's by default) with `facts` given."""
     _checked_number(facts.price_in, "--price-in", allow_zero=True)
     _checked_number(facts.price_out, "--price-out", allow_zero=True)
-    info = load_registry().facts_for(name)
+    info = (registry or load_registry()).facts_for(name)
     return with_overrides(
         info,
         tokenizer=facts.tokenizer,
@@ -237,31 +231,52 @@ def _budget(requested: float | None, model: ModelInfo, warnings: list[str]) -> f
     return requested
 
 
+@dataclass(frozen=True)
+class Inherited:
+    """What a relay run takes from the baseline it is audited against, so both are planned alike: the
+    baseline's suites (with its bank copies), its registry copy, the facts given and deep context."""
+
+    suites: list[Suite]
+    registry: str | None
+    """The registry text the baseline stored (None for a format-1 baseline: the installed one)."""
+    facts: FactOverrides
+    deep_context: bool
+    run_id: str
+
+
+def inherited_from(store: RunStore) -> Inherited:
+    manifest = store.manifest
+    registry = store.stored_text(manifest.registry, "registry") if manifest.registry else None
+    return Inherited(stored_suites(store), registry, manifest.facts_given, manifest.deep_context, manifest.run_id)
+
+
 def prepare_new_run(
-    options: RunOptions, *, suites: list[Suite] | None = None, extra: dict[str, Any] | None = None
+    options: RunOptions, *, baseline: Inherited | None = None, provenance: Provenance | None = None
 ) -> PreparedRun:
-    """A new run directory, ready to collect. `suites` (e.g. a baseline's stored copies) replaces
-    options.suites; `extra` goes into the manifest (e.g. a baseline's provenance)."""
+    """A new run directory, ready to collect, holding copies of everything its analysis will read: its
+    suites, their banks and the registry. With `baseline`, those are the baseline's (facts given on the
+    command line still win); `provenance` marks a baseline."""
     if not options.model.strip():
         raise ConfigError("--model is empty.", "Give the model name the relay sells, e.g. --model gpt-4o.")
     base_url, warnings = clean_base_url(options.base_url)
-    model = model_facts(options.model, options.facts)
+    registry_copy = registry_text() if baseline is None or baseline.registry is None else baseline.registry
+    registry = parse_registry(registry_copy)
+    facts = options.facts if baseline is None else FactOverrides(**{**baseline.facts.given(), **options.facts.given()})
+    model = model_facts(options.model, facts, registry)
     dialect = resolve_dialect(options.dialect, model)
     key_env = None if options.no_key else (options.key_env or DEFAULT_KEY_ENV[dialect])
     key = read_key(key_env)
     second_key = read_second_key(options.second_key_env, key)
     slots = 2 if second_key else 1
-    suites = suites if suites is not None else load_suites(list(options.suites))
-    overrides = {k: v for k, v in asdict(options.facts).items() if v is not None}
-    if overrides:  # facts given on the command line: the analysis of this run must use them too
-        extra = {**(extra or {}), "facts": overrides}
-    if options.deep_context:
-        extra = {**(extra or {}), "deep_context": True}
-        suites = deepened(suites)
-    if second_key:  # the variable's name only, so that a resumed run asks for the same key
-        extra = {**(extra or {}), "second_key_env": options.second_key_env}
-    plan = _planned(suites, options.samples, model, slots)
-    followups = followups_for(suites, options.samples, model, slots)
+    suites = baseline.suites if baseline is not None else load_suites(list(options.suites))
+    if second_key and not any(get_kind(p.kind, p.source).needs.second_key for s in suites for p in s.probes):
+        warnings.append(
+            "--second-key-env is not used: no probe of these suites sends with a second key (the cache probes do)."
+        )
+    deep = options.deep_context or (baseline is not None and baseline.deep_context)
+    planned_suites = [suite.deepened() for suite in suites] if deep else suites
+    plan = _planned(planned_suites, options.samples, model, slots)
+    followups = followups_for(planned_suites, options.samples, model, slots)
     budget = _budget(options.budget_usd, model, warnings)
     if not model.known:
         warnings.append(f"{options.model!r} is not in the registry: prices and tokenizer come from flags only.")
@@ -278,10 +293,22 @@ def prepare_new_run(
         label=options.label,
         samples=options.samples,
         planned_requests=len(plan),
-        extra=extra or {},
+        facts_given=facts,
+        tokenizer=tokenizer_identity(model),
+        deep_context=deep,
+        second_key_env=options.second_key_env if second_key else None,
+        provenance=provenance,
+        baseline_run=None if baseline is None else baseline.run_id,
     )
-    store = RunStore.create(options.out or DEFAULT_RUNS_DIR / run_id, manifest, suites)
-    worst = estimate(plan, model, adaptive_bound(suites, options.samples, model, slots))
+    banks = {bank.name: bank for suite in suites for bank in suite.banks}
+    store = RunStore.create(
+        options.out or DEFAULT_RUNS_DIR / run_id,
+        manifest,
+        [(suite.name, suite.text) for suite in suites],
+        [(bank.name, bank.text) for bank in banks.values()],
+        registry_copy,
+    )
+    worst = estimate(plan, model, adaptive_bound(planned_suites, options.samples, model, slots))
     return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, options.preflight)
 
 
@@ -290,20 +317,30 @@ def prepare_resume(
     *,
     key_env: str | None = None,
     budget_usd: float | None = None,
-    facts: FactOverrides = FactOverrides(),
+    facts: FactOverrides = NO_FACTS,
     second_key_env: str | None = None,
     preflight: bool = True,
 ) -> PreparedRun:
-    """Reopen a run to send what has no answer yet, with the suites stored in the run itself (and its
-    second key, from the variable the run names unless `second_key_env` names another)."""
+    """Reopen a run to send what has no answer yet, planned exactly as it was: with the suites, banks, registry
+    and facts stored in the run (and its second key, from the variable the run names unless `second_key_env`
+    names another). Facts given now may only add prices, for the budget: the plan must not change."""
     store = RunStore.open(run_dir)
     manifest = store.manifest
-    model = model_facts(manifest.claimed_model, facts)
-    warnings = clean_base_url(manifest.endpoint.base_url)[1]
+    changing = [name for name in ("tokenizer", "context_window") if getattr(facts, name) is not None]
+    if changing:
+        raise ConfigError(
+            f"--{changing[0].replace('_', '-')} cannot change on --resume: the run was planned with the facts it "
+            "stored, and a resumed run must send the same requests.",
+            "Resume without it, or start a new run with it.",
+        )
+    registry = stored_registry(store)
+    stored_facts = manifest.facts_given.given()
+    model = model_facts(manifest.claimed_model, FactOverrides(**{**stored_facts, **facts.given()}), registry)
+    warnings = clean_base_url(manifest.endpoint.base_url)[1] + gaps(store)
     key = read_key(key_env or manifest.endpoint.key_env)
-    second_key = read_second_key(second_key_env or manifest.extra.get("second_key_env"), key)
+    second_key = read_second_key(second_key_env or manifest.second_key_env, key)
     slots = 2 if second_key else 1
-    suites = deepened(store.suites()) if manifest.extra.get("deep_context") else store.suites()
+    suites = [s.deepened() if manifest.deep_context else s for s in stored_suites(store)]
     plan = _planned(suites, manifest.samples, model, slots)
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None, stop_reason=None)

@@ -1,10 +1,15 @@
-"""The run directory (a contract): manifest.json + append-only observations.jsonl + suites/ copies.
+"""The run directory (a contract): manifest.json + append-only observations.jsonl + copies of its inputs.
 
     RUN_DIR/
-      manifest.json        schema, run id, endpoint (key env var name only), claimed model, suites with
-                           sha256, tool version, started/finished, status, label
-      observations.jsonl   one JSON record per attempt, appended and flushed as each attempt ends
-      suites/NAME.toml     exact copies of the suites used, so the run is self-contained
+      manifest.json          relayaudit.manifest.Manifest: schema, run id, endpoint (key env var name only),
+                             claimed model, stored files with sha256, facts given, plan options, status
+      observations.jsonl     one JSON record per attempt, appended and flushed as each attempt ends
+      suites/NAME.toml       exact copies of the suites used
+      suites/banks/NAME.toml exact copies of the banks they draw on (format 2)
+      registry.toml          the model registry the run was planned with (format 2)
+
+The copies make the run self-contained: its analysis reads them, never the installed suites, banks or
+registry (relayaudit.run_basis). This module only stores and returns texts, verified against their hashes.
 
 Every record is written with a single write of one complete line followed by flush and fsync, so a crash
 leaves each record complete or absent; a torn last line (no newline) is ignored on load and cut off
@@ -14,14 +19,14 @@ to another machine and used there (shared baselines), and is treated as untruste
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
@@ -31,88 +36,29 @@ except ImportError:  # pragma: no cover - Windows has no flock; runs there are n
     fcntl = None  # type: ignore[assignment]
 
 from relayaudit.errors import RunStoreError
-from relayaudit.record_checks import MAX_MANIFEST_BYTES, check_manifest, check_observation
-from relayaudit.suite import Suite, parse_suite
-from relayaudit.types import JSON, Endpoint, Observation
+from relayaudit.manifest import Manifest, StoredFile
+from relayaudit.record_checks import MAX_MANIFEST_BYTES, check_observation
+from relayaudit.types import JSON, Observation
 
-MANIFEST_SCHEMA = "relayaudit.run/1"
 OBSERVATION_SCHEMA = "relayaudit.observation/1"
 MAX_RECORD_BYTES = 50_000_000
 
 PREFLIGHT_PROBE = "@preflight"
 """The probe id of the preflight requests (relayaudit.preflight): stored with the run's observations so that
 their cost counts, never a suite's probe (suite ids cannot start with "@"), so never analysed."""
-RunStatus = Literal["running", "complete", "incomplete", "interrupted", "budget_exhausted", "stopped"]
 SETTLED_OUTCOMES = frozenset({"ok", "http_error"})
 """Outcomes that settle a unit: an answer, even an error the relay returned on purpose. Transport and
 wire failures are not settled, so --resume sends those units again."""
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+MAX_COPY_BYTES = 4_000_000
+"""The largest suite, bank or registry copy read back (suite.MAX_SUITE_BYTES, banks.MAX_BANK_BYTES)."""
 
 
-@dataclass(frozen=True)
-class SuiteRef:
-    name: str
-    """Suite name."""
-    sha256: str
-    """sha256 of the suite text."""
-    file: str
-    """Path of the copy, relative to the run directory."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    run_id: str
-    """Unique id of this run."""
-    endpoint: Endpoint
-    """Where requests went; holds the key's env var name, never the key."""
-    claimed_model: str
-    """The model the endpoint claims to serve."""
-    suites: tuple[SuiteRef, ...]
-    """Suites used, with hashes."""
-    tool_version: str
-    """relayaudit version that collected the run."""
-    started_at: str
-    """UTC ISO-8601."""
-    role: Literal["run", "baseline"] = "run"
-    """A baseline is a run against the official API."""
-    label: str = ""
-    """Free text from --label."""
-    samples: int | None = None
-    """--samples override, if any."""
-    planned_requests: int = 0
-    """Units in the plan."""
-    status: RunStatus = "running"
-    """How collection ended (or "running")."""
-    finished_at: str | None = None
-    """UTC ISO-8601, when collection stopped."""
-    schema: str = MANIFEST_SCHEMA
-    """Format version of this file."""
-    extra: JSON = field(default_factory=dict)
-    """Room for later fields (e.g. baseline provenance)."""
-    stop_reason: str | None = None
-    """Status "stopped": why the circuit breaker stopped collection, and what to do."""
-
-    def to_dict(self) -> JSON:
-        data = asdict(self)
-        data["suites"] = [asdict(s) for s in self.suites]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: JSON) -> Manifest:
-        if data.get("schema") != MANIFEST_SCHEMA:
-            shown = str(data.get("schema"))[:40]
-            raise RunStoreError(f"manifest.json has schema {shown!r}, expected {MANIFEST_SCHEMA!r}.")
-        check_manifest(data)
-        try:
-            values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-            values["endpoint"] = Endpoint(**data["endpoint"])
-            values["suites"] = tuple(SuiteRef(**s) for s in data["suites"])
-            return cls(**values)
-        except (KeyError, TypeError) as exc:
-            raise RunStoreError(f"manifest.json is missing or has a malformed field ({exc}).") from exc
+def _copy(run: Path, folder: str, name: str, text: str) -> StoredFile:
+    relative = Path(folder) / f"{name}.toml"
+    (run / relative).write_text(text, encoding="utf-8")
+    return StoredFile(name, hashlib.sha256(text.encode()).hexdigest(), relative.as_posix())
 
 
 def _line(observation: Observation) -> str:
@@ -137,19 +83,29 @@ class RunStore:
         return self.path / "observations.jsonl"
 
     @classmethod
-    def create(cls, path: Path, manifest: Manifest, suites: list[Suite]) -> RunStore:
+    def create(
+        cls,
+        path: Path,
+        manifest: Manifest,
+        suites: Sequence[tuple[str, str]],
+        banks: Sequence[tuple[str, str]] = (),
+        registry: str | None = None,
+    ) -> RunStore:
+        """A new run directory holding copies of its suites and banks ((name, text) pairs) and of the
+        registry text; the manifest records each copy with its hash."""
         if path.exists() and any(path.iterdir()):
             raise RunStoreError(
                 f"{path} already exists and is not empty.",
                 "Choose another --out directory, or continue that run with --resume.",
             )
-        (path / "suites").mkdir(parents=True, exist_ok=True)
-        refs = []
-        for suite in suites:
-            copy = Path("suites") / f"{suite.name}.toml"
-            (path / copy).write_text(suite.text, encoding="utf-8")
-            refs.append(SuiteRef(suite.name, suite.sha256, copy.as_posix()))
-        store = cls(path, replace(manifest, suites=tuple(refs)))
+        (path / "suites" / "banks").mkdir(parents=True, exist_ok=True)
+        stored = replace(
+            manifest,
+            suites=tuple(_copy(path, "suites", name, text) for name, text in suites),
+            banks=tuple(_copy(path, "suites/banks", name, text) for name, text in banks),
+            registry=None if registry is None else _copy(path, "", "registry", registry),
+        )
+        store = cls(path, stored)
         store.observations_path.touch()
         store._write_manifest()
         return store
@@ -171,20 +127,23 @@ class RunStore:
             raise RunStoreError(f"{manifest_path} is not a JSON object.")
         return cls(path, Manifest.from_dict(data))
 
-    def suites(self) -> list[Suite]:
-        """The suite copies stored in the run, each checked against the hash in the manifest."""
-        loaded = []
-        for ref in self.manifest.suites:
-            copy = (self.path / ref.file).resolve()
-            if self.path.resolve() not in copy.parents:
-                raise RunStoreError(f"Suite path {ref.file!r} in manifest.json points outside the run directory.")
-            if not copy.is_file():
-                raise RunStoreError(f"The run's copy of suite {ref.name!r} ({ref.file}) is missing.")
-            suite = parse_suite(copy.read_text(encoding="utf-8"), ref.file)
-            if suite.sha256 != ref.sha256:
-                raise RunStoreError(f"The run's copy of suite {ref.name!r} was modified (sha256 differs).")
-            loaded.append(suite)
-        return loaded
+    def stored_text(self, ref: StoredFile, what: str) -> str:
+        """The text of a copy the manifest records (`what` names it: "suite", "bank", "registry"), checked
+        to lie inside the run directory and to still have its recorded hash."""
+        copy = (self.path / ref.file).resolve()
+        if self.path.resolve() not in copy.parents:
+            raise RunStoreError(f"The {what} path {ref.file!r} in manifest.json points outside the run directory.")
+        if not copy.is_file():
+            raise RunStoreError(f"The run's copy of {what} {ref.name!r} ({ref.file}) is missing.")
+        if copy.stat().st_size > MAX_COPY_BYTES:
+            raise RunStoreError(f"The run's copy of {what} {ref.name!r} is larger than {MAX_COPY_BYTES:,} bytes.")
+        try:
+            text = copy.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunStoreError(f"The run's copy of {what} {ref.name!r} is not UTF-8 text.") from exc
+        if hashlib.sha256(text.encode()).hexdigest() != ref.sha256:
+            raise RunStoreError(f"The run's copy of {what} {ref.name!r} was modified (sha256 differs).")
+        return text
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

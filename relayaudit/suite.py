@@ -13,7 +13,7 @@ Format (schema 1):
     kind = "prompt"       # a key of relayaudit.kinds.KINDS
     detects = "..."       # plain-language: what this probe can reveal
     prompt = "..."        # kind-specific fields
-    max_tokens = 8        # any request parameter (relayaudit.kinds.params.REQUEST_PARAMS)
+    max_tokens = 8        # any request parameter (relayaudit.kinds.request.REQUEST_PARAMS)
 
 Shared suites are untrusted input: files are parsed as TOML data only, never executed, and size-capped.
 """
@@ -21,7 +21,6 @@ Shared suites are untrusted input: files are parsed as TOML data only, never exe
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import re
 import tomllib
 from dataclasses import dataclass, replace
@@ -30,8 +29,10 @@ from typing import Any
 
 from relayaudit.errors import SuiteError
 from relayaudit.kinds import PlannedRequest, ProbeSpec, get_kind
-from relayaudit.kinds.params import REQUEST_PARAMS, param_problem
+from relayaudit.kinds.banks import Bank, BankSource, installed_bank
+from relayaudit.kinds.request import REQUEST_PARAMS, param_problem
 from relayaudit.models import ModelInfo
+from relayaudit.resources import probes_dir
 
 SCHEMA = 1
 MAX_SUITE_BYTES = 4_000_000
@@ -54,7 +55,18 @@ class Suite:
     sha256: str
     """sha256 of the text, recorded in run manifests."""
     probes: tuple[ProbeSpec, ...]
-    """Probes with defaults applied."""
+    """Probes with defaults applied and banks resolved."""
+
+    @property
+    def banks(self) -> tuple[Bank, ...]:
+        """The banks its probes draw on, each once."""
+        found = {probe.bank.name: probe.bank for probe in self.probes if probe.bank is not None}
+        return tuple(found[name] for name in sorted(found))
+
+    def deepened(self) -> Suite:
+        """The suite under `--deep-context`: each probe whose kind declares deep fields gets them."""
+        deep = [replace(p, fields={**p.fields, **get_kind(p.kind, p.source).needs.deep_fields}) for p in self.probes]
+        return replace(self, probes=tuple(deep))
 
     def specs(self, samples: int | None = None, facts: ModelInfo | None = None, key_slots: int = 1) -> list[ProbeSpec]:
         """The probes as planned: `samples` overrides each probe's count; `facts` are the claimed model's;
@@ -72,23 +84,15 @@ class Suite:
         return [r for spec in specs for r in get_kind(spec.kind, spec.source).expand(spec)]
 
 
-def suites_dir() -> Path:
-    """Where the shipped suites are: inside the installed package, or probes/ beside it in a checkout."""
-    packaged = Path(str(importlib.resources.files("relayaudit"))) / "_probes"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "probes"
-
-
 def available_suites() -> list[str]:
-    return sorted(p.stem for p in suites_dir().glob("*.toml"))
+    return sorted(p.stem for p in probes_dir().glob("*.toml"))
 
 
 def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name, or a suite file by path."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = suites_dir() / f"{name_or_path}.toml"
+        path = probes_dir() / f"{name_or_path}.toml"
         if not path.is_file():
             raise SuiteError(
                 f"No suite named {name_or_path!r}.",
@@ -105,7 +109,9 @@ def load_suite(name_or_path: str) -> Suite:
     return parse_suite(text, path.name)
 
 
-def parse_suite(text: str, source: str) -> Suite:
+def parse_suite(text: str, source: str, banks: BankSource = installed_bank) -> Suite:
+    """A suite from its text; `banks` resolves the banks its probes name (the installed ones for a new run,
+    the run's own copies for a stored run)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -129,7 +135,7 @@ def parse_suite(text: str, source: str) -> Suite:
     probes: list[ProbeSpec] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_probes):
-        probe = _probe(source, name, index, raw, defaults)
+        probe = _probe(source, name, index, raw, defaults, banks)
         if probe.id in seen:
             raise SuiteError(f"{source}: probe id {probe.id!r} is used twice.")
         seen.add(probe.id)
@@ -156,7 +162,7 @@ def _check_param(source: str, where: str, key: str, value: Any) -> None:
         raise SuiteError(f"{source}: {where}, field {key!r}: {problem}.")
 
 
-def _probe(source: str, suite: str, index: int, raw: Any, defaults: dict[str, Any]) -> ProbeSpec:
+def _probe(source: str, suite: str, index: int, raw: Any, defaults: dict[str, Any], banks: BankSource) -> ProbeSpec:
     if not isinstance(raw, dict):
         raise SuiteError(f"{source}: probes[{index}] must be a table.")
     probe_id = raw.get("id")
@@ -187,7 +193,13 @@ def _probe(source: str, suite: str, index: int, raw: Any, defaults: dict[str, An
             )
     samples = raw.get("samples", defaults.get("samples", 1))
     _check_param(source, where, "samples", samples)
-    probe = ProbeSpec(suite, source, probe_id, kind_name, detects.strip(), samples, params, fields)
+    bank = None  # a `bank` that is not a name is left to the kind's validate, which says so
+    if isinstance(fields.get("bank"), str):
+        try:
+            bank = banks(fields["bank"])
+        except SuiteError as exc:
+            raise SuiteError(f"{source}: {where}, field 'bank': {exc.message}", exc.hint) from exc
+    probe = ProbeSpec(suite, source, probe_id, kind_name, detects.strip(), samples, params, fields, bank=bank)
     kind.validate(probe)
     return probe
 

@@ -24,6 +24,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from relayaudit.errors import TokenizerDataError, UnknownTokenizerError
+from relayaudit.sim_words import SimWordsTokenizer
 
 if TYPE_CHECKING:
     from relayaudit.types import ChatRequest
@@ -196,14 +197,27 @@ def get_tokenizer(name: str) -> Tokenizer:
     if name in _OPTIONAL:
         return _optional(name)
     if name == "sim-words":
-        from relayaudit.sim.simtok import SimWordsTokenizer
-
         return Tokenizer(name, SimWordsTokenizer())
     raise UnknownTokenizerError(
         f"Unknown tokenizer {name!r}.",
         f"Known tokenizers: {', '.join(TOKENIZERS)}; pass one with --tokenizer, "
         "or none to skip the checks that need one.",
     )
+
+
+_FINGERPRINT_TEXT = (
+    "The quick brown fox jumps over the lazy dog. 1234567890 +-*/=<>[]{}()\n\t  "
+    "Größe, naïve café; 東京は日本の首都です。 Привет, мир! مرحبا 👋🏽 <|endoftext|> def f(x): return x**2"
+)
+
+
+@cache
+def fingerprint(name: str) -> str:
+    """sha256 of a tokenizer's name and its encoding of a fixed text covering scripts, digits, emoji, code
+    and a special-token string: two tokenizers (or two versions of one) that count differently differ here.
+    A run stores it, so its analysis can tell whether the installed tokenizer is the one it was planned with."""
+    ids = get_tokenizer(name).encode(_FINGERPRINT_TEXT)
+    return hashlib.sha256(f"{name}:{','.join(map(str, ids))}".encode()).hexdigest()
 
 
 def chat_prompt_tokens(count: Callable[[str], int], request: ChatRequest) -> int:

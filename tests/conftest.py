@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from relayaudit.audit import prepare_baseline
@@ -100,7 +101,10 @@ def servers() -> Iterator[Callable[..., str]]:
 
         def start(*behaviours: str, seed: int, upstream: str | None = None, **config: Any) -> str:
             settings = SimConfig(
-                behaviours=behaviours, seed=seed, upstream=Upstream(upstream) if upstream else None, **config
+                behaviours=behaviours,
+                seed=seed,
+                upstream=Upstream(upstream, transport=httpx.AsyncHTTPTransport) if upstream else None,
+                **config,
             )
             return stack.enter_context(serve_in_thread(build_app(settings)))
 

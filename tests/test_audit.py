@@ -43,9 +43,9 @@ def status(report: Report) -> dict[str, str]:
 def test_baseline_carries_provenance(baselines: dict[str, Path]) -> None:
     manifest = RunStore.open(baselines["openai"]).manifest
     assert manifest.role == "baseline" and manifest.claimed_model == "gpt-4o"
-    provenance = manifest.extra["provenance"]
-    assert provenance["official_base_url"] == "https://api.openai.com/v1"
-    assert provenance["used_official_base_url"] is False  # recorded from the simulator, and it says so
+    provenance = manifest.provenance
+    assert provenance is not None and provenance.official_base_url == "https://api.openai.com/v1"
+    assert provenance.used_official_base_url is False  # recorded from the simulator, and it says so
     assert [s.name for s in manifest.suites] == ["standard"] and manifest.planned_requests >= 300
 
 

@@ -1,5 +1,5 @@
 """The capability kind: the known-answer bank, scoring, suite validation, expansion, the paired comparison,
-the simulator's answers to bank items, and an end-to-end audit over real HTTP."""
+and an end-to-end audit over real HTTP (the simulator's own answers to bank items: test_sim_knowledge.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from relayaudit.client import ClientSettings
@@ -15,8 +14,9 @@ from relayaudit.compare import compare_runs
 from relayaudit.errors import SuiteError
 from relayaudit.findings import evaluate
 from relayaudit.kinds import KINDS
+from relayaudit.kinds.banks import installed_bank, installed_bank_names
 from relayaudit.kinds.capability import KIND, score
-from relayaudit.kinds.capability_bank import CATEGORIES, Item, all_bank_items, capability_bank, select
+from relayaudit.kinds.capability_bank import CATEGORIES, Item, bank_items, select
 from relayaudit.kinds.capability_checks import (
     answer_problem,
     check_choice,
@@ -32,15 +32,15 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.runner import RunOptions, prepare_new_run, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
-from relayaudit.sim.bank import bank_item, bank_reply, category_accuracy, right_reply, wrong_reply
-from relayaudit.sim.engine import PersonaEngine
+from relayaudit.sim.bank import wrong_replies
+from relayaudit.sim.knowledge import known
 from relayaudit.sim.personas import PERSONAS
-from relayaudit.sim.tasks import Decision
 from relayaudit.store import RunStore
 from relayaudit.suite import parse_suite
+from relayaudit.testing import basis
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
 
-BANK = capability_bank("capability-core")
+BANK = bank_items(installed_bank("capability-core"))
 SETTINGS = ClientSettings(concurrency=8, max_attempts=1, total_timeout=10)
 
 
@@ -61,10 +61,8 @@ def test_bank_is_large_balanced_and_has_unique_ids_and_prompts() -> None:
     assert all(item.id.split(".")[0] in ("arith", "reason", "code", "instr", "multi") for item in BANK)
 
 
-def test_bank_is_the_only_capability_bank_and_every_item_is_indexed() -> None:
-    assert all_bank_items()[: len(BANK)] == BANK
-    assert all(bank_item(item.prompt) == item for item in BANK)
-    assert bank_item("What is 2 + 2?") is None
+def test_capability_core_is_the_only_capability_bank() -> None:
+    assert [name for name in installed_bank_names() if installed_bank(name).kind == "capability"] == ["capability-core"]
 
 
 def test_multilingual_items_cover_five_languages() -> None:
@@ -390,7 +388,7 @@ def test_a_broken_or_foreign_bank_is_named_with_its_item_and_field(
     (tmp_path / "banks" / "tmp-foreign.toml").write_text('schema = 1\nkind = "distribution"\nitems = ["Say hi."]\n')
     broken = INLINE.replace("[[probes.items]]", "[[items]]").replace('check = "number"', 'check = "nope"')
     (tmp_path / "banks" / "tmp-broken.toml").write_text('schema = 1\nkind = "capability"\n' + broken)
-    monkeypatch.setattr("relayaudit.suite.suites_dir", lambda: tmp_path)
+    monkeypatch.setattr("relayaudit.kinds.banks.banks_dir", lambda: tmp_path / "banks")
     with pytest.raises(SuiteError, match=r"field 'bank': bank 'tmp-foreign' holds items for kind 'distribution'"):
         parse_suite(suite_text('bank = "tmp-foreign"'), "mine.toml")
     with pytest.raises(SuiteError, match=r"banks/tmp-broken.toml, items\[0\] \('own.01'\).check: check must be"):
@@ -420,20 +418,36 @@ def observation(item: Item, reply: str | None, sample: int = 0, probe: str = "ca
     )
 
 
+BASIS = basis(
+    probes=parse_suite(
+        'schema = 1\nname = "cap"\n'
+        + "".join(
+            f'[[probes]]\nid = "{probe}"\nkind = "capability"\ndetects = "x"\nbank = "capability-core"\n'
+            for probe in ("cap.core", "cap.two")
+        ),
+        "cap.toml",
+    ).probes
+)
+"""The answer key a run of two probes asking the whole bank would store."""
+
+
+def sim_wrong(item: Item) -> str:
+    """A terse simulated model's most typical wrong reply to the item."""
+    asked = known(item.prompt)
+    assert asked is not None, item.id
+    return wrong_replies(PERSONAS["cirrus"], asked)[0]
+
+
 def answers(right: set[str], items: tuple[Item, ...] = BANK) -> list[Observation]:
     """One answer per item: right for the ids in `right`, the simulator's wrong answer otherwise."""
-    terse = PERSONAS["cirrus"]
-    return [
-        observation(item, item.reference if item.id in right else wrong_reply(terse, item, lambda o: o[0]))
-        for item in items
-    ]
+    return [observation(item, item.reference if item.id in right else sim_wrong(item)) for item in items]
 
 
 def test_compare_pairs_items_and_gives_both_accuracies() -> None:
     ids = [item.id for item in BANK]
     baseline = answers(set(ids[:-4]))  # 66 of 70
     relay = answers(set(ids[::2]))  # 35 of 70
-    (candidate,) = KIND.compare(baseline, relay, CompareSettings())
+    (candidate,) = KIND.compare(baseline, relay, BASIS, CompareSettings())
     assert candidate.check == "capability.accuracy" and candidate.category == "capability"
     n = len(BANK)
     assert candidate.figures == (
@@ -453,9 +467,9 @@ def test_compare_pairs_items_and_gives_both_accuracies() -> None:
 
 def test_identical_answers_pass_and_small_differences_do_not_alarm() -> None:
     ids = {item.id for item in BANK[:60]}
-    (same,) = KIND.compare(answers(ids), answers(ids), CompareSettings())
+    (same,) = KIND.compare(answers(ids), answers(ids), BASIS, CompareSettings())
     assert same.result.pvalue == 1.0 and same.estimate["accuracy_relay"] == same.estimate["accuracy_baseline"]
-    (close,) = KIND.compare(answers(ids), answers(ids - {BANK[0].id, BANK[1].id}), CompareSettings())
+    (close,) = KIND.compare(answers(ids), answers(ids - {BANK[0].id, BANK[1].id}), BASIS, CompareSettings())
     assert close.result.pvalue == pytest.approx(0.5)
     assert [f.status for f in evaluate([same, close])] == ["pass", "pass"]
 
@@ -469,109 +483,44 @@ def test_majority_of_samples_decides_and_failures_leave_items_unpaired() -> None
     relay += [observation(first, first.reference, 0), observation(first, wrong, 1), observation(first, wrong, 2)]
     relay += [observation(second, second.reference, 0), observation(second, wrong, 1)]  # a tie counts as wrong
     relay.append(observation(items[2], None, 1))  # a transport failure is no answer
-    (candidate,) = KIND.compare(baseline, relay, CompareSettings())
+    (candidate,) = KIND.compare(baseline, relay, BASIS, CompareSettings())
     assert candidate.estimate["items"] == 12 and candidate.estimate["accuracy_relay"] == pytest.approx(10 / 12)
     assert candidate.estimate["relay_only_right"] == 0 and candidate.estimate["baseline_only_right"] == 2
     missing = [o for o in relay if o.variant != items[3].id]
-    (unpaired,) = KIND.compare(baseline, missing, CompareSettings())
+    (unpaired,) = KIND.compare(baseline, missing, BASIS, CompareSettings())
     assert unpaired.estimate["items"] == 11
 
 
 def test_too_few_items_is_insufficient_and_unknown_items_are_counted_not_scored() -> None:
     few = BANK[:5]
-    (candidate,) = KIND.compare(answers({i.id for i in few}, few), answers(set(), few), CompareSettings())
+    (candidate,) = KIND.compare(answers({i.id for i in few}, few), answers(set(), few), BASIS, CompareSettings())
     assert not candidate.result.sufficient and evaluate([candidate])[0].status == "inconclusive"
     assert candidate.figures == "Known-answer items: relay 0 of 5 right (0%), baseline 5 of 5 (100%)"
     inline = Item("own.01", "arithmetic", "What is 6 × 7? Answer with the number only.", "42", "number")
     changed = Item(BANK[0].id, "arithmetic", BANK[0].prompt + " Please.", BANK[0].answer, "number")
     relay = [observation(inline, "42"), observation(changed, BANK[0].answer)]
-    (none,) = KIND.compare(relay, relay, CompareSettings())
+    (none,) = KIND.compare(relay, relay, BASIS, CompareSettings())
     assert none.estimate["items"] == 0 and none.estimate["unscored_items"] == {"baseline": 2, "relay": 2}
     assert none.figures == "Known-answer items: none answered on both sides"
+
+
+def test_inline_items_are_scored_by_the_runs_own_suite() -> None:
+    inline = Item("own.01", "arithmetic", "What is 6 × 7? Answer with the number only.", "42", "number")
+    own = basis(probes=parse_suite(suite_text(INLINE), "mine.toml").probes)
+    baseline, relay = [observation(inline, "42")], [observation(inline, "41")]
+    (candidate,) = KIND.compare(baseline, relay, own, CompareSettings())
+    assert candidate.estimate["items"] == 1 and candidate.estimate["unscored_items"] == {"baseline": 0, "relay": 0}
+    assert candidate.estimate["accuracy_baseline"] == 1.0 and candidate.estimate["accuracy_relay"] == 0.0
+    (unknown,) = KIND.compare(baseline, relay, BASIS, CompareSettings())  # another run's key: not scored
+    assert unknown.estimate["items"] == 0 and unknown.estimate["unscored_items"] == {"baseline": 1, "relay": 1}
 
 
 def test_same_item_in_two_probes_is_paired_per_probe() -> None:
     items = BANK[:10]
     baseline = answers({i.id for i in items}, items) + [observation(i, i.reference, probe="cap.two") for i in items]
     relay = answers(set(), items) + [observation(i, i.reference, probe="cap.two") for i in items]
-    (candidate,) = KIND.compare(baseline, relay, CompareSettings())
+    (candidate,) = KIND.compare(baseline, relay, BASIS, CompareSettings())
     assert candidate.estimate["items"] == 20 and candidate.estimate["accuracy_relay"] == pytest.approx(0.5)
-
-
-# --- the simulator ----------------------------------------------------------------------------------------
-
-
-def decision(persona: str, temperature: float = 0.0, seed: int = 0) -> Decision:
-    return Decision(persona, temperature, np.random.default_rng(seed))
-
-
-@pytest.mark.parametrize("persona", sorted(PERSONAS))
-def test_sim_right_replies_pass_and_wrong_replies_fail_for_every_item(persona: str) -> None:
-    style = PERSONAS[persona]
-    for item in BANK:
-        assert score(item, right_reply(style, item)), item.id
-        for pick in range(6):
-            reply = wrong_reply(style, item, lambda options, pick=pick: options[pick % len(options)])
-            assert not score(item, reply), (item.id, reply)
-
-
-def test_terse_personas_answer_bare_and_others_in_a_sentence() -> None:
-    item = next(i for i in BANK if i.id == "arith.01")
-    assert right_reply(PERSONAS["cirrus"], item) == "1786"
-    assert right_reply(PERSONAS["atlas"], item) == "The answer is 1786."
-    formatted = next(i for i in BANK if i.check == "format")
-    assert right_reply(PERSONAS["atlas"], formatted) == formatted.example
-
-
-def test_category_accuracy_comes_from_the_persona() -> None:
-    atlas = PERSONAS["atlas"]
-    assert category_accuracy(atlas, "arithmetic") == category_accuracy(atlas, "code") == atlas.arithmetic_accuracy
-    assert category_accuracy(atlas, "reasoning") == atlas.arithmetic_accuracy
-    assert category_accuracy(atlas, "multilingual") == atlas.fact_accuracy
-    assert category_accuracy(atlas, "instructions") == atlas.instruction_rate
-
-
-def measured(persona: str, temperature: float = 0.0, seed: int = 0) -> float:
-    decide = decision(persona, temperature, seed)
-    return sum(score(item, bank_reply(PERSONAS[persona], item.prompt, decide) or "") for item in BANK) / len(BANK)
-
-
-def test_sim_accuracy_follows_the_persona_and_is_fixed_at_temperature_zero() -> None:
-    assert measured("atlas") >= 0.9 and measured("borealis") >= 0.85
-    assert 0.7 <= measured("atlas-mini") <= 0.9 and measured("cirrus") <= 0.75
-    assert measured("cirrus", seed=1) == measured("cirrus", seed=2)
-    for item in BANK:
-        replies = {bank_reply(PERSONAS["cirrus"], item.prompt, decision("cirrus", seed=s)) for s in range(3)}
-        assert len(replies) == 1
-
-
-def test_sim_samples_vary_above_temperature_zero() -> None:
-    item = BANK[0]
-    replies = [bank_reply(PERSONAS["cirrus"], item.prompt, decision("cirrus", 1.0, seed)) for seed in range(40)]
-    rate = sum(score(item, r or "") for r in replies) / len(replies)
-    assert 0.4 <= rate <= 0.9  # cirrus' arithmetic accuracy is 0.65
-    assert np.mean([measured("cirrus", 1.0, seed) for seed in range(5)]) == pytest.approx(0.68, abs=0.08)
-
-
-def test_engine_answers_bank_items_and_keeps_its_format_decision() -> None:
-    uppercase = next(i for i in BANK if i.answer == "uppercase")
-    request = ChatRequest(messages=(Message("user", uppercase.prompt),), temperature=0)
-    for persona in PERSONAS.values():
-        engine = PersonaEngine(persona)
-        text = engine.generate(request, seed=1).text
-        expected = bank_reply(persona, uppercase.prompt, decision(persona.name))
-        assert text == expected  # not upper-cased afterwards: the bank reply decided that already
-    plain = ChatRequest(messages=(Message("user", "What is 47 × 38? Answer with the number only!"),), temperature=0)
-    assert PersonaEngine(PERSONAS["atlas"]).generate(plain, seed=1).text in ("1786", "47 × 38 = 1786")
-
-
-def test_wrong_choices_are_spread_over_the_alternatives() -> None:
-    item = next(i for i in BANK if i.check == "choice")
-    seen = {
-        wrong_reply(PERSONAS["cirrus"], item, lambda options, s=seed: decision("cirrus", 1.0, s).pick(options, "x"))
-        for seed in range(30)
-    }
-    assert seen == {letter for letter in "ABCD" if letter != item.answer}
 
 
 # --- end to end over real HTTP -------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def test_run_smoke_writes_a_valid_run(start_sim: StartSim, fake_key: str, tmp_pa
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["schema"] == "relayaudit.run/1" and manifest["status"] == "complete"
+    assert manifest["schema"] == "relayaudit.run/2" and manifest["status"] == "complete"
     assert manifest["endpoint"] == {
         "base_url": f"{url}/v1",
         "model": "gpt-4o",
@@ -167,7 +167,7 @@ def test_progress_bar_shows_done_total_rate_and_spend() -> None:
 
     from rich.console import Console
 
-    from relayaudit.report.console import RichProgress
+    from relayaudit.cli.progress import RichProgress
 
     stream = io.StringIO()
     progress = RichProgress(Console(file=stream, force_terminal=True, width=120))

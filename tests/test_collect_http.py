@@ -11,6 +11,7 @@ import pytest
 
 from relayaudit.client import ClientSettings
 from relayaudit.collect import CollectSummary
+from relayaudit.run_basis import stored_suites
 from relayaudit.runner import FactOverrides, PreparedRun, RunOptions, prepare_new_run, prepare_resume, run_collection
 from relayaudit.sim.app import key_id
 from relayaudit.store import RunStore
@@ -190,5 +191,5 @@ def test_run_directory_is_portable(start_sim: StartSim, fake_key: str, tmp_path:
     (tmp_path / "run").rename(moved)
     assert str(tmp_path) not in (moved / "manifest.json").read_text()
     store = RunStore.open(moved)
-    assert [s.name for s in store.suites()] == ["t"] and len(store.observations()) == 1
+    assert [s.name for s in stored_suites(store)] == ["t"] and len(store.observations()) == 1
     assert store.manifest.endpoint.key_env == "OPENAI_API_KEY"

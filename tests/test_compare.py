@@ -170,11 +170,16 @@ def test_verdict_policy() -> None:
     untested = Candidate("x", "distribution", insufficient, "f")
     assert decide(evaluate([calm, untested]), ok).outcome == "inconclusive"  # consistent only if every check ran
     assert decide(evaluate([strong, untested]), ok).outcome == "divergent"
-    failed_check = StatResult("equality", 3.0, None, None, 5, 5, {"passed": False}, reason="3 pairs differ")
+    failed_check = StatResult("equality", 3.0, None, None, 5, 5, passed=False, reason="3 pairs differ")
     finding = evaluate(
         [Candidate("usage.prompt_tokens", "usage", failed_check, "Prompt tokens: relay 30, baseline 27")]
     )[0]
     assert finding.status == "fail" and "3 pairs differ" in finding.summary
+    # Fail closed: a deterministic check that carries no decision is inconclusive, never a pass.
+    undecided = StatResult("equality", 0.0, None, None, 5, 5)
+    silent = evaluate([Candidate("usage.prompt_tokens", "usage", undecided, "Prompt tokens: relay 30")])[0]
+    assert silent.status == "inconclusive" and "no decision" in silent.summary
+    assert decide([silent], ok).outcome == "inconclusive"
 
 
 def test_markdown_renders_relay_text_inert() -> None:

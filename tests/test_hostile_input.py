@@ -282,7 +282,7 @@ def test_hostile_usage_is_a_finding_and_never_switches_the_cap_off(
 
 
 def test_a_lone_surrogate_in_an_answer_is_stored_and_read_back(tmp_path: Path) -> None:
-    from relayaudit.store import Manifest
+    from relayaudit.manifest import Manifest
     from relayaudit.types import Endpoint, Observation
 
     manifest = Manifest("r", Endpoint("http://127.0.0.1:9/v1", "gpt-4o"), "gpt-4o", (), "0", "2026-01-01T00:00:00Z")

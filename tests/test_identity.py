@@ -9,6 +9,7 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.identity import KIND, cutoff_stated, vendor_named
 from relayaudit.models import load_registry
 from relayaudit.suite import parse_suite
+from relayaudit.testing import basis
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
 
 SETTINGS = CompareSettings(permutations=500)
@@ -91,7 +92,7 @@ def identity_answers(vendor_text: str, cutoff_text: str, run: str, n: int = 4) -
 def test_another_vendor_named_outright_is_decisive() -> None:
     baseline = identity_answers("I am GPT-4o by OpenAI.", "My cutoff is 2023-10.", "b")
     relay = identity_answers("I am Qwen, made by Alibaba Cloud.", "My cutoff is 2024-09.", "r")
-    vendor, cutoff = KIND.compare(baseline, relay, SETTINGS)
+    vendor, cutoff = KIND.compare(baseline, relay, basis(), SETTINGS)
     assert vendor.check == "identity.vendor" and not vendor.weak
     assert vendor.result.pvalue is not None and vendor.result.pvalue < 0.01
     assert "relay alibaba (100% of 8), baseline openai (100% of 8)" in vendor.figures
@@ -104,19 +105,21 @@ def test_a_spoofed_or_mixed_identity_stays_weak() -> None:
         {"model:banner": ["I am GPT-4o by OpenAI."] * 3 + ["I am Qwen."], "vendor:maker": ["OpenAI made me."] * 4},
         "r",
     )
-    vendor, _ = KIND.compare(baseline, mixed, SETTINGS)
+    vendor, _ = KIND.compare(baseline, mixed, basis(), SETTINGS)
     assert vendor.weak
 
 
 def test_check_against_the_registry_is_always_weak() -> None:
     claim = load_registry().get("gpt-4o")
     honest = KIND.check(
-        identity_answers("I am GPT-4o, by OpenAI.", "My knowledge cutoff is October 2023.", "r"), claim, SETTINGS
+        identity_answers("I am GPT-4o, by OpenAI.", "My knowledge cutoff is October 2023.", "r"), basis(claim), SETTINGS
     )
     assert [c.check for c in honest] == ["identity.claimed_vendor", "identity.claimed_cutoff"]
-    assert all(c.weak and c.result.detail["passed"] for c in honest)
-    other = KIND.check(identity_answers("I'm Claude by Anthropic.", "My cutoff is 2025-03.", "r"), claim, SETTINGS)
-    assert all(c.weak and not c.result.detail["passed"] for c in other)
+    assert all(c.weak and c.result.passed is True for c in honest)
+    other = KIND.check(
+        identity_answers("I'm Claude by Anthropic.", "My cutoff is 2025-03.", "r"), basis(claim), SETTINGS
+    )
+    assert all(c.weak and c.result.passed is False for c in other)
     assert "most answers name anthropic" in other[0].result.reason
     unknown = load_registry().facts_for("house-model")
-    assert KIND.check(identity_answers("x", "y", "r"), unknown, SETTINGS) == []
+    assert KIND.check(identity_answers("x", "y", "r"), basis(unknown), SETTINGS) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
+
 from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
 from relayaudit.client import ClientSettings
 from relayaudit.runner import RunOptions, run_collection
@@ -21,7 +23,8 @@ def test_honest_relay_passes_every_integrity_check(tmp_path: Path) -> None:
             RunOptions(base_url=f"{official}/v1", model="gpt-4o", suites=SUITES, no_key=True, out=tmp_path / "b")
         )
         asyncio.run(run_collection(baseline, SETTINGS))
-        with serve_in_thread(build_app(SimConfig(upstream=Upstream(f"{official}/v1"), seed=2))) as relay:
+        upstream = Upstream(f"{official}/v1", transport=httpx.AsyncHTTPTransport)
+        with serve_in_thread(build_app(SimConfig(upstream=upstream, seed=2))) as relay:
             options = RunOptions(base_url=f"{relay}/v1", model="gpt-4o", no_key=True, out=tmp_path / "r")
             prepared = prepare_audit(options, baseline.store.path)
             compared = asyncio.run(run_audit(prepared, baseline.store.path, SETTINGS, calibration_splits=0)).report

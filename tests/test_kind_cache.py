@@ -16,6 +16,7 @@ import pytest
 from relayaudit.client import ClientSettings
 from relayaudit.compare import check_run
 from relayaudit.errors import SuiteError
+from relayaudit.findings import Candidate
 from relayaudit.kinds.base import ProbeSpec
 from relayaudit.kinds.cache import (
     KIND,
@@ -33,6 +34,7 @@ from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suite, parse_suite
+from relayaudit.testing import basis
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
 
 CLIENT = ClientSettings(concurrency=8, max_attempts=2, backoff_base=0.01, total_timeout=20)
@@ -171,6 +173,10 @@ def test_a_caching_relay_fails(servers: Any, tmp_path: Path) -> None:
     assert finding.pvalue is not None and finding.pvalue < 1e-10
 
 
+def crossed_runs(first: RunStore, second: RunStore) -> Candidate:
+    return cross_key_check(first.manifest, first.observations(), second.manifest, second.observations())
+
+
 def test_a_cache_shared_across_keys_is_caught_with_two_runs(
     servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,29 +184,29 @@ def test_a_cache_shared_across_keys_is_caught_with_two_runs(
     monkeypatch.setenv("KEY_B", "sk-customer-b-1111111111111111")
     shared = servers("cache:scope=global")
     first, second = collect(shared, tmp_path / "a", "KEY_A"), collect(shared, tmp_path / "b", "KEY_B")
-    crossed = cross_key_check(first, second)
+    crossed = crossed_runs(first, second)
     assert crossed.result.pvalue is not None and crossed.result.pvalue < 1e-10
     assert crossed.estimate["identical_pairs"] == crossed.estimate["pairs"] == 3 * 4 * 4
     private = servers("cache")  # a per-key cache: each run replays its own answers, never the other key's
     first, second = collect(private, tmp_path / "c", "KEY_A"), collect(private, tmp_path / "d", "KEY_B")
     assert replay_finding(first)[1].status == "fail" and replay_finding(second)[1].status == "fail"
-    separate = cross_key_check(first, second)
+    separate = crossed_runs(first, second)
     assert separate.result.pvalue == 1.0 and separate.estimate["identical_pairs"] == 0
 
 
 def test_cross_key_refuses_runs_under_the_same_key(servers: Any, tmp_path: Path) -> None:
     url = servers("cache:scope=global")
     first, second = collect(url, tmp_path / "a"), collect(url, tmp_path / "b")
-    same = cross_key_check(first, second)
+    same = crossed_runs(first, second)
     assert not same.result.sufficient and "same key variable" in same.result.reason
 
 
 def test_check_needs_no_baseline_and_compare_adds_nothing() -> None:
     cached = [obs("p", STORY, sample=i) for i in range(2)]
     settings = CompareSettings(permutations=100)
-    assert KIND.compare(cached, cached, settings) == []
-    assert [c.check for c in KIND.check(cached, load_registry().get("gpt-4o"), settings)] == ["cache.replay"]
-    assert KIND.check([], load_registry().get("gpt-4o"), settings) == []
+    assert KIND.compare(cached, cached, basis(), settings) == []
+    assert [c.check for c in KIND.check(cached, basis(load_registry().get("gpt-4o")), settings)] == ["cache.replay"]
+    assert KIND.check([], basis(load_registry().get("gpt-4o")), settings) == []
 
 
 # --- one run, two keys (--second-key-env) --------------------------------------------------------------------

@@ -21,6 +21,7 @@ from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
+from relayaudit.testing import basis
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import Observation
 
@@ -60,19 +61,19 @@ def test_haystacks_have_the_requested_size_and_every_canary() -> None:
 
 def test_honest_relay_keeps_the_whole_context(tmp_path: Path) -> None:
     observations = collect(tmp_path, "context")
-    effective, reported = CONTEXT.check(observations, GPT4O, SETTINGS)
-    assert effective.result.detail["passed"] and effective.estimate["effective_tokens"] == 32000
-    assert reported.result.detail["passed"] and reported.estimate["lowest_ratio"] == pytest.approx(1.0)
+    effective, reported = CONTEXT.check(observations, basis(GPT4O), SETTINGS)
+    assert effective.result.passed is True and effective.estimate["effective_tokens"] == 32000
+    assert reported.result.passed is True and reported.estimate["lowest_ratio"] == pytest.approx(1.0)
     assert effective.estimate["claimed_tokens"] == 128000
 
 
 @pytest.mark.parametrize(("keep", "limit"), [("tail", 4000), ("head", 10000), ("middle", 6000)])
 def test_cut_context_is_measured_within_ten_percent(tmp_path: Path, keep: str, limit: int) -> None:
     observations = collect(tmp_path, "context", f"cut_context:{limit},keep={keep}")
-    effective, reported = CONTEXT.check(observations, GPT4O, SETTINGS)
-    assert not effective.result.detail["passed"]
+    effective, reported = CONTEXT.check(observations, basis(GPT4O), SETTINGS)
+    assert effective.result.passed is False
     assert abs(effective.estimate["effective_tokens"] - limit) <= 0.1 * limit, effective.estimate
-    assert not reported.result.detail["passed"]  # the relay bills for the cut prompt only
+    assert reported.result.passed is False  # the relay bills for the cut prompt only
     assert effective.estimate["middle_truncated"] == (keep == "middle")
     assert effective.estimate["head_truncated"] == (keep == "tail")
     assert len(observations) <= 6 + 4  # coarse sizes plus at most four bisection steps
@@ -100,40 +101,40 @@ def test_the_worst_case_estimate_bounds_what_an_adaptive_search_sends(
 def test_context_against_the_baseline(tmp_path: Path) -> None:
     baseline = collect(tmp_path, "context", name="b")
     relay = collect(tmp_path, "context", "cut_context:8000", name="r")
-    finding, billed = CONTEXT.compare(baseline, relay, SETTINGS)
+    finding, billed = CONTEXT.compare(baseline, relay, basis(), SETTINGS)
     # recall, one answer per size, is a stated test (Fisher) beside the bisection's boundaries ...
     assert finding.result.pvalue is not None and "32,000 at the baseline" in finding.figures
     assert finding.result.detail["relay_recalled"] < finding.result.detail["baseline_recalled"]
     # the reported prompt tokens show the cut without any recall: the relay bills the kept part only
-    assert billed.check == "context.billed_vs_baseline" and not billed.result.detail["passed"]
+    assert billed.check == "context.billed_vs_baseline" and billed.result.passed is False
     assert abs(billed.estimate["kept_tokens"] - 8000) <= 800, billed.estimate
-    same, honest_billing = CONTEXT.compare(baseline, baseline, SETTINGS)
-    assert same.result.pvalue == 1.0 and honest_billing.result.detail["passed"]
+    same, honest_billing = CONTEXT.compare(baseline, baseline, basis(), SETTINGS)
+    assert same.result.pvalue == 1.0 and honest_billing.result.passed is True
     assert honest_billing.result.statistic == 1.0 and honest_billing.estimate["kept_tokens"] is None
 
 
 @pytest.mark.parametrize("kept", [10, 20])
 def test_keep_last_is_measured_as_recalled_turns(tmp_path: Path, kept: int) -> None:
-    finding, reported = MEMORY.check(collect(tmp_path, "memory", f"keep_last:{kept}"), GPT4O, SETTINGS)
-    assert not finding.result.detail["passed"] and finding.weak  # no baseline rate to test recall against
+    finding, reported = MEMORY.check(collect(tmp_path, "memory", f"keep_last:{kept}"), basis(GPT4O), SETTINGS)
+    assert finding.result.passed is False and finding.weak  # no baseline rate to test recall against
     assert finding.estimate["recalled_turns"] == (kept - 3) // 2  # first turn, its answer, k pairs, question
     # what decides without a baseline: the relay reports the tokens of the conversation it kept
-    assert reported.check == "memory.reported_tokens" and not reported.result.detail["passed"]
+    assert reported.check == "memory.reported_tokens" and reported.result.passed is False
 
 
 def test_honest_memory_and_comparison(tmp_path: Path) -> None:
     honest = collect(tmp_path, "memory", name="b")
-    finding, reported = MEMORY.check(honest, GPT4O, SETTINGS)
-    assert finding.result.detail["passed"] and finding.estimate["recalled_turns"] == 32
-    assert reported.result.detail["passed"]
+    finding, reported = MEMORY.check(honest, basis(GPT4O), SETTINGS)
+    assert finding.result.passed is True and finding.estimate["recalled_turns"] == 32
+    assert reported.result.passed is True
     forgetful = collect(tmp_path, "memory", "keep_last:6", name="r")
-    versus, billed = MEMORY.compare(honest, forgetful, SETTINGS)
+    versus, billed = MEMORY.compare(honest, forgetful, basis(), SETTINGS)
     # 2 replicates at each of 6 coarse sizes: the relay recalls only after 1 turn (2 of 12), the baseline always
     assert versus.result.detail["relay_recalled"] == 2 and versus.result.detail["baseline_recalled"] == 12
     assert versus.result.pvalue is not None and versus.result.pvalue < 1e-4 and "32 at the baseline" in versus.figures
     # keeping the last 6 messages first cuts a conversation of 2 filler turns (2 + 2 x 2 + 1 = 7 messages)
-    assert not billed.result.detail["passed"] and billed.estimate["first_cut_turns"] == 2
-    same, same_billing = MEMORY.compare(honest, honest, SETTINGS)
+    assert billed.result.passed is False and billed.estimate["first_cut_turns"] == 2
+    same, same_billing = MEMORY.compare(honest, honest, basis(), SETTINGS)
     assert same.result.pvalue == 1.0 and same_billing.result.statistic == 1.0
 
 
@@ -148,7 +149,7 @@ def test_followups_are_rederived_on_resume(tmp_path: Path) -> None:
         resumed = asyncio.run(run_collection(prepare_resume(tmp_path / "r", preflight=False), ClientSettings()))
     observations = [o for o in RunStore.open(tmp_path / "r").observations() if o.final]
     assert resumed.already_settled == coarse_only and len(observations) > coarse_only
-    finding, _ = MEMORY.check(observations, GPT4O, SETTINGS)
+    finding, _ = MEMORY.check(observations, basis(GPT4O), SETTINGS)
     assert finding.estimate["recalled_turns"] == (12 - 3) // 2
     assert RunStore.open(tmp_path / "r").manifest.planned_requests == len(observations)
 
@@ -161,7 +162,7 @@ def test_deep_context_tests_up_to_the_claimed_window(tmp_path: Path) -> None:
     assert max(int(p.variant[1:]) for p in deep.plan) == int(128000 * 0.9)
     assert deep.estimate.max_cost_usd is not None and default.estimate.max_cost_usd is not None
     assert deep.estimate.max_cost_usd > 3 * default.estimate.max_cost_usd  # the cost is shown before sending
-    assert RunStore.open(tmp_path / "b").manifest.extra["deep_context"] is True
+    assert RunStore.open(tmp_path / "b").manifest.deep_context is True
     assert [p.unit for p in prepare_resume(tmp_path / "b").plan] == [p.unit for p in deep.plan]
     window = prepare_new_run(replace(options, out=tmp_path / "c", facts=replace(options.facts, context_window=8000)))
     assert max(int(p.variant[1:]) for p in window.plan) == 7200
@@ -183,7 +184,7 @@ def test_facts_given_on_the_command_line_reach_the_analysis(tmp_path: Path) -> N
         )
         asyncio.run(run_collection(prepare_new_run(options), ClientSettings(concurrency=4)))
     store = RunStore.open(tmp_path / "r")
-    assert store.manifest.extra["facts"] == {"tokenizer": "o200k_base", "context_window": 16000}
+    assert store.manifest.facts_given.given() == {"tokenizer": "o200k_base", "context_window": 16000}
     report = check_run(store)
     effective = next(f for f in report.findings if f.check == "context.effective")
     assert effective.status == "fail" and effective.estimate["claimed_tokens"] == 16000
@@ -195,6 +196,8 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
     """A weak official model (here one that keeps only the last 10 messages) fails the baseline-free memory
     check itself; through an honest relay that failure is the model's, so it is weak and the verdict rests on
     the comparison with the baseline, which still catches a relay that forgets more."""
+    import httpx
+
     from relayaudit.compare import compare_runs
     from relayaudit.sim.app import Upstream
 
@@ -204,8 +207,9 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
         )
         asyncio.run(run_collection(prepare_new_run(replace(baseline, out=tmp_path / "b")), ClientSettings()))
         reports = {}
+        upstream = Upstream(f"{official}/v1", transport=httpx.AsyncHTTPTransport)
         for name, behaviours in (("honest", ()), ("forgetful", ("keep_last:6",))):
-            relay_app = build_app(SimConfig(upstream=Upstream(f"{official}/v1"), behaviours=behaviours, seed=2))
+            relay_app = build_app(SimConfig(upstream=upstream, behaviours=behaviours, seed=2))
             with serve_in_thread(relay_app) as relay:
                 options = replace(baseline, base_url=f"{relay}/v1", out=tmp_path / name)
                 asyncio.run(run_collection(prepare_new_run(options), ClientSettings()))

@@ -28,6 +28,7 @@ from relayaudit.kinds.metadata_checks import (
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions
 from relayaudit.suite import load_suite, parse_suite
+from relayaudit.testing import basis
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
 from tests.conftest import DIALECTS, base_url, record_baselines
 
@@ -59,13 +60,15 @@ OPENAI_ID = "chatcmpl-" + "Ab3dE" * 5 + "Xy9Z"  # 29 letters and digits
     ],
 )
 def test_same_model(a: str, b: str, same: bool) -> None:
-    assert same_model(a, b) is same and same_model(b, a) is same
+    registry = load_registry()
+    assert same_model(a, b, registry) is same and same_model(b, a, registry) is same
 
 
 def test_resolve_only_names_the_registry_knows() -> None:
-    assert resolve("gpt-4o-2024-08-06") == "gpt-4o" and resolve("Azure/GPT-4o") == "gpt-4o"
-    assert resolve("gpt-4o-mini-2030-01-01") == "gpt-4o-mini"
-    assert resolve("cirrus-7b-instruct") is None and resolve("atlas-2025-03-01") is None
+    registry = load_registry()
+    assert resolve("gpt-4o-2024-08-06", registry) == "gpt-4o" and resolve("Azure/GPT-4o", registry) == "gpt-4o"
+    assert resolve("gpt-4o-mini-2030-01-01", registry) == "gpt-4o-mini"
+    assert resolve("cirrus-7b-instruct", registry) is None and resolve("atlas-2025-03-01", registry) is None
 
 
 def test_id_shapes() -> None:
@@ -142,14 +145,15 @@ def checks(candidates: list[Candidate]) -> dict[str, Candidate]:
 
 
 def passed(candidate: Candidate) -> bool:
-    return bool(candidate.result.detail["passed"])
+    assert candidate.result.passed is not None, "a deterministic check must decide"
+    return candidate.result.passed
 
 
 OFFICIAL = [answer() for _ in range(4)] + [answer(stream=True, events=("message",)) for _ in range(4)]
 
 
 def test_an_identical_envelope_passes_everything() -> None:
-    found = checks(KIND.compare(OFFICIAL, OFFICIAL, SETTINGS))
+    found = checks(KIND.compare(OFFICIAL, OFFICIAL, basis(), SETTINGS))
     assert set(found) == {
         "metadata.model_field",
         "metadata.response_id",
@@ -161,11 +165,11 @@ def test_an_identical_envelope_passes_everything() -> None:
 
 
 def test_model_field_is_weak_unless_it_names_another_registry_model() -> None:
-    echo = checks(KIND.compare(OFFICIAL, [answer("gpt-4o")] * 4, SETTINGS))["metadata.model_field"]
+    echo = checks(KIND.compare(OFFICIAL, [answer("gpt-4o")] * 4, basis(), SETTINGS))["metadata.model_field"]
     assert passed(echo)
-    other = checks(KIND.compare(OFFICIAL, [answer("some-finetune")] * 4, SETTINGS))["metadata.model_field"]
+    other = checks(KIND.compare(OFFICIAL, [answer("some-finetune")] * 4, basis(), SETTINGS))["metadata.model_field"]
     assert not passed(other) and other.weak and other.estimate["not_matching"] == 4
-    confession = checks(KIND.compare(OFFICIAL, [answer("gpt-4o-mini")] * 4, SETTINGS))["metadata.model_field"]
+    confession = checks(KIND.compare(OFFICIAL, [answer("gpt-4o-mini")] * 4, basis(), SETTINGS))["metadata.model_field"]
     assert not passed(confession) and not confession.weak
     assert confession.estimate["other_registry_models"] == ["gpt-4o-mini"]
     assert "relay gpt-4o-mini (4 of 4), baseline gpt-4o-2024-08-06 (8 of 8)" in confession.figures
@@ -180,7 +184,7 @@ def test_relay_software_ids_fingerprints_and_streams() -> None:
         ),
         answer(stream=True, events=()),  # a plain body for a streamed request
     ]
-    found = checks(KIND.compare(OFFICIAL, relay, SETTINGS))
+    found = checks(KIND.compare(OFFICIAL, relay, basis(), SETTINGS))
     assert not passed(found["metadata.response_id"]) and found["metadata.response_id"].estimate["not_matching"] == 1
     assert "chatcmpl-+36 uuid" in found["metadata.response_id"].figures
     assert not passed(found["metadata.fingerprint"])
@@ -191,29 +195,33 @@ def test_relay_software_ids_fingerprints_and_streams() -> None:
 
 
 def test_backend_header_naming_another_model_is_decisive() -> None:
-    same = checks(KIND.compare(OFFICIAL, [answer(headers=(("x-upstream-model", "azure/gpt-4o"),))] * 3, SETTINGS))
+    same = checks(
+        KIND.compare(OFFICIAL, [answer(headers=(("x-upstream-model", "azure/gpt-4o"),))] * 3, basis(), SETTINGS)
+    )
     assert passed(same["metadata.backend"]) and not same["metadata.backend"].weak
-    other = checks(KIND.compare(OFFICIAL, [answer(headers=(("x-litellm-model-name", "qwen-plus"),))] * 3, SETTINGS))
+    other = checks(
+        KIND.compare(OFFICIAL, [answer(headers=(("x-litellm-model-name", "qwen-plus"),))] * 3, basis(), SETTINGS)
+    )
     backend = other["metadata.backend"]
     assert not passed(backend) and not backend.weak and backend.estimate["different"] == ["qwen-plus"]
     assert "x-litellm-model-name" in backend.figures and "gpt-4o-2024-08-06" in backend.figures
-    assert "metadata.backend" not in checks(KIND.compare(OFFICIAL, OFFICIAL, SETTINGS))
+    assert "metadata.backend" not in checks(KIND.compare(OFFICIAL, OFFICIAL, basis(), SETTINGS))
 
 
 def test_checks_against_the_claim() -> None:
-    assert KIND.check([answer("gpt-4o-mini")], load_registry().facts_for("my-model"), SETTINGS) == []
-    assert KIND.check([answer("atlas-2025-03-01")], GPT4O, SETTINGS) == []  # unknown name: not evidence
-    honest = checks(KIND.check([answer(), answer("gpt-4o")], GPT4O, SETTINGS))
+    assert KIND.check([answer("gpt-4o-mini")], basis(load_registry().facts_for("my-model")), SETTINGS) == []
+    assert KIND.check([answer("atlas-2025-03-01")], basis(GPT4O), SETTINGS) == []  # unknown name: not evidence
+    honest = checks(KIND.check([answer(), answer("gpt-4o")], basis(GPT4O), SETTINGS))
     assert passed(honest["metadata.model_claim"]) and "metadata.backend_claim" not in honest
     leaking = [answer("gpt-4o", headers=(("x-upstream-model", "gpt-4o-mini-2024-07-18"),))] * 2
-    found = checks(KIND.check(leaking, GPT4O, SETTINGS))
+    found = checks(KIND.check(leaking, basis(GPT4O), SETTINGS))
     assert passed(found["metadata.model_claim"])
     backend = found["metadata.backend_claim"]
     assert not passed(backend) and not backend.weak and backend.estimate["different"] == ["gpt-4o-mini-2024-07-18"]
 
 
 def test_no_baseline_answers_means_no_comparison() -> None:
-    assert KIND.compare([], OFFICIAL, SETTINGS) == []
+    assert KIND.compare([], OFFICIAL, basis(), SETTINGS) == []
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,15 @@ from relayaudit.errors import SuiteError
 from relayaudit.kinds import KINDS
 from relayaudit.kinds.base import ProbeSpec
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.parameter_checks import agreement, evaluate, mean_agreement, schema_problem
-from relayaudit.kinds.parameters import CITY_SCHEMA, KIND
+from relayaudit.kinds.params import CITY_SCHEMA, KIND
+from relayaudit.kinds.params_checks import agreement, evaluate, mean_agreement, schema_problem
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, prepare_new_run, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suite, parse_suite
+from relayaudit.testing import basis
 from relayaudit.types import (
     ChatRequest,
     Choice,
@@ -94,10 +95,8 @@ def obs(
 
 
 def judge(observations: list[Observation], claim: Any = GPT4O) -> dict[str, Any]:
-    found = {c.check: c for c in KIND.check(observations, claim, SETTINGS)}
-    return {
-        name: ("insufficient" if not c.result.sufficient else c.result.detail["passed"], c) for name, c in found.items()
-    }
+    found = {c.check: c for c in KIND.check(observations, basis(claim), SETTINGS)}
+    return {name: ("insufficient" if not c.result.sufficient else c.result.passed, c) for name, c in found.items()}
 
 
 # --- measurements ---------------------------------------------------------------------------------------
@@ -394,20 +393,18 @@ def test_compare_holds_repeatability_to_the_official_apis() -> None:
     relay = arm("temperature:t0", ["Sour.", "Tangy.", "Mild."], temperature=0) + arm(
         "temperature:t1", ["D.", "E.", "F."]
     )
-    found = {c.check: c for c in KIND.compare(base, relay, SETTINGS)}
-    assert found["params.temperature_vs_official"].result.detail["passed"] is False
+    found = {c.check: c for c in KIND.compare(base, relay, basis(), SETTINGS)}
+    assert found["params.temperature_vs_official"].result.passed is False
     assert "relay 0.00, baseline 1.00" in found["params.temperature_vs_official"].figures
-    assert KIND.compare(base, base, SETTINGS)[0].result.detail["passed"] is True
+    assert KIND.compare(base, base, basis(), SETTINGS)[0].result.passed is True
     # seed: the official API not repeating seeded answers means nothing is expected of the relay
     loose = arm("seed:seeded", ["X1.", "Y2.", "Z3."], seed=1) + arm("seed:control", ["P.", "Q.", "R."])
-    found = {c.check: c for c in KIND.compare(loose, loose, SETTINGS)}
-    assert found["params.seed_vs_official"].result.detail["passed"] is True
+    found = {c.check: c for c in KIND.compare(loose, loose, basis(), SETTINGS)}
+    assert found["params.seed_vs_official"].result.passed is True
     assert "nothing is expected" in found["params.seed_vs_official"].figures
     tight = arm("seed:seeded", ["Same isle."] * 3, seed=1) + arm("seed:control", ["P.", "Q.", "R."])
-    found = {c.check: c for c in KIND.compare(tight, loose, SETTINGS)}
-    assert (
-        found["params.seed_vs_official"].result.detail["passed"] is False and not found["params.seed_vs_official"].weak
-    )
+    found = {c.check: c for c in KIND.compare(tight, loose, basis(), SETTINGS)}
+    assert found["params.seed_vs_official"].result.passed is False and not found["params.seed_vs_official"].weak
 
 
 # --- end to end over HTTP against the simulator -------------------------------------------------------------

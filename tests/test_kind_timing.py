@@ -21,6 +21,7 @@ from relayaudit.kinds.timing import KIND, MIN_GENERATION_S, extreme_test
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, run_collection
 from relayaudit.suite import load_suite, parse_suite
+from relayaudit.testing import basis
 from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation, Usage
 
 SETTINGS = CompareSettings(permutations=200)
@@ -73,56 +74,56 @@ def test_extreme_test_flags_only_beyond_the_ratio() -> None:
 
 
 def test_same_timing_passes() -> None:
-    found = checks(KIND.compare(side(0.5, 60), side(0.5, 60), SETTINGS))
+    found = checks(KIND.compare(side(0.5, 60), side(0.5, 60), basis(), SETTINGS))
     assert set(found) == {"timing.ttft", "timing.speed", "timing.errors"}
     assert all(c.result.pvalue is not None and c.result.pvalue > 0.05 for c in found.values())
     assert 0.8 < found["timing.speed"].estimate["ratio"] < 1.25 and found["timing.speed"].estimate["unit"] == "tokens/s"
 
 
 def test_a_much_faster_decode_is_decisive_and_a_slower_one_weak() -> None:
-    faster = checks(KIND.compare(side(0.5, 30), side(0.5, 150), SETTINGS))["timing.speed"]
+    faster = checks(KIND.compare(side(0.5, 30), side(0.5, 150), basis(), SETTINGS))["timing.speed"]
     assert faster.result.pvalue is not None and faster.result.pvalue < 1e-4 and not faster.weak
     assert 4 < faster.estimate["ratio"] < 6.5
     assert f"({faster.estimate['ratio']:.1f}x)" in faster.figures and "tokens/s, baseline " in faster.figures
-    slower = checks(KIND.compare(side(0.5, 150), side(0.5, 30), SETTINGS))["timing.speed"]
+    slower = checks(KIND.compare(side(0.5, 150), side(0.5, 30), basis(), SETTINGS))["timing.speed"]
     assert slower.result.pvalue is not None and slower.result.pvalue < 1e-4 and slower.weak
-    twice = checks(KIND.compare(side(0.5, 60), side(0.5, 120), SETTINGS))["timing.speed"]
+    twice = checks(KIND.compare(side(0.5, 60), side(0.5, 120), basis(), SETTINGS))["timing.speed"]
     assert twice.result.pvalue is not None and twice.result.pvalue > 0.5  # 2x is informational only
 
 
 def test_ttft_is_weak_and_flagged_only_when_extreme() -> None:
-    slow = checks(KIND.compare(side(0.5, 60), side(4.0, 60), SETTINGS))["timing.ttft"]
+    slow = checks(KIND.compare(side(0.5, 60), side(4.0, 60), basis(), SETTINGS))["timing.ttft"]
     assert slow.weak and slow.result.pvalue is not None and slow.result.pvalue < 1e-4
     assert slow.estimate["ttft_relay_s"] == pytest.approx(4.0, rel=0.15)
-    double = checks(KIND.compare(side(0.5, 60), side(1.0, 60), SETTINGS))["timing.ttft"]
+    double = checks(KIND.compare(side(0.5, 60), side(1.0, 60), basis(), SETTINGS))["timing.ttft"]
     assert double.result.pvalue is not None and double.result.pvalue > 0.5  # 2x + under the 1 s floor
-    faster = checks(KIND.compare(side(2.0, 60), side(0.1, 60), SETTINGS))["timing.ttft"]
+    faster = checks(KIND.compare(side(2.0, 60), side(0.1, 60), basis(), SETTINGS))["timing.ttft"]
     assert faster.result.pvalue is not None and faster.result.pvalue > 0.99  # a nearer relay is not suspicious
 
 
 def test_bursts_and_missing_usage() -> None:
     burst = [timed(1.0, 1.0 + MIN_GENERATION_S / 10) for _ in range(12)]  # whole answer in one burst
-    found = checks(KIND.compare(side(0.5, 60), burst, SETTINGS))
+    found = checks(KIND.compare(side(0.5, 60), burst, basis(), SETTINGS))
     assert not found["timing.speed"].result.sufficient and found["timing.speed"].weak
     assert "12 arrived in one burst" in found["timing.speed"].result.reason
-    assert "timing.speed" not in checks(KIND.compare(burst, burst, SETTINGS))  # no reference: no claim
-    no_usage = checks(KIND.compare(side(0.5, 60, tokens=None), side(0.5, 60), SETTINGS))["timing.speed"]
+    assert "timing.speed" not in checks(KIND.compare(burst, burst, basis(), SETTINGS))  # no reference: no claim
+    no_usage = checks(KIND.compare(side(0.5, 60, tokens=None), side(0.5, 60), basis(), SETTINGS))["timing.speed"]
     assert no_usage.estimate["unit"] == "characters/s"
 
 
 def test_too_few_baseline_streams_give_no_timing_claim() -> None:
-    found = checks(KIND.compare(side(0.5, 60, n=3), side(0.5, 60), SETTINGS))
+    found = checks(KIND.compare(side(0.5, 60, n=3), side(0.5, 60), basis(), SETTINGS))
     assert set(found) == {"timing.errors"}
-    unanswered = checks(KIND.compare(side(0.5, 60), side(0.5, 60, n=3), SETTINGS))
+    unanswered = checks(KIND.compare(side(0.5, 60), side(0.5, 60, n=3), basis(), SETTINGS))
     assert not unanswered["timing.ttft"].result.sufficient and unanswered["timing.ttft"].weak
 
 
 def test_error_rate_is_weak() -> None:
     failing = side(0.5, 60, n=6) + [timed(None, None, outcome="transport_error") for _ in range(10)]
-    errors = checks(KIND.compare(side(0.5, 60, n=16), failing, SETTINGS))["timing.errors"]
+    errors = checks(KIND.compare(side(0.5, 60, n=16), failing, basis(), SETTINGS))["timing.errors"]
     assert errors.weak and errors.result.pvalue is not None and errors.result.pvalue < 0.01
     assert errors.estimate == {"error_rate_relay": 10 / 16, "error_rate_baseline": 0.0}
-    assert KIND.check(failing, load_registry().get("gpt-4o"), SETTINGS) == []
+    assert KIND.check(failing, basis(load_registry().get("gpt-4o")), SETTINGS) == []
 
 
 def test_validation_and_expansion() -> None:

@@ -24,6 +24,7 @@ from relayaudit.runner import RunOptions
 from relayaudit.sim.behaviours import DEFAULT_TAMPER, Context, TamperTools
 from relayaudit.sim.spec import parse_behaviour
 from relayaudit.suite import load_suite, parse_suite
+from relayaudit.testing import basis
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, Message, NotSent, Observation, Tool, ToolCall
 from tests.conftest import DIALECTS, base_url, record_baselines
@@ -243,7 +244,7 @@ def by_check(candidates: list) -> dict:  # type: ignore[type-arg]
 def test_decision_f1_counts_against_the_baseline_majority() -> None:
     base = side({"a": [True] * 3, "b": [True] * 3, "c": [False] * 3, "d": [False, False, True]})
     rel = side({"a": [True] * 3, "b": [False] * 3, "c": [True, False, False], "d": [False] * 3})
-    found = by_check(KIND.compare(base, rel, SETTINGS))
+    found = by_check(KIND.compare(base, rel, basis(), SETTINGS))
     estimate = found["tools.decision"].estimate
     assert (estimate["tp"], estimate["fn"], estimate["fp"], estimate["tn"]) == (3, 3, 1, 5)
     assert estimate["f1"] == pytest.approx(6 / 10)
@@ -252,11 +253,11 @@ def test_decision_f1_counts_against_the_baseline_majority() -> None:
 
 def test_identical_sides_pass_and_stripped_tools_fail() -> None:
     base = side({c: [True] * 3 for c in "abcdef"} | {c: [False] * 3 for c in "ghij"})
-    same = by_check(KIND.compare(base, base, SETTINGS))
+    same = by_check(KIND.compare(base, base, basis(), SETTINGS))
     assert same["tools.decision"].result.pvalue == 1.0 and same["tools.decision"].estimate["f1"] == 1.0
     assert same["tools.schema"].result.pvalue == 1.0
     stripped = side({c: [False] * 3 for c in "abcdefghij"})
-    found = by_check(KIND.compare(base, stripped, SETTINGS))
+    found = by_check(KIND.compare(base, stripped, basis(), SETTINGS))
     assert found["tools.decision"].result.pvalue is not None and found["tools.decision"].result.pvalue < 0.001
     assert found["tools.decision"].estimate["f1"] == 0.0
     assert not found["tools.schema"].result.sufficient  # no calls on the relay's side to validate
@@ -265,19 +266,19 @@ def test_identical_sides_pass_and_stripped_tools_fail() -> None:
 def test_schema_and_pinned_rates() -> None:
     base = [observation(PINNED, (call(),), sample=i) for i in range(8)]
     rel = [observation(PINNED, (call(unit="kelvin"),), sample=i) for i in range(8)]
-    found = by_check(KIND.compare(base, rel, SETTINGS))
+    found = by_check(KIND.compare(base, rel, basis(), SETTINGS))
     assert found["tools.schema"].estimate["rate_relay"] == 0.0 and found["tools.schema"].estimate["rate_baseline"] == 1
     assert found["tools.schema"].result.pvalue is not None and found["tools.schema"].result.pvalue < 0.001
     assert found["tools.arguments"].estimate["rate_relay"] == 0.0
     unknown_tool = [observation(PINNED, (call(name="rm_rf"),), sample=i) for i in range(8)]
-    assert by_check(KIND.compare(base, unknown_tool, SETTINGS))["tools.schema"].estimate["rate_relay"] == 0.0
+    assert by_check(KIND.compare(base, unknown_tool, basis(), SETTINGS))["tools.schema"].estimate["rate_relay"] == 0.0
 
 
 def test_no_tool_use_in_the_baseline_skips_the_comparison() -> None:
     base = side({"a": [False] * 3})
-    assert KIND.compare(base, side({"a": [True] * 3}), SETTINGS) == []
+    assert KIND.compare(base, side({"a": [True] * 3}), basis(), SETTINGS) == []
     failed = [observation("a", outcome="http_error") for _ in range(3)]
-    assert KIND.compare(failed, side({"a": [True] * 3}), SETTINGS) == []
+    assert KIND.compare(failed, side({"a": [True] * 3}), basis(), SETTINGS) == []
 
 
 def test_tool_choice_check() -> None:
@@ -286,16 +287,16 @@ def test_tool_choice_check() -> None:
         observation("r", (call(),), choice="required"),
         observation("f", (call(),), choice="get_weather"),
     ]
-    found = by_check(KIND.check(honoured, GPT4O, SETTINGS))
-    assert found["tools.choice"].result.detail["passed"] and found["tools.injection"].result.detail["passed"]
+    found = by_check(KIND.check(honoured, basis(GPT4O), SETTINGS))
+    assert found["tools.choice"].result.passed is True and found["tools.injection"].result.passed is True
     ignored = [
         observation("n|none", (call(),), choice="none"),
         observation("r", choice="required"),
         observation("f", (call(name="other"),), choice="get_weather"),
         observation("f", choice="get_weather", not_sent=(NotSent("tool_choice", "dialect"),)),  # not sent: skipped
     ]
-    choice = by_check(KIND.check(ignored, GPT4O, SETTINGS))["tools.choice"]
-    assert not choice.result.detail["passed"] and choice.result.n_relay == 3
+    choice = by_check(KIND.check(ignored, basis(GPT4O), SETTINGS))["tools.choice"]
+    assert choice.result.passed is False and choice.result.n_relay == 3
     assert (
         choice.estimate["ignored"] == {"none": 1, "required": 1, "get_weather": 1}
         and choice.estimate["honoured_share"] == 0
@@ -306,10 +307,12 @@ def test_tool_choice_check() -> None:
 def test_check_degrades_without_the_capability_or_any_call() -> None:
     answers = [observation("r", choice="required")]
     no_tools = dataclasses.replace(GPT4O, capabilities=("vision",))
-    assert KIND.check(answers, no_tools, SETTINGS) == []
+    assert KIND.check(answers, basis(no_tools), SETTINGS) == []
     unknown = load_registry().facts_for("my-local-model")
-    assert KIND.check(answers, unknown, SETTINGS) == []  # unknown model that never called: no claim either way
-    assert [c.check for c in KIND.check(answers, GPT4O, SETTINGS)] == ["tools.choice"]  # no calls: no injection check
+    assert KIND.check(answers, basis(unknown), SETTINGS) == []  # unknown model that never called: no claim either way
+    assert [c.check for c in KIND.check(answers, basis(GPT4O), SETTINGS)] == [
+        "tools.choice"
+    ]  # no calls: no injection check
 
 
 # --- tamper_tools ---------------------------------------------------------------------------------------------

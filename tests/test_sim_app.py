@@ -307,8 +307,9 @@ def test_speed_paces_answers() -> None:
 
 def test_relay_mode_passes_through_and_applies_behaviours() -> None:
     with simulator() as upstream:
-        honest = SimConfig(upstream=Upstream(f"{upstream}/v1", "openai"))
-        cheat = SimConfig(behaviours=("inflate_usage:2", "rewrite_model:gpt-4o"), upstream=Upstream(f"{upstream}/v1"))
+        forward = Upstream(f"{upstream}/v1", "openai", transport=httpx.AsyncHTTPTransport)
+        honest = SimConfig(upstream=forward)
+        cheat = SimConfig(behaviours=("inflate_usage:2", "rewrite_model:gpt-4o"), upstream=forward)
         with serve_in_thread(build_app(honest)) as relay, serve_in_thread(build_app(cheat)) as dishonest:
             direct = answer(upstream, FREE)
             for dialect in DIALECTS:
@@ -320,16 +321,54 @@ def test_relay_mode_passes_through_and_applies_behaviours() -> None:
     assert inflated.model_field == "gpt-4o" and passed.model_field == direct.model_field
 
 
+def test_relay_mode_opens_no_connection_it_was_not_handed() -> None:
+    """Relay and upstream both in process: the upstream's host does not resolve, so every answer proves
+    that the relay used the handed transport (one per upstream model name) and no socket of its own."""
+    handed: list[str] = []
+
+    def in_process() -> httpx.AsyncBaseTransport:
+        handed.append("transport")
+        return httpx.ASGITransport(app=build_app(SimConfig(seed=4)))
+
+    relay = build_app(SimConfig(upstream=Upstream("http://official.invalid/v1", transport=in_process)))
+
+    async def reply(transport: httpx.AsyncBaseTransport, base_url: str, model: str = "gpt-4o") -> str:
+        endpoint = Endpoint(base_url, model, "openai", None)
+        async with RelayClient(endpoint, None, settings=FAST, transport=transport) as client:
+            completion = (await client.send(FREE)).final.completion
+        assert completion is not None
+        return completion.text
+
+    async def through_relay() -> list[str]:
+        via = httpx.ASGITransport(app=relay)
+        texts = [await reply(via, "http://relay.invalid/v1", model) for model in ("gpt-4o", "gpt-4o", "gpt-4o-mini")]
+        await relay.state.simulator.close()
+        return texts
+
+    first, again, other_model = asyncio.run(through_relay())
+    direct = asyncio.run(reply(httpx.ASGITransport(app=build_app(SimConfig(seed=4))), "http://official.invalid/v1"))
+    assert first == direct and again and other_model
+    assert handed == ["transport", "transport"]
+
+
+def test_relay_mode_needs_a_transport() -> None:
+    with pytest.raises(TypeError, match="transport"):
+        Upstream("http://127.0.0.1:9/v1")  # type: ignore[call-arg]
+
+
 def test_relay_mode_reports_upstream_failures_as_errors() -> None:
-    relay_config = SimConfig(upstream=Upstream(f"http://127.0.0.1:{free_port()}/v1"))
+    relay_config = SimConfig(
+        upstream=Upstream(f"http://127.0.0.1:{free_port()}/v1", transport=httpx.AsyncHTTPTransport)
+    )
     with serve_in_thread(build_app(relay_config)) as relay:
         final = send(relay, FREE).final
     assert final.http_status == 502 and final.outcome == "transport_error"
 
 
 def test_quantize_is_refused_in_relay_mode() -> None:
+    upstream = Upstream("http://127.0.0.1:9/v1", transport=httpx.AsyncHTTPTransport)
     with pytest.raises(ConfigError, match="quantize"):
-        build_app(SimConfig(behaviours=("quantize:0.5",), upstream=Upstream("http://127.0.0.1:9/v1")))
+        build_app(SimConfig(behaviours=("quantize:0.5",), upstream=upstream))
 
 
 # --- the command line ------------------------------------------------------------------------------------------

@@ -332,7 +332,7 @@ def test_equality_check_passes_within_tolerance() -> None:
     assert result.method == "exact equality of paired values (tolerance 1)"
     assert result.pvalue is None and result.sufficient
     assert result.reason == ""
-    assert result.detail == {"pairs": 3, "differing_pairs": 0, "largest_difference": 1.0, "passed": True}
+    assert result.detail == {"pairs": 3, "differing_pairs": 0, "largest_difference": 1.0} and result.passed is True
     assert result.statistic == 1.0
     assert result.effect == pytest.approx(1.0)  # median of 1, 1.05, 0.9667
 
@@ -341,13 +341,14 @@ def test_equality_check_fails_beyond_tolerance_with_reason() -> None:
     result = equality_check([100.0, 100.0, 50.0, 0.0], [100.0, 130.0, 45.0, 0.0])
     assert result.method == "exact equality of paired values (tolerance 0)"
     assert result.pvalue is None
-    assert result.detail == {"pairs": 4, "differing_pairs": 2, "largest_difference": 30.0, "passed": False}
+    assert result.detail == {"pairs": 4, "differing_pairs": 2, "largest_difference": 30.0}
+    assert result.passed is False
     assert result.reason == "2 of 4 pairs differ by more than 0"
     assert result.effect == pytest.approx(1.0)  # ratios 1, 1.3, 0.9 (baseline 0 skipped) -> median 1.0
     looser = equality_check([100.0, 100.0, 50.0, 0.0], [100.0, 130.0, 45.0, 0.0], tolerance=5)
     assert looser.reason == "1 of 4 pairs differ by more than 5"
-    assert looser.detail["passed"] is False
-    assert equality_check([1.0, 2.0], [1.0, 2.0]).detail["passed"] is True
+    assert looser.passed is False
+    assert equality_check([1.0, 2.0], [1.0, 2.0]).passed is True
 
 
 def test_equality_check_insufficient_and_length_mismatch() -> None:

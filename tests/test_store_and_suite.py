@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from relayaudit.errors import RunStoreError, SuiteError
+from relayaudit.manifest import Manifest
 from relayaudit.plan import build_plan, estimate
+from relayaudit.run_basis import stored_suites
 from relayaudit.runner import FactOverrides, model_facts
-from relayaudit.store import Manifest, RunStore
+from relayaudit.store import RunStore
 from relayaudit.suite import available_suites, load_suite, load_suites, parse_suite
 from relayaudit.types import ChatRequest, Choice, Completion, Endpoint, Message, Observation, Usage
 
@@ -48,8 +50,13 @@ def _observation(sample: int, outcome: str = "ok") -> Observation:
     )
 
 
+def _with_smoke(tmp_path: Path) -> RunStore:
+    smoke = load_suite("smoke")
+    return RunStore.create(tmp_path / "run", _manifest(), [(smoke.name, smoke.text)])
+
+
 def test_torn_last_line_is_absent_and_cut_before_the_next_append(tmp_path: Path) -> None:
-    store = RunStore.create(tmp_path / "run", _manifest(), [load_suite("smoke")])
+    store = _with_smoke(tmp_path)
     store.append(_observation(0))
     with store.observations_path.open("a") as handle:
         handle.write('{"schema": "relayaudit.observation/1", "probe_id": "p", "samp')  # crash mid-write
@@ -96,12 +103,12 @@ def test_existing_directory_is_not_overwritten(tmp_path: Path) -> None:
 
 
 def test_untrusted_manifests_are_refused(tmp_path: Path) -> None:
-    store = RunStore.create(tmp_path / "run", _manifest(), [load_suite("smoke")])
+    store = _with_smoke(tmp_path)
     data = json.loads((store.path / "manifest.json").read_text())
     data["suites"][0]["file"] = "../../etc/passwd"
     (store.path / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(RunStoreError, match="outside the run directory"):
-        RunStore.open(store.path).suites()
+        stored_suites(RunStore.open(store.path))
     (store.path / "manifest.json").write_text('{"schema": "other"}')
     with pytest.raises(RunStoreError, match="schema"):
         RunStore.open(store.path)
@@ -113,11 +120,11 @@ def test_untrusted_manifests_are_refused(tmp_path: Path) -> None:
 
 
 def test_modified_suite_copy_is_detected(tmp_path: Path) -> None:
-    store = RunStore.create(tmp_path / "run", _manifest(), [load_suite("smoke")])
+    store = _with_smoke(tmp_path)
     copy = store.path / "suites" / "smoke.toml"
     copy.write_text(copy.read_text().replace("PELICAN-42", "PELICAN-43"))
     with pytest.raises(RunStoreError, match="modified"):
-        store.suites()
+        stored_suites(store)
 
 
 BASE = 'schema = 1\nname = "s"\n[[probes]]\nid = "s.a"\nkind = "prompt"\ndetects = "x"\n'

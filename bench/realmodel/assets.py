@@ -180,11 +180,12 @@ def _requantized(cache: Path, models: Path, official: Path, downloads: Path, log
     return made
 
 
-def ensure(cache: Path, log: Log = print) -> Assets:
-    """Everything the benchmark runs on, downloaded, built and verified as needed (idempotent)."""
+def ensure(cache: Path, log: Log = print, requantize: bool = True) -> Assets:
+    """Everything the benchmark runs on, downloaded, built and verified as needed (idempotent). Without
+    `requantize` the requantized models (the one part that is compiled here, the slow step) are left out."""
     downloads, models = cache / "downloads", cache / "models"
     python = _llama_venv(cache, downloads, log)
     official = _official(models, downloads, log)
     substitute = _substitute(models, downloads, log)
-    requantized = _requantized(cache, models, official, downloads, log)
+    requantized = _requantized(cache, models, official, downloads, log) if requantize else {}
     return Assets(python, official, substitute, requantized)

@@ -58,6 +58,7 @@ from substitution import interval  # noqa: E402
 
 from relayaudit.audit import prepare_audit, prepare_baseline, run_audit  # noqa: E402
 from relayaudit.client import ClientSettings  # noqa: E402
+from relayaudit.run_basis import stored_suites  # noqa: E402
 from relayaudit.runner import FactOverrides, RunOptions, run_collection  # noqa: E402
 from relayaudit.serve import free_port, serve_in_thread  # noqa: E402
 from relayaudit.sim.app import SimConfig, Upstream, build_app  # noqa: E402
@@ -167,7 +168,7 @@ def hidden_tokens(official: str) -> int:
 
 def distribution_sample(store: RunStore, prompts: dict[str, int]) -> list[tuple[int, str]]:
     """(prompt index, answer) of the run's distribution probes, for the reference test."""
-    probes = {p.id for suite in store.suites() for p in suite.probes if p.kind == "distribution"}
+    probes = {p.id for suite in stored_suites(store) for p in suite.probes if p.kind == "distribution"}
     return [
         (prompts.setdefault(o.variant, len(prompts)), o.completion.text)
         for o in store.observations()
@@ -178,7 +179,8 @@ def distribution_sample(store: RunStore, prompts: dict[str, int]) -> list[tuple[
 def audit_once(
     scenario: Scenario, suite: str, baseline: Path, upstream: str, seed: int, scratch: Path, keep: Path | None
 ) -> Row:
-    config = SimConfig(upstream=Upstream(f"{upstream}/v1"), behaviours=scenario.behaviours, seed=seed)
+    forward = Upstream(f"{upstream}/v1", transport=httpx.AsyncHTTPTransport)
+    config = SimConfig(upstream=forward, behaviours=scenario.behaviours, seed=seed)
     with serve_in_thread(build_app(config)) as relay:
         options = RunOptions(base_url=f"{relay}/v1", model=MODEL, no_key=True, out=scratch / "relay", facts=FACTS)
         started = time.perf_counter()
@@ -314,7 +316,8 @@ def run_cells(
     """Audit every cell --audits times, skipping the (cell, index) pairs already in `rows`; adds to both lists."""
     suites = list(dict.fromkeys(suite for _, suite in cells))
     done = {(r.scenario, r.suite, r.index) for r in rows}
-    found = assets.ensure(args.cache_dir, log=console.print)
+    requantize = any(scenario.upstream in assets.REQUANTIZED for scenario, _ in cells)
+    found = assets.ensure(args.cache_dir, log=console.print, requantize=requantize)
     with llama_servers(found, args.threads, args.slots, console.print) as urls:
         truth = hidden_tokens(urls["official"])
         append_record(args.rows, records, {"hidden_tokens": truth})

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from relayaudit.cli import views as render
 from relayaudit.cli.common import (
     VERDICT_EXIT,
     AllowOtherModelOpt,
@@ -23,7 +24,6 @@ from relayaudit.compare import compare_runs
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
-from relayaudit.report import console as render
 from relayaudit.report.output import report_targets, write_reports
 from relayaudit.runner import (
     FactOverrides,

@@ -12,10 +12,9 @@ from rich.table import Table
 from relayaudit.audit import BASELINE_FREE_SUITES, DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
 from relayaudit.cli.collect_cmd import (
     announce,
-    client_settings,
+    collect_reported,
     collection_exit_code,
     interruptible,
-    progress_for,
     report_collection,
 )
 from relayaudit.cli.common import (
@@ -23,39 +22,18 @@ from relayaudit.cli.common import (
     AllowOtherModelOpt,
     AlphaOpt,
     BaseUrlOpt,
-    BudgetOpt,
-    ConcurrencyOpt,
-    ContextWindowOpt,
-    DeepContextOpt,
-    DialectOpt,
     JsonOpt,
-    KeyEnvOpt,
-    LabelOpt,
     MdOpt,
-    NoKeyOpt,
-    NoPreflightOpt,
-    OutOpt,
-    PriceInOpt,
-    PriceOutOpt,
-    QuietOpt,
-    ReadTimeoutOpt,
-    RetriesOpt,
-    RpmOpt,
-    SamplesOpt,
-    SecondKeyEnvOpt,
-    SuiteOpt,
-    TimeoutOpt,
-    TokenizerOpt,
     err,
     handled,
     out,
     reserve_stdout,
     show_report,
 )
+from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.demo import run_demo
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT
 from relayaudit.report.output import check_target, json_text, remake_hint, report_targets, write_reports, write_text
-from relayaudit.runner import FactOverrides, RunOptions, run_collection
 from relayaudit.sanitize import inert
 
 baseline_app = typer.Typer(help="Baselines: runs recorded against the official API.", no_args_is_help=True)
@@ -63,50 +41,28 @@ baseline_app = typer.Typer(help="Baselines: runs recorded against the official A
 
 @baseline_app.command("record")
 @handled
+@collection_flags
 def baseline_record(
     model: Annotated[str, typer.Option(help="The model whose official API to record.")],
-    suite: SuiteOpt = None,
-    samples: SamplesOpt = None,
     base_url: BaseUrlOpt = None,
-    key_env: KeyEnvOpt = None,
-    no_key: NoKeyOpt = False,
-    dialect: DialectOpt = None,
-    concurrency: ConcurrencyOpt = 4,
-    rpm: RpmOpt = None,
-    budget_usd: BudgetOpt = None,
-    timeout: TimeoutOpt = 600.0,
-    read_timeout: ReadTimeoutOpt = 120.0,
-    retries: RetriesOpt = 3,
-    out_dir: OutOpt = None,
-    label: LabelOpt = "",
-    quiet: QuietOpt = False,
-    no_preflight: NoPreflightOpt = False,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option("--suite", help=f"Suite name or .toml path; repeatable. Default: {DEFAULT_AUDIT_SUITE}."),
+    ] = None,
+    *,
+    flags: CollectionFlags,
 ) -> None:
     """Record a baseline from the official API (the registry's base URL and key variable unless given)."""
-    options = RunOptions(
-        base_url=base_url or "",
-        model=model,
-        suites=tuple(suite or [DEFAULT_AUDIT_SUITE]),
-        dialect=dialect,
-        key_env=key_env,
-        no_key=no_key,
-        samples=samples,
-        out=out_dir,
-        label=label,
-        budget_usd=budget_usd,
-        preflight=not no_preflight,
-    )
+    options = flags.run_options(base_url=base_url or "", model=model, suites=suite or [DEFAULT_AUDIT_SUITE])
     prepared = prepare_baseline(options)
-    announce(prepared)
-    settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
-    summary = interruptible(prepared, run_collection(prepared, settings, progress=progress_for(quiet)))
-    report_collection(prepared, summary)
+    summary = collect_reported(prepared, flags)
     if summary.status != "complete":
         raise typer.Exit(collection_exit_code(summary))
     out.print(f"Baseline recorded: {inert(str(prepared.store.path))} (share it: the directory is portable).")
 
 
 @handled
+@collection_flags
 def audit(
     base_url: Annotated[str, typer.Option(help="The relay's base URL, as the SDK takes it (OpenAI: .../v1).")],
     model: Annotated[str, typer.Option(help="The model the relay claims to serve.")],
@@ -117,57 +73,32 @@ def audit(
         list[str] | None,
         typer.Option("--suite", help="Without --baseline: suites to run (default: the integrity suites)."),
     ] = None,
-    key_env: KeyEnvOpt = None,
-    second_key_env: SecondKeyEnvOpt = None,
-    no_key: NoKeyOpt = False,
-    dialect: DialectOpt = None,
-    concurrency: ConcurrencyOpt = 4,
-    rpm: RpmOpt = None,
-    budget_usd: BudgetOpt = None,
-    price_in: PriceInOpt = None,
-    price_out: PriceOutOpt = None,
-    tokenizer: TokenizerOpt = None,
-    context_window: ContextWindowOpt = None,
-    deep_context: DeepContextOpt = False,
-    timeout: TimeoutOpt = 600.0,
-    read_timeout: ReadTimeoutOpt = 120.0,
-    retries: RetriesOpt = 3,
-    out_dir: OutOpt = None,
-    label: LabelOpt = "",
-    quiet: QuietOpt = False,
+    *,
+    flags: CollectionFlags,
     alpha: AlphaOpt = 0.01,
     json_out: JsonOpt = None,
     md_out: MdOpt = None,
-    no_preflight: NoPreflightOpt = False,
     allow_other_model: AllowOtherModelOpt = False,
 ) -> None:
     """Audit a relay: collect with the baseline's suites, compare, report; exit 0 / 1 / 3."""
     if baseline is not None and suite:
         raise typer.BadParameter("with --baseline the suites are the baseline's own; drop --suite.")
+    if baseline is not None and flags.samples is not None:
+        raise typer.BadParameter("with --baseline the sample counts are the baseline's own; drop --samples.")
     targets = report_targets(json_out, md_out)  # before any request: a bad path must not waste the budget
     screen = reserve_stdout(targets.stdout)
-    options = RunOptions(
-        base_url=base_url,
-        model=model,
-        suites=tuple(suite or BASELINE_FREE_SUITES),
-        dialect=dialect,
-        key_env=key_env,
-        no_key=no_key,
-        out=out_dir,
-        label=label,
-        budget_usd=budget_usd,
-        deep_context=deep_context,
-        second_key_env=second_key_env,
-        facts=FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out),
-        preflight=not no_preflight,
-    )
+    options = flags.run_options(base_url=base_url, model=model, suites=suite or BASELINE_FREE_SUITES)
     prepared = prepare_audit(options, baseline, allow_other_model=allow_other_model)
     announce(prepared)
     if baseline is None:
         err.print("[yellow]No baseline:[/] only the checks that need none will run (see the report's warnings).")
-    settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
     audited = run_audit(
-        prepared, baseline, settings, alpha=alpha, progress=progress_for(quiet), allow_other_model=allow_other_model
+        prepared,
+        baseline,
+        flags.client_settings(),
+        alpha=alpha,
+        progress=flags.progress(),
+        allow_other_model=allow_other_model,
     )
     result = interruptible(prepared, audited)
     report_collection(prepared, result.collection)

@@ -10,46 +10,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from relayaudit.cli.common import (
-    BaseUrlOpt,
-    BudgetOpt,
-    ConcurrencyOpt,
-    ContextWindowOpt,
-    DeepContextOpt,
-    DialectOpt,
-    KeyEnvOpt,
-    LabelOpt,
-    ModelOpt,
-    NoKeyOpt,
-    NoPreflightOpt,
-    OutOpt,
-    PriceInOpt,
-    PriceOutOpt,
-    QuietOpt,
-    ReadTimeoutOpt,
-    RetriesOpt,
-    RpmOpt,
-    SamplesOpt,
-    SecondKeyEnvOpt,
-    SuiteOpt,
-    TimeoutOpt,
-    TokenizerOpt,
-    err,
-    handled,
-    out,
-)
-from relayaudit.client import ClientSettings
-from relayaudit.collect import CollectSummary, ProgressSink
+from relayaudit.cli import views as render
+from relayaudit.cli.common import BaseUrlOpt, ModelOpt, SuiteOpt, err, handled, out
+from relayaudit.cli.options import CollectionFlags, collection_flags
+from relayaudit.collect import CollectSummary
 from relayaudit.errors import EXIT_INCONCLUSIVE
-from relayaudit.report import console as render
-from relayaudit.runner import (
-    FactOverrides,
-    PreparedRun,
-    RunOptions,
-    prepare_new_run,
-    prepare_resume,
-    run_collection,
-)
+from relayaudit.report.console import money
+from relayaudit.runner import PreparedRun, prepare_new_run, prepare_resume, run_collection
 from relayaudit.sanitize import inert
 
 T = TypeVar("T")
@@ -69,25 +36,9 @@ def announce(prepared: PreparedRun) -> None:
             if prepared.preflight
             else ""
         )
-        + f", worst-case cost {render.money(e.max_cost_usd)}; "
+        + f", worst-case cost {money(e.max_cost_usd)}; "
         f"run directory {inert(str(prepared.store.path))}"
     )
-
-
-def client_settings(
-    concurrency: int, rpm: float | None, timeout: float, read_timeout: float, retries: int
-) -> ClientSettings:
-    return ClientSettings(
-        concurrency=concurrency,
-        requests_per_minute=rpm,
-        total_timeout=timeout,
-        read_timeout=read_timeout,
-        max_attempts=retries + 1,
-    )
-
-
-def progress_for(quiet: bool) -> ProgressSink | None:
-    return None if quiet or not err.is_terminal else render.RichProgress(err)
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
@@ -139,66 +90,38 @@ def report_collection(prepared: PreparedRun, summary: CollectSummary) -> None:
     )
 
 
+def collect_reported(prepared: PreparedRun, flags: CollectionFlags) -> CollectSummary:
+    """Announce, collect (Ctrl-C and SIGTERM as in `interruptible`) and show the run table: a run or baseline."""
+    announce(prepared)
+    work = run_collection(prepared, flags.client_settings(), progress=flags.progress())
+    summary = interruptible(prepared, work)
+    report_collection(prepared, summary)
+    return summary
+
+
 @handled
+@collection_flags
 def run(
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
-    key_env: KeyEnvOpt = None,
-    second_key_env: SecondKeyEnvOpt = None,
-    no_key: NoKeyOpt = False,
-    dialect: DialectOpt = None,
     suite: SuiteOpt = None,
-    samples: SamplesOpt = None,
-    concurrency: ConcurrencyOpt = 4,
-    rpm: RpmOpt = None,
-    budget_usd: BudgetOpt = None,
-    price_in: PriceInOpt = None,
-    price_out: PriceOutOpt = None,
-    tokenizer: TokenizerOpt = None,
-    context_window: ContextWindowOpt = None,
-    deep_context: DeepContextOpt = False,
-    timeout: TimeoutOpt = 600.0,
-    read_timeout: ReadTimeoutOpt = 120.0,
-    retries: RetriesOpt = 3,
-    out_dir: OutOpt = None,
+    *,
+    flags: CollectionFlags,
     resume: Annotated[Path | None, typer.Option(help="Continue this run: send only what has no answer.")] = None,
-    label: LabelOpt = "",
-    quiet: QuietOpt = False,
-    no_preflight: NoPreflightOpt = False,
 ) -> None:
     """Send suites to an endpoint and store every answer in a run directory."""
-    facts = FactOverrides(tokenizer=tokenizer, context_window=context_window, price_in=price_in, price_out=price_out)
     if resume is not None:
         prepared = prepare_resume(
             resume,
-            key_env=key_env,
-            budget_usd=budget_usd,
-            facts=facts,
-            second_key_env=second_key_env,
-            preflight=not no_preflight,
+            key_env=flags.key_env,
+            budget_usd=flags.budget_usd,
+            facts=flags.facts,
+            second_key_env=flags.second_key_env,
+            preflight=not flags.no_preflight,
         )
     elif base_url is None or model is None:
         raise typer.BadParameter("--base-url and --model are required (or --resume RUN_DIR).")
     else:
-        options = RunOptions(
-            base_url=base_url,
-            model=model,
-            suites=tuple(suite or ["smoke"]),
-            dialect=dialect,
-            key_env=key_env,
-            no_key=no_key,
-            samples=samples,
-            out=out_dir,
-            label=label,
-            budget_usd=budget_usd,
-            facts=facts,
-            deep_context=deep_context,
-            second_key_env=second_key_env,
-            preflight=not no_preflight,
-        )
-        prepared = prepare_new_run(options)
-    announce(prepared)
-    settings = client_settings(concurrency, rpm, timeout, read_timeout, retries)
-    summary = interruptible(prepared, run_collection(prepared, settings, progress=progress_for(quiet)))
-    report_collection(prepared, summary)
+        prepared = prepare_new_run(flags.run_options(base_url=base_url, model=model, suites=suite or ["smoke"]))
+    summary = collect_reported(prepared, flags)
     raise typer.Exit(collection_exit_code(summary))

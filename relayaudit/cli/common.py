@@ -22,9 +22,9 @@ import typer
 from rich.console import Console
 
 from relayaudit import __version__
-from relayaudit.compare import Report
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, RelayAuditError
-from relayaudit.report import console as render
+from relayaudit.report.console import report_view
+from relayaudit.report.record import Report
 from relayaudit.sanitize import inert, redact, strip_control
 
 # emoji=False: rich would turn ":smile:"-style codes in relay text into emoji, which inert() cannot escape.
@@ -124,7 +124,7 @@ def reserve_stdout(reserved: bool) -> Console:
 
 def show_report(screen: Console, report: Report) -> None:
     """The findings table and the reasons for the verdict on `screen`; the report's warnings on stderr."""
-    screen.print(render.report_view(report))
+    screen.print(report_view(report))
     for reason in report.verdict.reasons:
         screen.print(f"  {inert(reason)}")
     for warning in report.warnings:
@@ -137,47 +137,16 @@ SuiteOpt = Annotated[
 SamplesOpt = Annotated[int | None, typer.Option(min=1, max=10_000, help="Override every probe's sample count.")]
 
 
-# Options shared by the commands that collect (run, audit, baseline record).
+# The flags every collecting command takes are in cli/options.py (CollectionFlags); these are the ones whose
+# meaning or need differs between commands, and those of the commands that read runs and reports.
 BaseUrlOpt = Annotated[str | None, typer.Option(help="Base URL, as the SDK takes it (OpenAI: .../v1).")]
 ModelOpt = Annotated[str | None, typer.Option(help="The model name claimed (sent in every request).")]
-KeyEnvOpt = Annotated[
-    str | None, typer.Option(help="Env var holding the key (default per dialect, e.g. OPENAI_API_KEY).")
-]
-SecondKeyEnvOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Env var holding a key of ANOTHER account at the same relay: cache probes also ask through it, "
-        "so a reply shared between customers shows (cache.cross_key)."
-    ),
-]
-NoKeyOpt = Annotated[bool, typer.Option("--no-key", help="Send no key (local servers).")]
 AllowOtherModelOpt = Annotated[
     bool,
     typer.Option(
         "--allow-other-model", help="Compare with a baseline of another model (differences are then the models')."
     ),
 ]
-NoPreflightOpt = Annotated[
-    bool,
-    typer.Option("--no-preflight", help="Skip the one cheap request that checks key, path, model and dialect first."),
-]
-DialectOpt = Annotated[
-    str | None, typer.Option(help="openai | openai-responses | anthropic | gemini (default: the official API's).")
-]
-ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")]
-RpmOpt = Annotated[float | None, typer.Option(min=0.1, help="At most this many requests per minute.")]
-BudgetOpt = Annotated[
-    float | None, typer.Option(help="Hard spending cap in USD; stops before a request could exceed it.")
-]
-PriceInOpt = Annotated[float | None, typer.Option(help="USD per 1M input tokens (overrides the registry).")]
-PriceOutOpt = Annotated[float | None, typer.Option(help="USD per 1M output tokens (overrides the registry).")]
-TokenizerOpt = Annotated[str | None, typer.Option(help="o200k_base | cl100k_base | qwen | deepseek | none.")]
-TimeoutOpt = Annotated[float, typer.Option(min=1, help="Seconds one attempt may take in all.")]
-ReadTimeoutOpt = Annotated[float, typer.Option(min=1, help="Longest silence between stream chunks (s).")]
-RetriesOpt = Annotated[int, typer.Option(min=0, max=10, help="Retries after a transport failure.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="New run directory.")]
-LabelOpt = Annotated[str, typer.Option(help="Free text stored in the manifest.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 AlphaOpt = Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")]
 # Report paths are strings, so that "-" (standard output) stays distinct from "./-" (a file named "-").
 JsonOpt = Annotated[
@@ -187,10 +156,4 @@ JsonOpt = Annotated[
 MdOpt = Annotated[
     str | None,
     typer.Option("--md", help="Write a Markdown report here (checked before any request); - for stdout only."),
-]
-DeepContextOpt = Annotated[
-    bool, typer.Option("--deep-context", help="Context probes go up to 90% of the claimed window (expensive).")
-]
-ContextWindowOpt = Annotated[
-    int | None, typer.Option(min=1, help="Claimed context window in tokens (overrides the registry).")
 ]

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from relayaudit.cli import views as render
 from relayaudit.cli.common import handled, out
 from relayaudit.models import load_registry
-from relayaudit.report import console as render
 from relayaudit.suite import available_suites, load_suite
 
 

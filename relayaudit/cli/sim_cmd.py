@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 import typer
 
+from relayaudit.cli import views as render
 from relayaudit.cli.common import err, handled, out
-from relayaudit.report import console as render
 from relayaudit.runner import (
     FactOverrides,
     clean_base_url,
@@ -77,7 +78,7 @@ def sim_relay(
     config = SimConfig(
         behaviours=tuple(behaviour or ()),
         seed=seed,
-        upstream=Upstream(upstream, upstream_dialect, upstream_key_env, key),
+        upstream=Upstream(upstream, upstream_dialect, upstream_key_env, key, transport=httpx.AsyncHTTPTransport),
     )
     _serve(config, port)
 

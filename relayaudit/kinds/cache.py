@@ -31,19 +31,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
+from relayaudit.kinds.base import Needs, PlannedRequest, ProbeSpec, RunBasis, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
+from relayaudit.manifest import Manifest
 from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
 from relayaudit.types import Observation
-
-if TYPE_CHECKING:
-    from relayaudit.store import RunStore
 
 PROMPTS = (
     "Invent a new board game and describe its rules in a short paragraph.",
@@ -194,23 +190,27 @@ def cross_key_candidate(first: Sequence[Observation], second: Sequence[Observati
     )
 
 
-def cross_key_check(first: RunStore, second: RunStore) -> Candidate:
-    """cache.cross_key for two run directories collected against the same relay with two different keys.
+def cross_key_check(a: Manifest, first: Sequence[Observation], b: Manifest, second: Sequence[Observation]) -> Candidate:
+    """cache.cross_key for two runs (manifest and observations each) collected against the same relay with
+    two different keys.
 
     The runs name their key variables, never the keys: the caller must make sure the two variables held
     different keys (two accounts). Runs against different endpoints or models, or naming the same key
     variable, are refused as insufficient, because a repeat between them would not show sharing."""
-    a, b = first.manifest, second.manifest
     problem = ""
     if a.endpoint.base_url != b.endpoint.base_url or a.claimed_model != b.claimed_model:
         problem = "the two runs are of different endpoints or models"
     elif a.endpoint.key_env is None or a.endpoint.key_env == b.endpoint.key_env:
         problem = f"both runs name the same key variable ({a.endpoint.key_env}), so not two customers"
     if problem:
-        answers = sum(1 for o in second.observations() if _eligible(o))
+        answers = sum(1 for o in second if _eligible(o))
         method = "identical answers across two keys"
         return Candidate("cache.cross_key", "cache", insufficient(method, 0, answers, problem), problem.capitalize())
-    return cross_key_candidate(first.observations(), second.observations())
+    return cross_key_candidate(first, second)
+
+
+CROSS_KEY = Needs(second_key=True)
+"""cache.cross_key: the same prompts also go out through another account's key, when the run has one."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +218,7 @@ class CacheKind:
     name: str = "cache"
     summary: str = "The same T=1 request several times: identical long answers reveal a response cache."
     fields: frozenset[str] = frozenset({"prompts"})
+    needs: Needs = CROSS_KEY
 
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts", PROMPTS)
@@ -261,11 +262,15 @@ class CacheKind:
         return [*self._requests(probe, range(1, probe.samples)), *second]
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         return []  # official APIs sample afresh by definition: cache.replay needs no baseline
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
         first = [o for o in relay if o.key_slot == 0]
         second = [o for o in relay if o.key_slot != 0]
         return [

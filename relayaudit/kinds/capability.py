@@ -13,9 +13,10 @@ Fields:
 - `categories`: only these categories,
 - `limit`: at most this many items, a stratified subset (round-robin over categories).
 
-Scoring at compare time looks each answer's item up by (item id, prompt) in the shipped banks, because a
-kind's compare sees observations only. Inline items are therefore sent and stored but not scored; the
-report counts them as unscored. An item whose prompt changed between the two runs is not paired.
+Scoring looks each answer's item up by (probe id, item id, prompt) among the items of the run's own probes
+(`RunBasis.probes`: banks from the run's copies, inline items from its suite copies), so the answer key is
+the one the run was planned with, never the installed one. An answer whose item is not there (its prompt
+differs) is counted as unscored; an item whose prompt changed between the two runs is not paired.
 """
 
 from __future__ import annotations
@@ -23,25 +24,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, bank_of, field_error
 from relayaudit.kinds.capability_bank import (
     CATEGORIES,
     Item,
     ItemProblem,
-    all_bank_items,
-    capability_bank,
+    bank_items,
     parse_items,
     select,
 )
 from relayaudit.kinds.capability_checks import score
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
 from relayaudit.stats import mcnemar_exact
 from relayaudit.types import Observation
 
@@ -55,12 +53,8 @@ def probe_items(probe: ProbeSpec) -> list[Item]:
         raise field_error(probe, "bank", "give bank (the name of a bank under probes/banks/) or items, or both")
     items: list[Item] = []
     if "bank" in fields:
-        if not isinstance(fields["bank"], str):
-            raise field_error(probe, "bank", "must be the name of a bank, as a string")
         try:
-            items.extend(capability_bank(fields["bank"]))
-        except SuiteError as exc:
-            raise field_error(probe, "bank", str(exc)) from exc
+            items.extend(bank_items(bank_of(probe, "capability")))
         except ItemProblem as exc:
             raise field_error(probe, "bank", exc.problem) from exc
     if "items" in fields:
@@ -95,14 +89,25 @@ def _categories(probe: ProbeSpec) -> list[str] | None:
     return list(value)
 
 
-@cache
-def _bank_index() -> dict[tuple[str, str], Item]:
-    return {(item.id, item.prompt): item for item in reversed(all_bank_items())}  # first bank wins
+AnswerKey = dict[tuple[str, str, str], Item]
+"""(probe id, item id, prompt) -> the item asked."""
 
 
-def _item_of(observation: Observation) -> Item | None:
+def answer_key(basis: RunBasis) -> AnswerKey:
+    """The items of the run's own capability probes (a probe whose items no longer validate scores nothing)."""
+    key: AnswerKey = {}
+    for probe in basis.probes.values():
+        if probe.kind == "capability":
+            try:
+                key.update({(probe.id, item.id, item.prompt): item for item in probe_items(probe)})
+            except SuiteError:
+                continue
+    return key
+
+
+def _item_of(observation: Observation, key: AnswerKey) -> Item | None:
     messages = observation.request.messages
-    return _bank_index().get((observation.variant, messages[-1].content)) if messages else None
+    return key.get((observation.probe_id, observation.variant, messages[-1].content)) if messages else None
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,10 @@ class _Scored:
     """(probe id, item id) -> right."""
     category: dict[tuple[str, str], str]
     unscored: int
-    """Answered items that are in no shipped bank (inline items, or a bank that changed)."""
+    """Answered items that are not in the run's answer key (their prompt differs from the item's)."""
 
 
-def _score_side(observations: Sequence[Observation]) -> _Scored:
+def _score_side(observations: Sequence[Observation], answers: AnswerKey) -> _Scored:
     votes: dict[tuple[str, str], list[bool]] = defaultdict(list)
     category: dict[tuple[str, str], str] = {}
     unscored: set[tuple[str, str]] = set()
@@ -124,7 +129,7 @@ def _score_side(observations: Sequence[Observation]) -> _Scored:
         if not (o.final and o.outcome == "ok" and o.completion is not None):
             continue  # transport failures and refusals are not answers: the item is left unpaired
         key = (o.probe_id, o.variant)
-        item = _item_of(o)
+        item = _item_of(o, answers)
         if item is None:
             unscored.add(key)
             continue
@@ -138,9 +143,11 @@ def _share(right: int, total: int) -> str:
     return f"{right / total:.0%}" if total else "n/a"
 
 
-def capability_candidate(baseline: Sequence[Observation], relay: Sequence[Observation]) -> Candidate:
+def capability_candidate(
+    baseline: Sequence[Observation], relay: Sequence[Observation], answers: AnswerKey
+) -> Candidate:
     """capability.accuracy: exact McNemar on items answered on both sides, both accuracies side by side."""
-    base, rel = _score_side(baseline), _score_side(relay)
+    base, rel = _score_side(baseline, answers), _score_side(relay, answers)
     paired = sorted(base.right.keys() & rel.right.keys())
     base_right = [base.right[key] for key in paired]
     relay_right = [rel.right[key] for key in paired]
@@ -183,6 +190,7 @@ class CapabilityKind:
         "scored automatically; a weaker or quantized model gets more of them wrong."
     )
     fields: frozenset[str] = frozenset({"bank", "items", "limit", "categories"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         probe_items(probe)
@@ -197,12 +205,16 @@ class CapabilityKind:
         ]
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         """Paired per item; exact, so `settings` (permutations) is not needed."""
-        return [capability_candidate(baseline, relay)]
+        return [capability_candidate(baseline, relay, answer_key(basis))]
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
         """Nothing yet: the registry holds no per-model accuracy to hold the relay's against, and an
         absolute threshold would accuse honest small models; accuracy is judged against a baseline."""
         return []

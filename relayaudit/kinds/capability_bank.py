@@ -1,8 +1,8 @@
 """Known-answer item banks (probes/banks/*.toml): load, validate, and pick a stratified subset.
 
 A bank is data, not a suite: a capability probe names it (`bank = "capability-core"`) and the items
-become its requests. Banks ship with the suites (inside the wheel under relayaudit/_probes/banks) and are
-read by kinds.banks, so the kind, the simulator and `compare` all see the same answers. Format:
+become its requests. Banks ship with the suites (inside the wheel under relayaudit/_probes/banks); a run
+stores a copy of every bank it used, and its answers are scored against that copy. Format:
 
     schema = 1
     kind = "capability"
@@ -23,11 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from relayaudit.errors import SuiteError
-from relayaudit.kinds.banks import load_bank, stratified
+from relayaudit.kinds.banks import Bank, stratified
 from relayaudit.kinds.capability_checks import CHECKS, answer_problem, score_answer
 
 CATEGORIES = ("arithmetic", "reasoning", "code", "instructions", "multilingual")
@@ -119,47 +117,20 @@ def parse_items(raw_items: Any, where: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-@cache
-def capability_bank(name: str) -> tuple[Item, ...]:
-    """The validated items of the shipped bank `name` (cached: banks are read-only package data).
-
-    Raises SuiteError for a missing or unreadable bank (from kinds.banks) and ItemProblem (field "bank")
-    for a bank of another kind or with a malformed item."""
-    kind, raw = load_bank(name)
-    if kind != "capability":
-        raise ItemProblem("bank", f"bank {name!r} holds items for kind {kind!r}, not capability")
-    try:
-        return parse_items(list(raw), "items")
-    except ItemProblem as exc:
-        raise ItemProblem("bank", f"banks/{name}.toml, {exc.field}: {exc.problem}") from exc
-
-
-def capability_bank_names() -> list[str]:
-    """Names of the shipped banks whose kind is capability."""
-    # Imported here, not at the top: relayaudit.suite imports the kind registry, which imports this module.
-    from relayaudit.suite import suites_dir
-
-    names: list[str] = []
-    for path in sorted((suites_dir() / "banks").glob("*.toml")):
+def bank_items(bank: Bank) -> tuple[Item, ...]:
+    """The validated items of a capability bank; ItemProblem (field "bank") for a bank of another kind or
+    with a malformed item."""
+    if bank.kind != "capability":
+        raise ItemProblem("bank", f"bank {bank.name!r} holds items for kind {bank.kind!r}, not capability")
+    if bank.sha256 not in _PARSED:  # a bank is parsed once per content, however many probes and splits use it
         try:
-            kind, _ = load_bank(path.stem)
-        except SuiteError:
-            continue
-        if kind == "capability":
-            names.append(path.stem)
-    return names
+            _PARSED[bank.sha256] = parse_items(list(bank.items), "items")
+        except ItemProblem as exc:
+            raise ItemProblem("bank", f"banks/{bank.name}.toml, {exc.field}: {exc.problem}") from exc
+    return _PARSED[bank.sha256]
 
 
-def all_bank_items() -> tuple[Item, ...]:
-    """Every item of every shipped capability bank, in bank-name order (a broken bank is skipped here;
-    a probe that names it gets the error)."""
-    items: list[Item] = []
-    for name in capability_bank_names():
-        try:
-            items.extend(capability_bank(name))
-        except ItemProblem:
-            continue
-    return tuple(items)
+_PARSED: dict[str, tuple[Item, ...]] = {}
 
 
 def select(items: Sequence[Item], categories: Sequence[str] | None = None, limit: int | None = None) -> list[Item]:

@@ -26,10 +26,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from relayaudit.kinds.capability_bank import Item
+from typing import Protocol
 
 MAX_REPLY_CHARS = 4000
 MAX_PATTERN_CHARS = 300
@@ -194,7 +191,18 @@ def score_answer(check: str, answer: str, reply: str) -> bool:
     return CHECKERS[check](answer, reply)
 
 
-def score(item: Item, reply_text: str) -> bool:
+class Checked(Protocol):
+    """What scoring needs of an item (capability_bank.Item is one): named structurally, so this module does
+    not import the bank, which imports it."""
+
+    @property
+    def check(self) -> str: ...
+
+    @property
+    def answer(self) -> str: ...
+
+
+def score(item: Checked, reply_text: str) -> bool:
     """Whether `reply_text` answers `item` correctly."""
     return score_answer(item.check, item.answer, reply_text)
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
+from relayaudit.kinds.base import Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
+from relayaudit.kinds.request import chat_request
 from relayaudit.kinds.search import (
     answers,
     billed_check,
@@ -44,9 +44,11 @@ from relayaudit.tokens import Tokenizer, get_tokenizer
 from relayaudit.types import Observation
 
 if TYPE_CHECKING:
-    from relayaudit.suite import Suite
+    pass
 
 DEEP = 10**9  # "no cap": the claimed window (times 0.9) limits the sizes instead
+DEEP_NEEDS = Needs(deep_fields={"max_tokens_tested": DEEP})
+"""`--deep-context`: context probes test up to 90% of the claimed window instead of the default cap."""
 DEFAULTS = {"canaries": 5, "min_tokens": 1000, "max_tokens_tested": 32_000, "search_steps": 4}
 WORDS = ("KESTREL", "ORCHID", "FALCON", "MAPLE", "CEDAR", "LYNX")
 LABELS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett")
@@ -137,6 +139,7 @@ class ContextKind:
     name: str = "context"
     summary: str = "Canaries in long haystacks, coarse sizes then bisection: the effective context length."
     fields: frozenset[str] = frozenset(DEFAULTS)
+    needs: Needs = DEEP_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         for field, value in probe.fields.items():
@@ -189,7 +192,11 @@ class ContextKind:
         }
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         base, rel = self._measure(baseline), self._measure(relay)
         if not base["tested_tokens"] or not rel["tested_tokens"]:
@@ -218,7 +225,8 @@ class ContextKind:
             },
         )
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
+        claim = basis.claim
         measured = self._measure(relay)
         if not measured["tested_tokens"]:
             return []
@@ -240,7 +248,7 @@ class ContextKind:
             None,
             0,
             len(relay),
-            {"passed": not cut},
+            passed=not cut,
             reason=f"{how} beyond about {measured['effective_tokens']:,} tokens" if cut else "",
         )
         claim_text = f"{claimed:,} tokens" if claimed else "unknown"
@@ -280,7 +288,7 @@ def _refused_within_claim(measured: dict[str, Any], claimed: int) -> Candidate:
         None,
         0,
         len(measured["rejected_sizes"]),
-        {"passed": False},
+        passed=False,
         reason=f"the relay refuses prompts of {first:,} tokens as too long",
     )
     figures = (
@@ -305,7 +313,7 @@ def _refused_vs_baseline(base: dict[str, Any], rel: dict[str, Any]) -> list[Cand
         None,
         len(base["rejected_sizes"]),
         len(rel["rejected_sizes"]),
-        {"passed": not shorter},
+        passed=not shorter,
         reason=f"the relay refuses prompts of {first:,} tokens that the official API answers" if shorter else "",
     )
     official = (
@@ -323,17 +331,3 @@ def _refused_vs_baseline(base: dict[str, Any], rel: dict[str, Any]) -> list[Cand
 
 
 KIND = ContextKind()
-
-
-def deepened(suites: Sequence[Suite]) -> list[Suite]:
-    """`--deep-context`: context probes test up to 90% of the claimed window instead of the default cap."""
-    return [
-        replace(
-            suite,
-            probes=tuple(
-                replace(p, fields={**p.fields, "max_tokens_tested": DEEP}) if p.kind == "context" else p
-                for p in suite.probes
-            ),
-        )
-        for suite in suites
-    ]

@@ -13,19 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.banks import load_bank
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, bank_of, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings, distribution_candidates
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
 from relayaudit.types import Observation
 
 
 def prompts_of(probe: ProbeSpec) -> list[str]:
     prompts: list[str] = []
     if "bank" in probe.fields:
-        _, items = load_bank(str(probe.fields["bank"]))
-        prompts += [str(item) for item in items]
+        prompts += [str(item) for item in bank_of(probe, "distribution").items]
     prompts += list(probe.fields.get("prompts", []))
     limit = probe.fields.get("limit")
     return prompts[:limit] if isinstance(limit, int) else prompts
@@ -42,14 +39,13 @@ class DistributionKind:
         "Open prompts sampled at T=1; answer distributions compared with the baseline (MMD, first words, lengths)."
     )
     fields: frozenset[str] = frozenset({"bank", "prompts", "limit"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         if "bank" not in probe.fields and "prompts" not in probe.fields:
             raise field_error(probe, "prompts", "give a bank, prompts, or both")
-        if "bank" in probe.fields:
-            kind, items = load_bank(str(probe.fields["bank"]))
-            if kind != self.name or not all(isinstance(i, str) and i for i in items):
-                raise field_error(probe, "bank", f"bank {probe.fields['bank']!r} is not a list of distribution prompts")
+        if "bank" in probe.fields and not all(isinstance(i, str) and i for i in bank_of(probe, self.name).items):
+            raise field_error(probe, "bank", f"bank {probe.fields['bank']!r} is not a list of distribution prompts")
         inline = probe.fields.get("prompts", [])
         if not (isinstance(inline, list) and all(isinstance(p, str) and p for p in inline)):
             raise field_error(probe, "prompts", "must be a list of non-empty strings")
@@ -72,11 +68,15 @@ class DistributionKind:
         ]
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         return distribution_candidates(baseline, relay, settings)
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
         return []  # a distribution means nothing without the official one beside it
 
 

@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.banks import load_bank, stratified
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
+from relayaudit.kinds.banks import stratified
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, bank_of, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
 from relayaudit.stats import StatResult, categorical_test
 from relayaudit.stats.result import insufficient
 from relayaudit.types import Observation
@@ -83,7 +82,10 @@ def cutoff_stated(text: str) -> str:
 def questions_of(probe: ProbeSpec) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if "bank" in probe.fields:
-        items += [dict(i) for i in load_bank(str(probe.fields["bank"]))[1]]
+        bank = bank_of(probe, "identity")
+        if not all(isinstance(i, dict) for i in bank.items):
+            raise field_error(probe, "bank", f"bank {bank.name!r} is not a list of question tables")
+        items += [dict(i) for i in bank.items]
     items += [dict(i) for i in probe.fields.get("questions", [])]
     return stratified(items, lambda item: str(item.get("asks")), probe.fields.get("limit"))
 
@@ -117,7 +119,7 @@ def _majority_agrees(
     share = sum(1 for v in values if agrees(v)) / len(values)
     passed = share >= 0.5
     reason = "" if passed else f"most answers {verb} {_shares(values)[0]}"
-    return StatResult(method, share, None, share, 0, len(values), {"passed": passed}, reason=reason)
+    return StatResult(method, share, None, share, 0, len(values), passed=passed, reason=reason)
 
 
 def _figure(labels: list[str]) -> str:
@@ -132,6 +134,7 @@ class IdentityKind:
         "Self-identification, vendor and cutoff questions; weak evidence, compared with baseline and registry."
     )
     fields: frozenset[str] = frozenset({"bank", "questions", "limit"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         if "bank" not in probe.fields and "questions" not in probe.fields:
@@ -164,7 +167,11 @@ class IdentityKind:
         ]
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         base, rel = _answers(baseline), _answers(relay)
         rng = np.random.default_rng(settings.seed)
@@ -207,7 +214,8 @@ class IdentityKind:
             )
         return candidates
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
+        claim = basis.claim
         if not claim.known:
             return []  # no registry facts to check against; reported as skipped by compare
         rel = _answers(relay)

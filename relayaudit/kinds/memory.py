@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
+from relayaudit.kinds.request import chat_request
 from relayaudit.kinds.search import (
     answers,
     billed_check,
@@ -38,7 +38,6 @@ from relayaudit.kinds.search import (
     recall_comparison,
     reported_tokens_check,
 )
-from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import Observation
@@ -113,6 +112,7 @@ class MemoryKind:
     name: str = "memory"
     summary: str = "A fact in turn 1, k filler turns, then the question: how many turns the relay keeps."
     fields: frozenset[str] = frozenset(DEFAULTS)
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         for field, value in probe.fields.items():
@@ -135,7 +135,11 @@ class MemoryKind:
         return [self._request(probe, coarse_turns(probe)[-1])] * _steps(probe)
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         (base, base_tested), (rel, rel_tested) = recalled_turns(baseline), recalled_turns(relay)
         if not base_tested or not rel_tested:
@@ -150,7 +154,8 @@ class MemoryKind:
         )
         return [versus, *_billed(baseline, relay)]
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
+        claim = basis.claim
         recalled, tested = recalled_turns(relay)
         if not tested:
             return []
@@ -162,7 +167,7 @@ class MemoryKind:
             None,
             0,
             len(relay),
-            {"passed": passed},
+            passed=passed,
             reason="" if passed else f"the first turn is forgotten after {recalled} filler turns",
         )
         figures = (

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.metadata_checks import (
     ShapeSet,
@@ -42,8 +42,8 @@ from relayaudit.kinds.metadata_checks import (
     software_named,
     upstream_base,
 )
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
+from relayaudit.models import Registry
 from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
 from relayaudit.types import Completion, Observation
@@ -84,7 +84,7 @@ def _top(labels: list[str]) -> str:
 def _deterministic(method: str, n_base: int, matching: int, n_relay: int, reason: str) -> StatResult:
     share = matching / n_relay if n_relay else 1.0
     passed = matching == n_relay
-    return StatResult(method, share, None, share, n_base, n_relay, {"passed": passed}, reason="" if passed else reason)
+    return StatResult(method, share, None, share, n_base, n_relay, passed=passed, reason="" if passed else reason)
 
 
 def _conformity(
@@ -118,27 +118,33 @@ def _shape_candidate(check: str, what: str, base: list[Completion], rel: list[Co
     )
 
 
-def model_field_candidate(base: list[Completion], rel: list[Completion]) -> Candidate:
+def model_field_candidate(base: list[Completion], rel: list[Completion], registry: Registry) -> Candidate:
     base_fields = [c.model_field or NONE for c in base]
     rel_fields = [c.model_field or NONE for c in rel]
     named = {b for b in base_fields if b != NONE}
 
     def matches(field: str) -> bool:
-        return field in base_fields if field == NONE else any(same_model(field, b) for b in named)
+        return field in base_fields if field == NONE else any(same_model(field, b, registry) for b in named)
 
-    official = {r for b in named if (r := resolve(b)) is not None}
+    official = {r for b in named if (r := resolve(b, registry)) is not None}
     confessed = sorted(
-        {f for f in rel_fields if f != NONE and not matches(f) and (r := resolve(f)) and official and r not in official}
+        {
+            f
+            for f in rel_fields
+            if f != NONE and not matches(f) and (r := resolve(f, registry)) and official and r not in official
+        }
     )
     candidate = _conformity("metadata.model_field", "model field", base_fields, rel_fields, matches, weak=not confessed)
     return dataclasses.replace(candidate, estimate={**candidate.estimate, "other_registry_models": confessed})
 
 
-def _backend_candidate(rel: list[Completion], reference: list[str], against: str) -> Candidate | None:
+def _backend_candidate(
+    rel: list[Completion], reference: list[str], against: str, registry: Registry
+) -> Candidate | None:
     leaks = [(header, value) for c in rel for header, value in backend_named(c.headers)]
     if not leaks or not reference:
         return None
-    different = [value for _, value in leaks if not any(same_model(value, ref) for ref in reference)]
+    different = [value for _, value in leaks if not any(same_model(value, ref, registry) for ref in reference)]
     result = _deterministic(
         "deterministic: the upstream model named by relay headers is the official model",
         len(reference),
@@ -186,9 +192,10 @@ def software_candidate(base: list[Completion], rel: list[Completion]) -> Candida
     )
 
 
-def _claim_candidate(check: str, what: str, names: list[str], claim: ModelInfo) -> Candidate | None:
+def _claim_candidate(check: str, what: str, names: list[str], basis: RunBasis) -> Candidate | None:
     """A name the registry knows, held against the claimed model; decisive when it is another model."""
-    known = [(name, model) for name in names if (model := resolve(name)) is not None]
+    claim = basis.claim
+    known = [(name, model) for name in names if (model := resolve(name, basis.registry)) is not None]
     if not known:
         return None
     different = [name for name, model in known if model != claim.name]
@@ -212,6 +219,7 @@ class MetadataKind:
         "its software and the model it really called."
     )
     fields: frozenset[str] = frozenset({"prompts", "modes"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts")
@@ -231,12 +239,16 @@ class MetadataKind:
         return planned
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         base, rel = _answers(baseline), _answers(relay)
         if not base:
             return []  # nothing to hold the relay's envelope against
-        candidates = [model_field_candidate(base, rel)]
+        candidates = [model_field_candidate(base, rel, basis.registry)]
         candidates.append(_shape_candidate("metadata.response_id", "response id format", base, rel, "response_id"))
         if any(c.system_fingerprint for c in [*base, *rel]):
             candidates.append(
@@ -257,22 +269,22 @@ class MetadataKind:
         reference = sorted(
             {c.model_field for c in base if c.model_field} | {v for c in base for _, v in backend_named(c.headers)}
         )
-        backend = _backend_candidate(rel, reference, "the official API's model field")
+        backend = _backend_candidate(rel, reference, "the official API's model field", basis.registry)
         return candidates + ([backend] if backend else [])
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
-        if not claim.known:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
+        if not basis.claim.known:
             return []  # no registry facts: an unknown claim cannot be told from an unknown answer
         rel = _answers(relay)
         found = (
             _claim_candidate(
-                "metadata.model_claim", "model field", [c.model_field for c in rel if c.model_field], claim
+                "metadata.model_claim", "model field", [c.model_field for c in rel if c.model_field], basis
             ),
             _claim_candidate(
                 "metadata.backend_claim",
                 "upstream model named by headers",
                 [value for c in rel for _, value in backend_named(c.headers)],
-                claim,
+                basis,
             ),
         )
         return [c for c in found if c is not None]

@@ -10,7 +10,8 @@ add provider prefixes ("openai/gpt-4o", "azure/gpt-4o", Bedrock's "anthropic.cla
 2. otherwise their stems (lower case, prefixes and date/version suffixes removed, letters and digits
    only) are equal, or one contains the other and what remains is an alias word (at least three letters,
    such as "prod" or "eastus") rather than a size or tier marker ("mini", "lite", "7b", a lone "o").
-`resolve` is the registry half alone: a name the registry knows is evidence; an unknown one is not.
+`resolve` is the registry half alone: a name the registry knows is evidence; an unknown one is not. The
+registry is the run's own copy (RunBasis.registry), so a registry edit never changes a stored run's analysis.
 
 Id shapes. A response id is read as (literal prefix, character class of the rest, length of the rest):
 "chatcmpl-" + 29 letters and digits, "resp_" + 48 hex digits, "msg_" + 24 letters and digits; a prefix
@@ -27,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from functools import cache
 
-from relayaudit.models import load_registry
+from relayaudit.models import Registry
 
 _SUFFIXES = re.compile(
     r"(?:[-_.@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{6}|\d{4}|\d{2}-\d{2}|\d{3}|v\d+:\d+|latest|preview|exp))$"
@@ -71,9 +72,8 @@ def _variants(name: str) -> list[str]:
 
 
 @cache
-def resolve(name: str) -> str | None:
+def resolve(name: str, registry: Registry) -> str | None:
     """The registry model a name refers to, or None when the registry does not know it."""
-    registry = load_registry()
     for candidate in _variants(name):
         found = registry.find(candidate)
         if found is not None:
@@ -85,9 +85,9 @@ def stem(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", _variants(name)[-1])
 
 
-def same_model(a: str, b: str) -> bool:
+def same_model(a: str, b: str, registry: Registry) -> bool:
     """Whether two model names denote the same model (see the module docstring)."""
-    ra, rb = resolve(a), resolve(b)
+    ra, rb = resolve(a, registry), resolve(b, registry)
     if ra is not None and rb is not None:
         return ra == rb
     sa, sb = stem(a), stem(b)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
 from relayaudit.types import Observation
 
 
@@ -33,6 +32,7 @@ class PromptKind:
     name: str = "prompt"
     summary: str = "Sends fixed conversations as they are; the generic building block."
     fields: frozenset[str] = frozenset({"prompt", "prompts", "messages"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         given = [f for f in ("prompt", "prompts", "messages") if f in probe.fields]
@@ -56,12 +56,16 @@ class PromptKind:
                 raise field_error(probe, "messages", "the last turn must be the user's")
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         """Nothing: fixed prompts prove the plumbing (smoke); the `distribution` kind compares answers."""
         return []
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
         return []
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:

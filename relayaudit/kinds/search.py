@@ -14,7 +14,7 @@ from typing import Any
 from scipy.stats import fisher_exact
 
 from relayaudit.failures import says_too_long
-from relayaudit.findings import Candidate
+from relayaudit.findings import Candidate, Category
 from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens
@@ -142,7 +142,7 @@ def cut_from(ratios: list[tuple[int, float]]) -> list[tuple[int, float]] | None:
 
 
 def billed_check(
-    category: str,
+    category: Category,
     ratios: list[tuple[int, float]],
     *,
     requests: str,
@@ -164,7 +164,7 @@ def billed_check(
     lowest = min(ratio for _, ratio in ratios)
     where = f" from {short[0][0]:,} {unit} on" if short else ""
     reason = f"the relay bills, and so sends on, only part of each {requests}{where}" if short else ""
-    result = StatResult(method, lowest, None, lowest, len(ratios), len(ratios), {"passed": not short}, reason=reason)
+    result = StatResult(method, lowest, None, lowest, len(ratios), len(ratios), passed=not short, reason=reason)
     figures = (
         f"Prompt tokens reported for the same {requests}s: relay as low as {lowest:.0%} of the baseline's"
         f"{',' + where if short else ''} (honest: exactly 100%)"
@@ -182,7 +182,7 @@ def tested_sizes(baseline: Mapping[int, list[bool]], relay: Mapping[int, list[bo
 
 
 def recall_comparison(
-    category: str,
+    category: Category,
     baseline: Mapping[int, list[bool]],
     relay: Mapping[int, list[bool]],
     *,
@@ -205,7 +205,7 @@ def recall_comparison(
 
 
 def reported_tokens_check(
-    category: str, observations: Sequence[Observation], tokenizer: Tokenizer, requests: str
+    category: Category, observations: Sequence[Observation], tokenizer: Tokenizer, requests: str
 ) -> Candidate:
     """`<category>.reported_tokens`: the relay's reported prompt_tokens against the local count of the same
     request, at every size (deterministic): a relay that cuts a prompt or drops turns reports the cut
@@ -224,7 +224,7 @@ def reported_tokens_check(
         low,
         0,
         len(ratios),
-        {"passed": passed},
+        passed=passed,
         reason="" if passed else f"the relay reports only {low:.0%} of a {requests}'s tokens at some size",
     )
     figures = f"Reported prompt tokens per {requests}: as low as {low:.0%} of the local count (honest: about 100%)"

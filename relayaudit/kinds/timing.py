@@ -39,10 +39,9 @@ from statistics import median
 from scipy import stats
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error, is_text_list
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
-from relayaudit.models import ModelInfo
+from relayaudit.kinds.request import chat_request
 from relayaudit.stats import StatResult, categorical_test
 from relayaudit.stats.numeric import MIN_PER_SIDE
 from relayaudit.stats.result import insufficient
@@ -160,6 +159,7 @@ class TimingKind:
     name: str = "timing"
     summary: str = "Time to first token, output speed and error rate vs the baseline; informational unless extreme."
     fields: frozenset[str] = frozenset({"prompts"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         prompts = probe.fields.get("prompts")
@@ -181,13 +181,17 @@ class TimingKind:
         ]
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         base, rel = _streamed(baseline), _streamed(relay)
         found = (ttft_candidate(base, rel), speed_candidate(base, rel), errors_candidate(baseline, relay))
         return [c for c in found if c is not None]
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
         return []  # the registry holds no latency figures, and network distance alone would move them
 
 

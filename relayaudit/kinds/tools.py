@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import PlannedRequest, ProbeSpec, field_error
+from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.kinds.params import chat_request
+from relayaudit.kinds.request import chat_request
 from relayaudit.kinds.tools_checks import (
     NO_CALL,
     VARIANT_SEP,
@@ -62,7 +62,6 @@ from relayaudit.kinds.tools_checks import (
     schema_errors,
     schema_valid,
 )
-from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult, categorical_test
 from relayaudit.stats.result import insufficient
 from relayaudit.types import Observation, Tool
@@ -225,7 +224,8 @@ def choice_candidate(rel: list[Observation]) -> Candidate | None:
         share,
         0,
         len(cases),
-        {"passed": n_ignored == 0, "ignored": dict(ignored)},
+        {"ignored": dict(ignored)},
+        passed=n_ignored == 0,
         reason="" if not n_ignored else f"{n_ignored} of {len(cases)} answers ignored tool_choice ({example})",
     )
     figures = (
@@ -249,7 +249,7 @@ def injection_candidate(rel: list[Observation]) -> Candidate | None:
         len(found) / n_calls,
         0,
         n_calls,
-        {"passed": not found},
+        passed=not found,
         reason="" if not found else f"{len(found)} call(s) carry injected content, e.g. {example!r}",
     )
     figures = f"Tool calls whose arguments carry injected commands or URLs: relay {len(found)} of {n_calls}, expected 0"
@@ -264,6 +264,7 @@ class ToolsKind:
         "and untampered arguments, tool_choice obeyed."
     )
     fields: frozenset[str] = frozenset({"tools", "cases"})
+    needs: Needs = NO_NEEDS
 
     def validate(self, probe: ProbeSpec) -> None:
         offered = _validate_tools(probe)
@@ -287,7 +288,11 @@ class ToolsKind:
         return planned
 
     def compare(
-        self, baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
+        self,
+        baseline: Sequence[Observation],
+        relay: Sequence[Observation],
+        basis: RunBasis,
+        settings: CompareSettings,
     ) -> list[Candidate]:
         base, rel = answered(list(baseline)), answered(list(relay))
         if not any(decision(o) != NO_CALL for o in base):
@@ -315,7 +320,8 @@ class ToolsKind:
             )
         return candidates
 
-    def check(self, relay: Sequence[Observation], claim: ModelInfo, settings: CompareSettings) -> list[Candidate]:
+    def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
+        claim = basis.claim
         rel = answered(list(relay))
         if claim.known and not claim.has("tools"):
             return []  # the official model has no tool use: nothing to hold the relay to

@@ -10,7 +10,7 @@ import html
 import re
 from typing import Any
 
-from relayaudit.compare import Report
+from relayaudit.report.record import Report
 from relayaudit.sanitize import strip_control
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")

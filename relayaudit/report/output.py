@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from relayaudit.compare import Report
 from relayaudit.errors import ConfigError, ReportWriteError
 from relayaudit.findings import DEFAULT_ALPHA
 from relayaudit.report.markdown import render_markdown
+from relayaudit.report.record import Report
 
 STDOUT = "-"
 """The path that names standard output."""

@@ -5,7 +5,9 @@
                                                                          or upstream
 
 Two backends: a persona (sim mode: `relayaudit sim serve`) or a real upstream API reached with relayaudit's
-own client (relay mode: `relayaudit sim relay`, a pass-through proxy applying the same behaviours).
+own client (relay mode: `relayaudit sim relay`, a pass-through proxy applying the same behaviours). The
+simulator opens no connection it was not handed: relay mode is configured with the transport its upstream
+clients use (real sockets from the command line, an in-process ASGI app in tests).
 
 Randomness: a request's sample stream is seeded from the server seed, the request's content and how many
 times that identical request was seen before (so the 10 samples of one prompt differ, and a rerun against a
@@ -24,9 +26,10 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -68,6 +71,11 @@ _STATUS_KIND = {
 }
 
 
+TransportFactory = Callable[[], httpx.AsyncBaseTransport]
+"""Makes the transport of one upstream client: `httpx.AsyncHTTPTransport` for real sockets, or e.g.
+`lambda: httpx.ASGITransport(app=official)` for an upstream in the same process."""
+
+
 @dataclass(frozen=True)
 class Upstream:
     """A real API the relay forwards to (relay mode)."""
@@ -76,6 +84,9 @@ class Upstream:
     dialect: str = "openai"
     key_env: str | None = None
     key: str | None = None
+    transport: TransportFactory = field(kw_only=True)
+    """Required, so that a relay reaches its upstream only by the way its caller chose: one transport per
+    upstream client (the relay keeps one client per upstream model name and closes each with its transport)."""
 
 
 @dataclass
@@ -253,7 +264,8 @@ class Simulator:
         client = self.upstream_clients.get(ctx.upstream_model)
         if client is None:  # one pooled client per upstream model name, closed when the server stops
             endpoint = Endpoint(upstream.base_url, ctx.upstream_model, upstream.dialect, upstream.key_env)  # type: ignore[arg-type]
-            client = RelayClient(endpoint, upstream.key, settings=ClientSettings(max_attempts=1, concurrency=64))
+            settings = ClientSettings(max_attempts=1, concurrency=64)
+            client = RelayClient(endpoint, upstream.key, settings=settings, transport=upstream.transport())
             self.upstream_clients[ctx.upstream_model] = client
         exchange = await client.send(ctx.request)
         final = exchange.final

@@ -1,44 +1,32 @@
-"""Simulated answers to the shipped known-answer banks, with each persona's own accuracy per category.
+"""Simulated answers to the known-answer questions (sim/knowledge.py), with each persona's own accuracy per
+category.
 
 The capability probe is only meaningful on the simulator if a strong persona gets most items right and a
-weak one measurably fewer, so a prompt that is exactly a bank item's prompt is answered on purpose:
-right with the persona's accuracy for that category, otherwise with a plausible wrong answer (another
-number, another letter, another item's answer, a format violation) that the item's own checker rejects.
-Replies are built and then confirmed with the real scorer, so simulator and kind can never drift apart.
+weak one measurably fewer, so a prompt that is exactly a known question is answered on purpose: right
+with the persona's accuracy for that category, otherwise with one of the question's typical mistakes.
+Nothing here consults the auditor's scorer: the simulator answers from its own knowledge, so the tests
+that score its replies check the scorer and the bank rather than confirming themselves.
 
 Categories map onto the persona's skills: arithmetic, reasoning and code on `arithmetic_accuracy`,
 multilingual facts on `fact_accuracy`, format instructions on `instruction_rate`. At T = 0 success is a
-fixed hash of persona and item (Decision), as a greedy model makes the same mistakes every time.
+fixed hash of persona and question (Decision), as a greedy model makes the same mistakes every time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from relayaudit.kinds.capability_bank import Item, all_bank_items
-from relayaudit.kinds.capability_checks import parse_number, score
+from relayaudit.sim.knowledge import Known, known
 from relayaudit.sim.personas import Persona
 
-if TYPE_CHECKING:
-    from relayaudit.sim.tasks import Decision
 
-_OFFSETS = (-10.0, -2.0, -1.0, 1.0, 2.0, 10.0)
-_GIVE_UP = "I'm not sure."
+class Decision(Protocol):
+    """How a persona decides (sim.tasks.Decision is one), named by what is used so this module does not
+    import the tasks module, which imports it."""
 
+    def succeeds(self, rate: float, item: str) -> bool: ...
 
-@cache
-def _items_by_prompt() -> dict[str, Item]:
-    index: dict[str, Item] = {}
-    for item in all_bank_items():
-        index.setdefault(item.prompt.strip(), item)
-    return index
-
-
-def bank_item(prompt: str) -> Item | None:
-    """The bank item whose prompt is exactly `prompt` (surrounding whitespace aside), if any."""
-    return _items_by_prompt().get(prompt.strip())
+    def pick(self, options: list[str], item: str) -> str: ...
 
 
 def category_accuracy(persona: Persona, category: str) -> float:
@@ -50,54 +38,30 @@ def category_accuracy(persona: Persona, category: str) -> float:
 
 
 def bank_reply(persona: Persona, prompt: str, decide: Decision) -> str | None:
-    """The persona's reply to a bank item's prompt, or None if the prompt is no bank item."""
-    item = bank_item(prompt)
-    if item is None:
+    """The persona's reply to a known question's prompt, or None if the simulator does not know it."""
+    question = known(prompt)
+    if question is None:
         return None
-    key = f"bank:{item.id}"
-    if decide.succeeds(category_accuracy(persona, item.category), key):
-        return right_reply(persona, item)
-    return wrong_reply(persona, item, lambda options: decide.pick(options, key + ":wrong"))
+    key = f"bank:{question.name}"
+    if decide.succeeds(category_accuracy(persona, question.category), key):
+        return right_reply(persona, question)
+    return decide.pick(wrong_replies(persona, question), key + ":wrong")
 
 
-def _styled(persona: Persona, item: Item, value: str) -> str:
-    """A value as the persona says it: terse personas give it bare, others in a short sentence the
-    checker still accepts. Regex and format items are the reply itself, so they are never wrapped."""
-    if persona.terse or item.check in ("regex", "format"):
+def _styled(persona: Persona, question: Known, value: str) -> str:
+    """A value as the persona says it: terse personas give it bare, others in a short sentence, except a
+    word the question asks for alone (only a full stop added) and a verbatim answer (the reply itself)."""
+    if persona.terse or question.form == "verbatim":
         return value
-    if item.check == "exact":
+    if question.form == "word":
         return f"{value}."
     return f"The answer is {value}."
 
 
-def right_reply(persona: Persona, item: Item) -> str:
-    return _styled(persona, item, item.reference)
+def right_reply(persona: Persona, question: Known) -> str:
+    return _styled(persona, question, question.answer)
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
-
-
-def _wrong_values(item: Item) -> list[str]:
-    if item.check == "number":
-        correct = parse_number(item.answer) or 0.0
-        return [_number(correct + offset) for offset in _OFFSETS]
-    if item.check == "choice":
-        return [letter for letter in "ABCD" if letter != item.answer]
-    if item.check in ("exact", "contains"):
-        return [o.answer for o in all_bank_items() if o.category == item.category and o.check == item.check]
-    reference = item.reference
-    rule_word = item.answer.partition(":")[2] or "example"
-    return [
-        f"Sure! Here you go:\n{reference}",  # a preamble: the commonest format violation
-        f"{reference}\nHope this helps.",
-        f"{reference} ({rule_word})",
-        reference.swapcase(),
-    ]
-
-
-def wrong_reply(persona: Persona, item: Item, choose: Callable[[list[str]], str]) -> str:
-    """A plausible wrong reply that the item's checker rejects, chosen by `choose` among the candidates."""
-    candidates = [_styled(persona, item, value) for value in _wrong_values(item)]
-    wrong = [reply for reply in dict.fromkeys(candidates) if not score(item, reply)]
-    return choose(wrong) if wrong else _GIVE_UP
+def wrong_replies(persona: Persona, question: Known) -> list[str]:
+    """The persona's possible wrong replies, most typical first."""
+    return [_styled(persona, question, mistake) for mistake in question.mistakes]

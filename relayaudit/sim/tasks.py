@@ -3,8 +3,8 @@
 Probe suites ask checkable things — repeat this text, add these numbers, pick A-D, what is the capital
 of X, what was the code word, call this tool, answer in JSON — and a simulated model must do them well
 enough for the probes to mean something, and worse where a weaker persona would. A prompt that is
-exactly a shipped known-answer bank item is answered first, by sim/bank.py. Whatever is not
-recognised here is free text from the persona's word model.
+exactly a question the simulator knows (sim/knowledge.py: the shipped known-answer bank) is answered
+first, by sim/bank.py. Whatever is not recognised here is free text from the persona's word model.
 
 Whether a persona gets an item right is decided by its accuracy: at T = 0 by a fixed hash of persona and
 item (a greedy model makes the same mistake every time), above 0 by the request's random stream.
@@ -144,7 +144,7 @@ def answer_task(persona: Persona, request: ChatRequest, decide: Decision) -> Ans
 
 
 def _bank(persona: Persona, prompt: str, context: list[str], decide: Decision) -> Answer | None:
-    text = bank_reply(persona, prompt, decide)  # exact bank prompts first: their answers are scored
+    text = bank_reply(persona, prompt, decide)  # known bank questions first: their answers are scored
     return None if text is None else Answer(text, "bank")
 
 

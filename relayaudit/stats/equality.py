@@ -39,7 +39,7 @@ def equality_check(
             "pairs": len(baseline),
             "differing_pairs": failing,
             "largest_difference": float(worst),
-            "passed": failing == 0,
         },
+        passed=failing == 0,
         reason="" if failing == 0 else f"{failing} of {len(baseline)} pairs differ by more than {tolerance:g}",
     )

@@ -33,15 +33,23 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from relayaudit.stats.result import StatResult, insufficient
-from relayaudit.tokens import Tokenizer
 
 Level = Literal["char", "token"]
+
+
+class Tokenizer(Protocol):
+    """Anything that turns text into token ids (relayaudit.tokens.Tokenizer is one): stats/ imports nothing
+    of the project, so the MMD test names only what it uses."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+
 PAD = -1
 MAX_LENGTH = 2000
 MIN_PER_SIDE = 10

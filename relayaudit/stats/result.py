@@ -30,6 +30,9 @@ class StatResult:
     """Why the data were insufficient, or how a deterministic check failed."""
     null_distribution: tuple[float, ...] | None = field(default=None, repr=False)
     """Permutation statistics, kept out of the repr (as scipy's permutation_test does)."""
+    passed: bool | None = None
+    """A deterministic check's decision (no p-value): True or False. None for a p-value test, and for a
+    deterministic check that decided nothing — which the verdict policy reads as inconclusive, never as a pass."""
 
     def __post_init__(self) -> None:
         if self.pvalue is not None and not 0.0 <= self.pvalue <= 1.0:

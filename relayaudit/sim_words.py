@@ -1,5 +1,6 @@
-"""`sim-words`: a small deterministic tokenizer of the simulator's own, so that one persona counts tokens
-differently from both OpenAI encodings without needing an optional package.
+"""`sim-words`: a small deterministic tokenizer for the simulator's personas, so that one of them counts tokens
+differently from both OpenAI encodings without needing an optional package. It lives beside `tokens.py`,
+not in `sim/`, because the auditor must be able to count in it too (a persona's claimed tokenizer).
 
 Pieces are: runs of letters (split into chunks of at most 6 characters), runs of up to 3 digits, single
 other non-space characters, and whitespace runs; a single space before a word belongs to the word.

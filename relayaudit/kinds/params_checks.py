@@ -1,8 +1,8 @@
 """The rules of the `params` kind, one function per parameter, pure (observations in, Candidate out).
 
-Each rule returns a Verdict with the stages took effect and correct (None where a stage has no rule, or
+Each rule returns a ParamEffect with the stages took effect and correct (None where a stage has no rule, or
 where the data could not judge it); `evaluate` adds the first stage, accepted (no HTTP 4xx answer), and
-turns it into a deterministic Candidate: pass only when every judged stage passed. See parameters.py for
+turns it into a deterministic Candidate: pass only when every judged stage passed. See params.py for
 what each check sends and why the thresholds are where they are.
 """
 
@@ -112,8 +112,9 @@ def _tokenizer(claim: ModelInfo) -> Tokenizer | None:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """A check's stages, the sentence with the relay's figures beside the expected ones, and its numbers."""
+class ParamEffect:
+    """What one parameter check found: whether the parameter took effect and was honoured correctly, the
+    sentence with the relay's figures beside the expected ones, and its numbers."""
 
     took_effect: bool | None
     correct: bool | None
@@ -140,7 +141,7 @@ def texts(observations: Sequence[Observation]) -> list[str]:
     return [o.completion.text for o in answered(observations) if o.completion]
 
 
-def _repeatability(arms: Arms, repeat: str, sample: str, what: str) -> Verdict:
+def _repeatability(arms: Arms, repeat: str, sample: str, what: str) -> ParamEffect:
     """temperature and seed: the `repeat` arm must be markedly more repeatable than the `sample` arm."""
     fixed, free = texts(arms.get(repeat, [])), texts(arms.get(sample, []))
     a_fixed, a_free = mean_agreement(fixed), mean_agreement(free)
@@ -158,16 +159,16 @@ def _repeatability(arms: Arms, repeat: str, sample: str, what: str) -> Verdict:
         f"{fixed_label} agree at least {MARGIN} more than {free_label}"
     )
     if min(len(fixed), len(free)) < 2:
-        return Verdict(None, None, figures, estimate, "needs at least 2 answers in each arm")
+        return ParamEffect(None, None, figures, estimate, "needs at least 2 answers in each arm")
     if a_free >= REPLAYED:
         reason = f"answers {free_label} to identical requests were identical too (replayed answers: see cache.replay)"
-        return Verdict(None, None, figures, estimate, reason)
+        return ParamEffect(None, None, figures, estimate, reason)
     took = a_fixed - a_free >= MARGIN
     reason = "" if took else f"answers {fixed_label} are no more repeatable than {free_label}: {what} had no effect"
-    return Verdict(took, None, figures, estimate, reason)
+    return ParamEffect(took, None, figures, estimate, reason)
 
 
-def _max_tokens(arms: Arms, claim: ModelInfo) -> Verdict:
+def _max_tokens(arms: Arms, claim: ModelInfo) -> ParamEffect:
     answers = answered(arms.get("on", []))
     limit = max((o.request.max_tokens or 0 for o in answers), default=0)
     tokenizer = _tokenizer(claim)
@@ -208,7 +209,7 @@ def _max_tokens(arms: Arms, claim: ModelInfo) -> Verdict:
         "answers": len(answers),
     }
     if not answers:
-        return Verdict(None, None, figures, estimate, "no answers")
+        return ParamEffect(None, None, figures, estimate, "no answers")
     took = within == len(answers)
     correct = finished == len(answers) and honest_usage == len(counted)
     reason = _why(
@@ -217,10 +218,10 @@ def _max_tokens(arms: Arms, claim: ModelInfo) -> Verdict:
         f"answers run past the limit (up to {max(lengths)} {unit})",
         "the finish reason or the reported completion tokens do not show the cut",
     )
-    return Verdict(took, correct, figures, estimate, reason)
+    return ParamEffect(took, correct, figures, estimate, reason)
 
 
-def _stop(arms: Arms) -> Verdict:
+def _stop(arms: Arms) -> ParamEffect:
     stopped, control = answered(arms.get("stop", [])), answered(arms.get("control", []))
     stops = next((o.request.stop for o in stopped), ())
 
@@ -237,7 +238,7 @@ def _stop(arms: Arms) -> Verdict:
     )
     estimate = {"stop": list(stops), "leaked": leaked, "written_without": written, "finish_stop": finished}
     if not stopped or not written:
-        return Verdict(
+        return ParamEffect(
             None,
             None,
             figures,
@@ -246,10 +247,10 @@ def _stop(arms: Arms) -> Verdict:
         )
     took, correct = leaked == 0, finished == len(stopped)
     reason = _why(took, correct, "the stop sequence did not end the answers", "finish reason is not 'stop'")
-    return Verdict(took, correct, figures, estimate, reason)
+    return ParamEffect(took, correct, figures, estimate, reason)
 
 
-def _n(arms: Arms) -> Verdict:
+def _n(arms: Arms) -> ParamEffect:
     answers = answered(arms.get("on", []))
     wanted = max((o.request.n or 1 for o in answers), default=0)
     counts = [len(o.completion.choices) for o in answers if o.completion]
@@ -268,10 +269,10 @@ def _n(arms: Arms) -> Verdict:
         "differing": differ,
     }
     if not answers:
-        return Verdict(None, None, figures, estimate, "no answers")
+        return ParamEffect(None, None, figures, estimate, "no answers")
     took, correct = full == len(answers), differ == len(sampled)
     reason = _why(took, correct, "fewer choices than asked", "the choices are copies of one answer")
-    return Verdict(took, correct, figures, estimate, reason)
+    return ParamEffect(took, correct, figures, estimate, reason)
 
 
 _BYTE_ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}|[^\x00-\x7f]")
@@ -301,7 +302,7 @@ def _logprob_problem(o: Observation) -> str | None:
     return None
 
 
-def _logprobs(arms: Arms) -> Verdict:
+def _logprobs(arms: Arms) -> ParamEffect:
     answers = answered(arms.get("on", []))
     present = [o for o in answers if o.completion and (o.completion.choices[0].logprobs or not o.completion.text)]
     problems = [p for o in present if (p := _logprob_problem(o))]
@@ -313,13 +314,13 @@ def _logprobs(arms: Arms) -> Verdict:
     )
     estimate = {"answers": len(answers), "present": len(present), "consistent": len(present) - len(problems)}
     if not answers:
-        return Verdict(None, None, figures, estimate, "no answers")
+        return ParamEffect(None, None, figures, estimate, "no answers")
     took, correct = len(present) == len(answers), not problems
     reason = _why(took, correct, "no logprobs came back", problems[0] if problems else "")
-    return Verdict(took, correct, figures, estimate, reason)
+    return ParamEffect(took, correct, figures, estimate, reason)
 
 
-def _json(arms: Arms, schema_check: bool) -> Verdict:
+def _json(arms: Arms, schema_check: bool) -> ParamEffect:
     answers = [o for o in answered(arms.get("on", [])) if o.completion and o.completion.finish_reason != "length"]
     parsed = [(o, value) for o in answers if o.completion for ok, value in [_parse_json(o.completion.text)] if ok]
     problems = []
@@ -336,13 +337,13 @@ def _json(arms: Arms, schema_check: bool) -> Verdict:
     )
     estimate = {"answers": len(answers), "json": len(parsed), "valid": len(parsed) - len(problems)}
     if not answers:
-        return Verdict(None, None, figures, estimate, "no answer complete within max_tokens")
+        return ParamEffect(None, None, figures, estimate, "no answer complete within max_tokens")
     took, correct = len(parsed) == len(answers), not problems
     reason = _why(took, correct, "answers are not JSON", problems[0] if problems else "")
-    return Verdict(took, correct, figures, estimate, reason)
+    return ParamEffect(took, correct, figures, estimate, reason)
 
 
-def _reasoning(arms: Arms) -> Verdict:
+def _reasoning(arms: Arms) -> ParamEffect:
     def spent(o: Observation) -> int | None:
         usage = o.completion.usage if o.completion else None
         if usage is None:
@@ -366,10 +367,10 @@ def _reasoning(arms: Arms) -> Verdict:
     )
     estimate = {"median_high": m_high, "median_low": m_low, "inconsistent_usage": inconsistent}
     if len(low) < 2 or len(high) < 2:
-        return Verdict(None, None, figures, estimate, "needs at least 2 answers with usage at each effort")
+        return ParamEffect(None, None, figures, estimate, "needs at least 2 answers with usage at each effort")
     took, correct = m_high > m_low, inconsistent == 0
     reason = _why(took, correct, "high effort reasoned no longer than low", "reasoning tokens exceed completion tokens")
-    return Verdict(took, correct, figures, estimate, reason)
+    return ParamEffect(took, correct, figures, estimate, reason)
 
 
 def evaluate(check: str, arms: Arms, claim: ModelInfo) -> Candidate:
@@ -393,18 +394,18 @@ def evaluate(check: str, arms: Arms, claim: ModelInfo) -> Candidate:
     observations = [o for arm in arms.values() for o in arm]
     # Only a refusal that names the parameter is the relay refusing it; any other 4xx is missing data.
     rejected = [o for o in observations if o.outcome == "http_error" and names_parameter(_said(o), check)]
-    method = f"{check}: accepted -> took effect -> correct (deterministic rules, see relayaudit.kinds.parameters)"
+    method = f"{check}: accepted -> took effect -> correct (deterministic rules, see relayaudit.kinds.params)"
     stages = {"accepted": not rejected, "took_effect": verdict.took_effect, "correct": verdict.correct}
     estimate = {**stages, **verdict.estimate, "rejected": len(rejected)}
     n = len(answered(observations))
     if rejected:
         why = f"the relay refused it (HTTP {rejected[0].http_status}: {_said(rejected[0])[:160]})"
-        result = StatResult(method, float(len(rejected)), None, None, 0, n, {"passed": False, **stages}, reason=why)
+        result = StatResult(method, float(len(rejected)), None, None, 0, n, {**stages}, passed=False, reason=why)
     elif verdict.took_effect is None:
         result = insufficient(method, 0, n, verdict.reason)
     else:
         passed = verdict.took_effect and verdict.correct is not False
-        result = StatResult(method, None, None, None, 0, n, {"passed": passed, **stages}, reason=verdict.reason)
+        result = StatResult(method, None, None, None, 0, n, {**stages}, passed=passed, reason=verdict.reason)
     # Answers that leave a check unjudgeable (a control that never writes the stop text, replayed samples)
     # are no evidence either way, so such a check cannot block a verdict; no answers at all still does.
     unjudgeable = verdict.took_effect is None and n > 0 and not rejected

@@ -1,0 +1,149 @@
+"""The CLI's rich tables: registry, suites, plans and estimates, run summaries, simulator personas, power.
+Anything that came from a relay or a shared file passes through `inert`."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich import box
+from rich.table import Table
+
+from relayaudit.collect import CollectSummary
+from relayaudit.models import ModelInfo
+from relayaudit.plan import Estimate, PowerRow, adaptive_bound
+from relayaudit.report.console import money
+from relayaudit.sanitize import inert
+from relayaudit.sim.personas import Persona
+from relayaudit.store import RunStore
+from relayaudit.suite import Suite
+
+
+def models_table(models: list[ModelInfo]) -> Table:
+    """One line per model; `relayaudit models NAME` shows every field."""
+    table = Table(title="Claimed-model registry (* = uncertain value)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("model", no_wrap=True)
+    for column in ("dialect", "tokenizer", "context", "$/1M in/out", "cutoff"):
+        table.add_column(column, no_wrap=True)
+    for m in models:
+
+        def mark(field: str, text: str, m: ModelInfo = m) -> str:
+            return text + ("*" if field in m.uncertain else "")
+
+        prices = "?" if m.price_in is None or m.price_out is None else f"{m.price_in:g}/{m.price_out:g}"
+        table.add_row(
+            m.name,
+            m.dialect,
+            m.tokenizer or "none",
+            mark("context_window", f"{m.context_window // 1000:,}K" if m.context_window else "?"),
+            prices + ("*" if {"price_in", "price_out"} & set(m.uncertain) else ""),
+            mark("knowledge_cutoff", m.knowledge_cutoff or "?"),
+        )
+    return table
+
+
+def model_detail(m: ModelInfo) -> Table:
+    table = Table(title=m.name, show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    rows = {
+        "provider": m.provider,
+        "dialect": m.dialect,
+        "official base URL": m.base_url,
+        "key variable": m.key_env,
+        "tokenizer": m.tokenizer or "none (counts come from the baseline)",
+        "context window": f"{m.context_window:,}" if m.context_window else "?",
+        "max output": f"{m.max_output:,}" if m.max_output else "?",
+        "capabilities": ", ".join(m.capabilities),
+        "USD per 1M in / out": f"{m.price_in:g} / {m.price_out:g}"
+        if m.price_in is not None and m.price_out is not None
+        else "?",
+        "knowledge cutoff": m.knowledge_cutoff or "?",
+        "aliases": ", ".join(m.aliases) or "-",
+        "uncertain fields": ", ".join(m.uncertain) or "-",
+        "last checked": m.checked or "?",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    return table
+
+
+def probes_table(suites: list[Suite]) -> Table:
+    table = Table(title="Suites and probes")
+    for column in ("suite", "probe", "kind", "requests", "what it detects"):
+        table.add_column(column, overflow="fold")
+    for suite in suites:
+        first = Counter(planned.probe_id for planned in suite.expand())
+        more = Counter(planned.probe_id for planned in adaptive_bound([suite]))
+        for probe in suite.probes:
+            shown = f"{first[probe.id]} + up to {more[probe.id]}" if more[probe.id] else str(first[probe.id])
+            table.add_row(inert(suite.name), inert(probe.id), probe.kind, shown, inert(probe.detects))
+    return table
+
+
+def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
+    worst = "every answer at max_tokens, every adaptive step taken"
+    table = Table(title=f"Plan for suite(s) {', '.join(suites)} — worst-case cost ({worst})")
+    for column in ("model", "requests", "prompt tokens", "max completion tokens", "max cost"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for e in estimates:
+        table.add_row(
+            e.model,
+            f"{e.requests} + up to {e.adaptive_requests}" if e.adaptive_requests else str(e.requests),
+            f"{e.prompt_tokens:,}" + ("" if e.exact_tokens else " (approx.)"),
+            f"{e.max_completion_tokens:,}",
+            money(e.max_cost_usd),
+        )
+    return table
+
+
+def run_summary(store: RunStore, summary: CollectSummary) -> Table:
+    table = Table(title="Run", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    settled = summary.planned - summary.unsettled
+    rows = [
+        ("run directory", str(store.path)),
+        ("status", summary.status),
+        ("answered", f"{settled} of {summary.planned} planned requests"),
+        ("sent this session", f"{summary.attempts} attempts ({summary.ok} ok, {summary.answered_errors} relay errors)"),
+        ("no answer", str(summary.unsettled)),
+        ("tokens (reported)", f"{summary.prompt_tokens:,} prompt, {summary.completion_tokens:,} completion"),
+        ("cost this session", money(summary.cost_usd) if summary.cost_known else "unknown (no prices)"),
+    ]
+    for what, value in rows:
+        table.add_row(what, inert(value))
+    return table
+
+
+def personas_table(personas: list[Persona]) -> Table:
+    table = Table(title="Simulated models (personas)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("persona", "vendor", "tokenizer", "context", "arith.", "facts", "style"):
+        table.add_column(column, no_wrap=column in ("persona", "tokenizer"))
+    for p in personas:
+        table.add_row(
+            p.name,
+            p.vendor,
+            p.tokenizer,
+            f"{p.context_window // 1000}K",
+            f"{p.arithmetic_accuracy:.0%}",
+            f"{p.fact_accuracy:.0%}",
+            "+".join(p.style.flavours) + (", terse" if p.terse else ""),
+        )
+    return table
+
+
+def power_table(title: str, unit: str, rows: list[PowerRow], target: float) -> Table:
+    table = Table(title=f"{title} (power target {target:.0%})", box=box.SIMPLE_HEAD)
+    for column in (unit, "requests per side", "estimated power"):
+        table.add_column(column, justify="right")
+    reached = next((r.size for r in rows if r.power is not None and r.power >= target), None)
+    for r in rows:
+        shown = "baseline too small" if r.power is None else f"{r.power:.0%}"
+        style = "bold green" if r.size == reached else ""
+        table.add_row(str(r.size), str(r.requests), f"[{style}]{shown}[/]" if style else shown)
+    table.caption = (
+        f"Smallest size reaching {target:.0%}: {reached}"
+        if reached is not None
+        else f"No size tried reaches {target:.0%}."
+    )
+    return table
