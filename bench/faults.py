@@ -31,7 +31,6 @@ from rich.console import Console
 from rich.table import Table
 from substitution import seed_for  # one copy of the seed helper (bench/ is on sys.path)
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
 from relayaudit.client import ClientSettings
 from relayaudit.failures import RelayUnusableError
 from relayaudit.kinds.distribution_checks import CompareSettings
@@ -42,6 +41,7 @@ from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.sim.behaviours import FAULT_KINDS, quick_fault
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
+from relayaudit.testing import audit_at, record_at
 
 MODEL = "gpt-4o"
 DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
@@ -59,27 +59,13 @@ HOSTILE = (
 )
 
 
-def url_for(root: str, dialect: str) -> str:
-    return f"{root}/v1" if dialect.startswith("openai") else root
-
-
-def baseline_for(official: str, dialect: str, suite: str, out: Path) -> Path:
-    options = RunOptions(
-        base_url=url_for(official, dialect), model=MODEL, suites=(suite,), dialect=dialect, no_key=True, out=out
-    )
-    prepared = prepare_baseline(options)
-    asyncio.run(run_collection(prepared, SETTINGS))
-    return prepared.store.path
-
-
 def audit_once(spec: str, seed: int, dialect: str, baseline: Path, out: Path) -> str:
     """'consistent' / 'divergent: checks' / 'inconclusive' / 'stopped' for one audit of a faulty relay."""
     with serve_in_thread(build_app(SimConfig(behaviours=(spec,), seed=seed))) as relay:
-        options = RunOptions(base_url=url_for(relay, dialect), model=MODEL, dialect=dialect, no_key=True, out=out)
-        prepared = prepare_audit(options, baseline)
         try:
-            audited = run_audit(prepared, baseline, SETTINGS, compare_settings=FAST, calibration_splits=0)
-            report = asyncio.run(audited).report
+            report = audit_at(
+                relay, baseline, out, model=MODEL, dialect=dialect, settings=SETTINGS, compare_settings=FAST
+            )
         except RelayUnusableError:
             return "stopped"
     if report.verdict.outcome == "divergent":
@@ -93,7 +79,9 @@ def verdicts(audits: int, rate: float, dialects: list[str], root: Path) -> Table
         table.add_column(column, justify="left" if column == "fault" else "right")
     with serve_in_thread(build_app(SimConfig(seed=1))) as official:
         baselines = {
-            (d, s): baseline_for(official, d, s, root / f"base-{d}-{index}")
+            (d, s): record_at(
+                official, root / f"base-{d}-{index}", model=MODEL, suites=s, dialect=d, baseline=True, settings=SETTINGS
+            )
             for d in dialects
             for index, s in enumerate(("quick", ADAPTIVE))
         }

@@ -18,14 +18,14 @@ from rich.table import Table
 from relayaudit.client import ClientSettings, RelayClient
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.testing import base_url
 from relayaudit.types import ChatRequest, Endpoint, Message
 
 DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
 
 
 async def sweep(url: str, dialect: str, stream: bool, requests: int, concurrency: int) -> tuple[float, float]:
-    base = f"{url}/v1" if dialect.startswith("openai") else url
-    endpoint = Endpoint(base, "gpt-4o", dialect, None)  # type: ignore[arg-type]
+    endpoint = Endpoint(base_url(url, dialect), "gpt-4o", dialect, None)  # type: ignore[arg-type]
     settings = ClientSettings(concurrency=concurrency, max_attempts=1)
     tokens = 0
     async with RelayClient(endpoint, None, settings=settings) as client:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -12,11 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from relayaudit.audit import prepare_baseline
-from relayaudit.client import ClientSettings
-from relayaudit.runner import RunOptions, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, Simulator, Upstream, build_app
+from relayaudit.testing import record_at
 
 FAKE_KEY = "sk-test-relayaudit-0123456789abcdefSECRET"
 
@@ -87,11 +84,6 @@ def wait_for_records(observations: Path, count: int, seconds: float = 20) -> Non
 DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
 
 
-def base_url(url: str, dialect: str) -> str:
-    """A simulator URL the way each dialect's SDK takes it (OpenAI with /v1)."""
-    return f"{url}/v1" if dialect.startswith("openai") else url
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Callable[..., str]]:
     """start(*behaviours, seed=..., upstream=URL, **SimConfig fields) -> URL of a simulator kept for the module.
@@ -117,19 +109,10 @@ def official(servers: Callable[..., str]) -> str:
     return servers(seed=1)
 
 
-def record_baselines(official: str, suite: str, root: Path, settings: ClientSettings) -> dict[str, Path]:
-    """One baseline of `suite` per dialect, recorded from the simulated official API at `official`."""
-    recorded = {}
-    for dialect in DIALECTS:
-        options = RunOptions(
-            base_url=base_url(official, dialect),
-            model="gpt-4o",
-            suites=(suite,),
-            dialect=dialect,
-            no_key=True,
-            out=root / dialect,
-        )
-        prepared = prepare_baseline(options)
-        asyncio.run(run_collection(prepared, settings))
-        recorded[dialect] = prepared.store.path
-    return recorded
+def record_baselines(official: str, suites: str | tuple[str, ...], root: Path, **options: Any) -> dict[str, Path]:
+    """One baseline of `suites` per dialect, recorded from the simulated official API at `official` into
+    root/DIALECT (`options`: relayaudit.testing.record_at's, e.g. settings=, preflight=)."""
+    return {
+        dialect: record_at(official, root / dialect, suites=suites, dialect=dialect, baseline=True, **options)
+        for dialect in DIALECTS
+    }

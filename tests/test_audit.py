@@ -3,7 +3,6 @@ against the simulator, for every dialect."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,29 +10,26 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from relayaudit.audit import BASELINE_FREE_SUITES, prepare_audit, prepare_baseline, run_audit
+from relayaudit.audit import BASELINE_FREE_SUITES, prepare_baseline
 from relayaudit.cli import app
-from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import ConfigError
 from relayaudit.runner import RunOptions
 from relayaudit.store import RunStore
-from tests.conftest import DIALECTS, base_url, record_baselines
+from relayaudit.testing import audit_at
+from tests.conftest import DIALECTS, record_baselines
 
 runner = CliRunner()
-SETTINGS = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
 
 
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One standard-suite baseline per dialect, recorded from the simulated official API."""
-    return record_baselines(official, "standard", tmp_path_factory.mktemp("baselines"), SETTINGS)
+    return record_baselines(official, "standard", tmp_path_factory.mktemp("baselines"))
 
 
 def audit(relay_url: str, dialect: str, baseline: Path, out: Path) -> Report:
-    options = RunOptions(base_url=base_url(relay_url, dialect), model="gpt-4o", dialect=dialect, no_key=True, out=out)
-    prepared = prepare_audit(options, baseline)
-    return asyncio.run(run_audit(prepared, baseline, SETTINGS, calibration_splits=0)).report
+    return audit_at(relay_url, baseline, out, dialect=dialect)
 
 
 def status(report: Report) -> dict[str, str]:

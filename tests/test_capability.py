@@ -3,13 +3,12 @@ and an end-to-end audit over real HTTP (the simulator's own answers to bank item
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from relayaudit.client import ClientSettings
+from relayaudit import testing
 from relayaudit.compare import compare_runs
 from relayaudit.errors import SuiteError
 from relayaudit.findings import evaluate
@@ -29,19 +28,15 @@ from relayaudit.kinds.capability_checks import (
     parse_number,
 )
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.runner import RunOptions, prepare_new_run, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.sim.bank import wrong_replies
 from relayaudit.sim.knowledge import known
 from relayaudit.sim.personas import PERSONAS
 from relayaudit.store import RunStore
 from relayaudit.suite import parse_suite
-from relayaudit.testing import basis
-from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
+from relayaudit.testing import SIM_CLIENT_NO_RETRY, ask, basis, record_run
+from relayaudit.types import Message, Observation
 
 BANK = bank_items(installed_bank("capability-core"))
-SETTINGS = ClientSettings(concurrency=8, max_attempts=1, total_timeout=10)
 
 
 def items_of(check: str) -> list[Item]:
@@ -399,23 +394,13 @@ def test_a_broken_or_foreign_bank_is_named_with_its_item_and_field(
 
 
 def observation(item: Item, reply: str | None, sample: int = 0, probe: str = "cap.core") -> Observation:
-    request = ChatRequest(messages=(Message("user", item.prompt),), temperature=0, max_tokens=48)
-    ok = reply is not None
-    return Observation(
-        run_id="r",
-        probe_id=probe,
-        variant=item.id,
-        sample=sample,
-        request_hash=request.request_hash(),
-        attempt=1,
-        final=True,
-        outcome="ok" if ok else "transport_error",
-        at="2025-01-01T00:00:00Z",
-        request=request,
-        http_status=200 if ok else None,
-        completion=Completion(choices=(Choice(text=reply, finish_reason="stop"),)) if ok else None,
-        error=None if ok else "timeout",
-    )
+    """An answer `reply` to a bank item, or a transport failure (no answer) for None."""
+    request = ask(item.prompt, temperature=0, max_tokens=48)
+    if reply is None:
+        return testing.observation(
+            probe, item.id, sample=sample, request=request, outcome="transport_error", error="timeout"
+        )
+    return testing.observation(probe, item.id, reply, sample=sample, request=request)
 
 
 BASIS = basis(
@@ -526,14 +511,9 @@ def test_same_item_in_two_probes_is_paired_per_probe() -> None:
 # --- end to end over real HTTP -------------------------------------------------------------------------------
 
 
-def record(directory: Path, suite: Path, *behaviours: str, persona: str = "atlas", seed: int) -> RunStore:
-    config = SimConfig(persona=persona, behaviours=behaviours, seed=seed)
-    with serve_in_thread(build_app(config)) as url:
-        options = RunOptions(
-            base_url=f"{url}/v1", model="gpt-4o", suites=(str(suite),), no_key=True, out=directory, preflight=False
-        )
-        asyncio.run(run_collection(prepare_new_run(options), SETTINGS))
-    return RunStore.open(directory)
+def record(directory: Path, suite: Path, *behaviours: str, seed: int) -> RunStore:
+    path = record_run(directory, *behaviours, seed=seed, suites=suite, preflight=False, settings=SIM_CLIENT_NO_RETRY)
+    return RunStore.open(path)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ writing failures and crashes reported in one sentence with their own exit codes 
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import os
@@ -18,21 +17,18 @@ import pytest
 from typer.testing import CliRunner
 
 import relayaudit.report.output as output
-from relayaudit.audit import prepare_baseline
 from relayaudit.cli import app
-from relayaudit.client import ClientSettings
 from relayaudit.compare import Calibration, Report, compare_runs
 from relayaudit.demo import RELAYS, DemoRow
 from relayaudit.errors import EXIT_INTERNAL, EXIT_USAGE, ConfigError
 from relayaudit.findings import Finding, Verdict
 from relayaudit.report.markdown import render_markdown
 from relayaudit.report.output import check_target, report_targets
-from relayaudit.runner import RunOptions, prepare_new_run, run_collection
 from relayaudit.store import RunStore
+from relayaudit.testing import SIM_CLIENT_NO_RETRY, record_at
 from tests.conftest import FAKE_KEY, StartSim
 
 runner = CliRunner()
-SETTINGS = ClientSettings(concurrency=8, max_attempts=1, total_timeout=10)
 ROOT = Path(__file__).parents[1]
 
 
@@ -46,13 +42,10 @@ def relay(servers: Callable[..., str]) -> str:
 def runs(official: str, relay: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A smoke baseline and a smoke relay run, recorded over HTTP from simulators (6 requests each)."""
     root = tmp_path_factory.mktemp("runs")
-    baseline = prepare_baseline(
-        RunOptions(base_url=f"{official}/v1", model="gpt-4o", suites=("smoke",), no_key=True, out=root / "baseline")
-    )
-    asyncio.run(run_collection(baseline, SETTINGS))
-    options = RunOptions(base_url=f"{relay}/v1", model="gpt-4o", suites=("smoke",), no_key=True, out=root / "relay")
-    asyncio.run(run_collection(prepare_new_run(options), SETTINGS))
-    return {"baseline": root / "baseline", "relay": root / "relay"}
+    return {
+        "baseline": record_at(official, root / "baseline", suites="smoke", baseline=True, settings=SIM_CLIENT_NO_RETRY),
+        "relay": record_at(relay, root / "relay", suites="smoke", settings=SIM_CLIENT_NO_RETRY),
+    }
 
 
 @pytest.fixture

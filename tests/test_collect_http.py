@@ -15,6 +15,7 @@ from relayaudit.run_basis import stored_suites
 from relayaudit.runner import FactOverrides, PreparedRun, RunOptions, prepare_new_run, prepare_resume, run_collection
 from relayaudit.sim.app import key_id
 from relayaudit.store import RunStore
+from relayaudit.testing import base_url
 from tests.conftest import StartSim, write_suite
 
 FAST = ClientSettings(backoff_base=0.01, backoff_max=0.05, concurrency=4, total_timeout=10, read_timeout=5)
@@ -50,8 +51,7 @@ def test_every_dialect_collects_a_complete_run(
     sim, url = start_sim()
     prompts = ["Repeat the following text exactly: alpha beta gamma delta", "Repeat this exactly: one two three four"]
     suite = write_suite(tmp_path, "t", prompts, max_tokens=3, stream=stream, temperature=0)
-    base = f"{url}/v1" if dialect.startswith("openai") else url
-    _, summary = collect(options(url, suite, tmp_path / "run", base_url=base, dialect=dialect))
+    _, summary = collect(options(url, suite, tmp_path / "run", base_url=base_url(url, dialect), dialect=dialect))
     assert summary.status == "complete" and summary.ok == 2 and summary.unsettled == 0
     observations = RunStore.open(tmp_path / "run").observations()
     texts = sorted(o.completion.text for o in observations if o.completion)

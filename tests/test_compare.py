@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -10,31 +9,28 @@ import pytest
 from typer.testing import CliRunner
 
 from relayaudit.cli import app
-from relayaudit.client import ClientSettings
 from relayaudit.compare import Report, compare_runs
 from relayaudit.errors import ConfigError
 from relayaudit.findings import Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.report.markdown import md_escape, render_markdown
-from relayaudit.runner import RunOptions, prepare_new_run, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.stats import StatResult
 from relayaudit.store import RunStore
+from relayaudit.testing import SIM_CLIENT_NO_RETRY, record_run
 
 runner = CliRunner()
-SETTINGS = ClientSettings(concurrency=8, max_attempts=1, total_timeout=10)
 
 
-def record(
-    directory: Path, *behaviours: str, seed: int, samples: int = 4, suite: str = "distribution", model: str = "gpt-4o"
-) -> Path:
+def record(directory: Path, *behaviours: str, seed: int, samples: int = 4, model: str = "gpt-4o") -> Path:
     """A run of the shipped distribution suite against a fresh simulator (real HTTP on 127.0.0.1)."""
-    with serve_in_thread(build_app(SimConfig(behaviours=behaviours, seed=seed))) as url:
-        options = RunOptions(
-            base_url=f"{url}/v1", model=model, suites=(suite,), no_key=True, samples=samples, out=directory
-        )
-        asyncio.run(run_collection(prepare_new_run(options), SETTINGS))
-    return directory
+    return record_run(
+        directory,
+        *behaviours,
+        seed=seed,
+        suites="distribution",
+        model=model,
+        samples=samples,
+        settings=SIM_CLIENT_NO_RETRY,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,18 @@ own tests): these audits are about collection and analysis under faults. A run s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
 from relayaudit.client import ClientSettings
 from relayaudit.failures import RelayUnusableError
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.runner import RunOptions, run_collection
 from relayaudit.sim.behaviours import FAULT_KINDS, quick_fault
 from relayaudit.store import RunStore
-from tests.conftest import DIALECTS, StartSim, base_url
+from relayaudit.testing import audit_at
+from tests.conftest import DIALECTS, StartSim, record_baselines
 
 RATE = 0.2
 # Faults that would take seconds at their defaults are made quick; the client's limits are set to match.
@@ -43,21 +41,7 @@ ADAPTIVE = Path(__file__).resolve().parents[1] / "bench" / "suites" / "adaptive-
 def baselines(servers: Callable[..., str], official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One baseline of `quick` and the small adaptive suite per dialect, from the fault-free official API."""
     root = tmp_path_factory.mktemp("baselines")
-    recorded = {}
-    for dialect in DIALECTS:
-        options = RunOptions(
-            base_url=base_url(official, dialect),
-            model="gpt-4o",
-            suites=("quick", str(ADAPTIVE)),
-            dialect=dialect,
-            no_key=True,
-            out=root / dialect,
-            preflight=False,
-        )
-        prepared = prepare_baseline(options)
-        asyncio.run(run_collection(prepared, SETTINGS))
-        recorded[dialect] = prepared.store.path
-    return recorded
+    return record_baselines(official, ("quick", str(ADAPTIVE)), root, preflight=False, settings=SETTINGS)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -67,18 +51,16 @@ def test_quick_and_the_adaptive_searches_under_every_fault(
 ) -> None:
     sim, url = start_sim(quick_fault(fault, RATE), seed=7)
     baseline = baselines[dialect]
-    options = RunOptions(
-        base_url=base_url(url, dialect),
-        model="gpt-4o",
-        dialect=dialect,
-        no_key=True,
-        out=tmp_path / "relay",
-        preflight=False,
-    )
-    prepared = prepare_audit(options, baseline)
-    audited = run_audit(prepared, baseline, SETTINGS, compare_settings=FAST, calibration_splits=0)
     try:
-        report = asyncio.run(audited).report
+        report = audit_at(
+            url,
+            baseline,
+            tmp_path / "relay",
+            dialect=dialect,
+            preflight=False,
+            settings=SETTINGS,
+            compare_settings=FAST,
+        )
     except RelayUnusableError:  # the breaker stopped it: a diagnosis of the fault, never a verdict
         assert RunStore.open(tmp_path / "relay").manifest.status == "stopped"
     else:

@@ -283,12 +283,11 @@ def test_hostile_usage_is_a_finding_and_never_switches_the_cap_off(
 
 def test_a_lone_surrogate_in_an_answer_is_stored_and_read_back(tmp_path: Path) -> None:
     from relayaudit.manifest import Manifest
-    from relayaudit.types import Endpoint, Observation
+    from relayaudit.testing import observation
+    from relayaudit.types import Endpoint
 
     manifest = Manifest("r", Endpoint("http://127.0.0.1:9/v1", "gpt-4o"), "gpt-4o", (), "0", "2026-01-01T00:00:00Z")
     store = RunStore.create(tmp_path / "run", manifest, [])
-    completion = Completion(choices=(Choice("bad \ud800 half", "stop"),))
-    observation = Observation("r", "p", "v", 0, REQUEST.request_hash(), 1, True, "ok", "now", REQUEST, 200, completion)
-    store.append(observation)
+    store.append(observation("p", "v", "bad \ud800 half", request=REQUEST))
     (kept,) = RunStore.open(tmp_path / "run").observations()
     assert kept.completion is not None and kept.completion.text == "bad \ud800 half"

@@ -9,8 +9,8 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.identity import KIND, cutoff_stated, vendor_named
 from relayaudit.models import load_registry
 from relayaudit.suite import parse_suite
-from relayaudit.testing import basis
-from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
+from relayaudit.testing import ask, basis, observation
+from relayaudit.types import Observation
 
 SETTINGS = CompareSettings(permutations=500)
 
@@ -69,17 +69,11 @@ def test_validation_names_file_probe_and_field(fields: str, fragment: str) -> No
 
 def answers(texts: dict[str, list[str]], run: str) -> list[Observation]:
     """Observations of the identity kind: variant is "asks:id", one per answer text."""
-    observations = []
-    for variant, replies in texts.items():
-        for sample, reply in enumerate(replies):
-            request = ChatRequest(messages=(Message("user", variant),))
-            observations.append(
-                Observation(
-                    run, "id", variant, sample, request.request_hash(), 1, True, "ok", "t", request, 200,
-                    Completion(choices=(Choice(reply, "stop"),)),
-                )
-            )  # fmt: skip
-    return observations
+    return [
+        observation("id", variant, reply, sample=sample, request=ask(variant), run_id=run)
+        for variant, replies in texts.items()
+        for sample, reply in enumerate(replies)
+    ]
 
 
 def identity_answers(vendor_text: str, cutoff_text: str, run: str, n: int = 4) -> list[Observation]:

@@ -4,7 +4,6 @@ runs under two keys."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from relayaudit.client import ClientSettings
 from relayaudit.compare import check_run
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
@@ -29,33 +27,20 @@ from relayaudit.kinds.cache import (
 )
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions, prepare_new_run, run_collection
+from relayaudit.runner import RunOptions, prepare_new_run
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.testing import basis
-from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
+from relayaudit.testing import ask, basis, observation, record_at
+from relayaudit.types import Observation
 
-CLIENT = ClientSettings(concurrency=8, max_attempts=2, backoff_base=0.01, total_timeout=20)
 STORY = " ".join(f"word{i}" for i in range(40))
 
 
 def obs(prompt: str, text: str, *, sample: int = 0, temperature: float | None = 1.0) -> Observation:
-    request = ChatRequest(messages=(Message("user", prompt),), temperature=temperature, max_tokens=160)
-    return Observation(
-        run_id="r",
-        probe_id="cache.replay",
-        variant=prompt,
-        sample=sample,
-        request_hash=request.request_hash(),
-        attempt=1,
-        final=True,
-        outcome="ok",
-        at="2025-01-01T00:00:00Z",
-        request=request,
-        completion=Completion(choices=(Choice(text, "stop"),)),
-    )
+    request = ask(prompt, temperature=temperature, max_tokens=160)
+    return observation("cache.replay", prompt, text, sample=sample, request=request)
 
 
 # --- the bound -----------------------------------------------------------------------------------------------
@@ -146,12 +131,7 @@ def servers() -> Iterator[Any]:
 
 
 def collect(url: str, out: Path, key_env: str | None = None) -> RunStore:
-    options = RunOptions(
-        base_url=f"{url}/v1", model="gpt-4o", suites=("cache",), key_env=key_env, no_key=key_env is None, out=out
-    )
-    prepared = prepare_new_run(options)
-    asyncio.run(run_collection(prepared, CLIENT))
-    return prepared.store
+    return RunStore.open(record_at(url, out, suites="cache", key_env=key_env))
 
 
 def replay_finding(store: RunStore) -> Any:

@@ -21,7 +21,7 @@ from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
-from relayaudit.testing import basis
+from relayaudit.testing import basis, record_at, record_run
 from relayaudit.tokens import get_tokenizer
 from relayaudit.types import Observation
 
@@ -30,13 +30,11 @@ SETTINGS = CompareSettings()
 
 
 def collect(tmp_path: Path, suite: str, *behaviours: str, name: str = "r") -> list[Observation]:
-    with serve_in_thread(build_app(SimConfig(behaviours=behaviours))) as url:
-        # Kind-level tests read every observation of the run: no preflight (tests/test_non_answers.py has those).
-        options = RunOptions(
-            base_url=f"{url}/v1", model="gpt-4o", suites=(suite,), no_key=True, out=tmp_path / name, preflight=False
-        )
-        asyncio.run(run_collection(prepare_new_run(options), ClientSettings(concurrency=4)))
-    return [o for o in RunStore.open(tmp_path / name).observations() if o.final]
+    # Kind-level tests read every observation of the run: no preflight (tests/test_non_answers.py has those).
+    run = record_run(
+        tmp_path / name, *behaviours, suites=suite, preflight=False, settings=ClientSettings(concurrency=4)
+    )
+    return [o for o in RunStore.open(run).observations() if o.final]
 
 
 def test_next_size_bisects_between_the_last_pass_and_the_first_failure() -> None:
@@ -173,17 +171,15 @@ def test_facts_given_on_the_command_line_reach_the_analysis(tmp_path: Path) -> N
     from relayaudit.runner import FactOverrides
 
     facts = FactOverrides(tokenizer="o200k_base", context_window=16000)
-    with serve_in_thread(build_app(SimConfig(behaviours=("cut_context:4000",)))) as url:
-        options = RunOptions(
-            base_url=f"{url}/v1",
-            model="house-model-7b",
-            suites=("context",),
-            no_key=True,
-            out=tmp_path / "r",
-            facts=facts,
-        )
-        asyncio.run(run_collection(prepare_new_run(options), ClientSettings(concurrency=4)))
-    store = RunStore.open(tmp_path / "r")
+    run = record_run(
+        tmp_path / "r",
+        "cut_context:4000",
+        model="house-model-7b",
+        suites="context",
+        facts=facts,
+        settings=ClientSettings(concurrency=4),
+    )
+    store = RunStore.open(run)
     assert store.manifest.facts_given.given() == {"tokenizer": "o200k_base", "context_window": 16000}
     report = check_run(store)
     effective = next(f for f in report.findings if f.check == "context.effective")
@@ -202,17 +198,13 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
     from relayaudit.sim.app import Upstream
 
     with serve_in_thread(build_app(SimConfig(behaviours=("keep_last:10",), seed=1))) as official:
-        baseline = RunOptions(
-            base_url=f"{official}/v1", model="gpt-4o", suites=("memory",), no_key=True, out=tmp_path, preflight=False
-        )
-        asyncio.run(run_collection(prepare_new_run(replace(baseline, out=tmp_path / "b")), ClientSettings()))
+        record_at(official, tmp_path / "b", suites="memory", preflight=False, settings=ClientSettings())
         reports = {}
         upstream = Upstream(f"{official}/v1", transport=httpx.AsyncHTTPTransport)
         for name, behaviours in (("honest", ()), ("forgetful", ("keep_last:6",))):
             relay_app = build_app(SimConfig(upstream=upstream, behaviours=behaviours, seed=2))
             with serve_in_thread(relay_app) as relay:
-                options = replace(baseline, base_url=f"{relay}/v1", out=tmp_path / name)
-                asyncio.run(run_collection(prepare_new_run(options), ClientSettings()))
+                record_at(relay, tmp_path / name, suites="memory", preflight=False, settings=ClientSettings())
             reports[name] = compare_runs(RunStore.open(tmp_path / "b"), RunStore.open(tmp_path / name))
     honest = {f.check: f for f in reports["honest"].findings}
     assert honest["memory.recall"].status == "fail" and honest["memory.recall"].weak

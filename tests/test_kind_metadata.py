@@ -3,15 +3,12 @@ audits over real HTTP against the simulator (honest, leaking, rewriting, substit
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relayaudit.audit import prepare_audit, run_audit
-from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
@@ -26,14 +23,12 @@ from relayaudit.kinds.metadata_checks import (
     upstream_base,
 )
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.testing import basis
-from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation
-from tests.conftest import DIALECTS, base_url, record_baselines
+from relayaudit.testing import ask, audit_at, basis, observation
+from relayaudit.types import Choice, Completion, Observation
+from tests.conftest import DIALECTS, record_baselines
 
 SETTINGS = CompareSettings(permutations=200)
-CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
 GPT4O = load_registry().get("gpt-4o")
 OPENAI_ID = "chatcmpl-" + "Ab3dE" * 5 + "Xy9Z"  # 29 letters and digits
 
@@ -115,7 +110,6 @@ def answer(
     stream: bool = False,
     events: tuple[str, ...] = (),
 ) -> Observation:
-    request = ChatRequest(messages=(Message("user", "hi"),), stream=stream)
     completion = Completion(
         choices=(Choice("hello", "stop"),),
         model_field=model,
@@ -125,19 +119,7 @@ def answer(
         stream_events=events,
     )
     variant = "stream:p0" if stream else "body:p0"
-    return Observation(
-        "r",
-        "m.p",
-        variant,
-        0,
-        request.request_hash(),
-        1,
-        True,
-        "ok",
-        "2025-01-01T00:00:00Z",
-        request,
-        completion=completion,
-    )
+    return observation("m.p", variant, request=ask("hi", stream=stream), completion=completion)
 
 
 def checks(candidates: list[Candidate]) -> dict[str, Candidate]:
@@ -255,12 +237,11 @@ def test_expand_sends_each_prompt_as_body_and_stream() -> None:
 
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return record_baselines(official, "metadata", tmp_path_factory.mktemp("metadata-baselines"), CLIENT)
+    return record_baselines(official, "metadata", tmp_path_factory.mktemp("metadata-baselines"))
 
 
 def audit(relay: str, dialect: str, baseline: Path, out: Path) -> Report:
-    options = RunOptions(base_url=base_url(relay, dialect), model="gpt-4o", dialect=dialect, no_key=True, out=out)
-    return asyncio.run(run_audit(prepare_audit(options, baseline), baseline, CLIENT, calibration_splits=3)).report
+    return audit_at(relay, baseline, out, dialect=dialect, calibration_splits=3)
 
 
 def metadata(report: Report) -> dict[str, Any]:

@@ -3,7 +3,6 @@ over HTTP: the honest simulator passes every check, and each ignored parameter i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from relayaudit.client import ClientSettings
 from relayaudit.compare import Report, check_run, compare_runs
 from relayaudit.errors import SuiteError
 from relayaudit.kinds import KINDS
@@ -20,25 +18,21 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.params import CITY_SCHEMA, KIND
 from relayaudit.kinds.params_checks import agreement, evaluate, mean_agreement, schema_problem
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions, prepare_new_run, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.testing import basis
+from relayaudit.testing import ask, basis, observation, record_at
 from relayaudit.types import (
-    ChatRequest,
-    Choice,
-    Completion,
-    Message,
+    FinishReason,
     NotSent,
     Observation,
+    Outcome,
     TokenLogprob,
     Usage,
 )
 
 SETTINGS = CompareSettings(permutations=200)
-CLIENT = ClientSettings(concurrency=8, max_attempts=2, backoff_base=0.01, total_timeout=20)
 GPT4O = load_registry().get("gpt-4o")
 CHECKS_GPT4O = {
     "params.temperature",
@@ -57,40 +51,29 @@ def obs(
     text: str | list[str] = "",
     *,
     sample: int = 0,
-    outcome: str = "ok",
-    finish: str | None = "stop",
+    outcome: Outcome = "ok",
+    finish: FinishReason | None = "stop",
     usage: Usage | None = None,
     token_logprobs: tuple[TokenLogprob, ...] | None = None,
     not_sent: tuple[NotSent, ...] = (),
     refusal: str = '{"error": {"message": "Unsupported parameter", "param": "logprobs"}}',
     **params: Any,
 ) -> Observation:
-    request = ChatRequest(messages=(Message("user", "q"),), **params)
-    texts = [text] if isinstance(text, str) else text
-    completion = (
-        Completion(
-            choices=tuple(Choice(t, finish, logprobs=token_logprobs) for t in texts),  # type: ignore[arg-type]
-            usage=usage or Usage(),
-        )
-        if outcome == "ok"
-        else None
-    )
-    return Observation(
-        run_id="r",
-        probe_id="params.x",
-        variant=variant,
+    """An answer to a params probe's request ("q" with `params`); an http_error carries `refusal` as its body."""
+    refused = outcome == "http_error"
+    return observation(
+        "params.x",
+        variant,
+        text,
         sample=sample,
-        request_hash=request.request_hash(),
-        attempt=1,
-        final=True,
-        outcome=outcome,  # type: ignore[arg-type]
-        at="2025-01-01T00:00:00Z",
-        request=request,
-        http_status=400 if outcome == "http_error" else 200,
-        completion=completion,
-        error="HTTP 400 from the relay" if outcome == "http_error" else None,
-        error_excerpt=refusal if outcome == "http_error" else None,
+        outcome=outcome,
+        request=ask("q", **params),
+        finish=finish,
+        usage=usage,
+        logprobs=token_logprobs,
         not_sent=not_sent,
+        error="HTTP 400 from the relay" if refused else None,
+        error_excerpt=refusal if refused else None,
     )
 
 
@@ -421,11 +404,7 @@ def servers() -> Iterator[Any]:
 
 
 def collect(url: str, out: Path, dialect: str = "openai") -> RunStore:
-    base = f"{url}/v1" if dialect.startswith("openai") else url
-    options = RunOptions(base_url=base, model="gpt-4o", suites=("params",), dialect=dialect, no_key=True, out=out)
-    prepared = prepare_new_run(options)
-    asyncio.run(run_collection(prepared, CLIENT))
-    return prepared.store
+    return RunStore.open(record_at(url, out, suites="params", dialect=dialect))
 
 
 def params_status(report: Report) -> dict[str, str]:
@@ -513,12 +492,8 @@ def test_reasoning_effort_end_to_end_for_a_reasoning_model(servers: Any, tmp_pat
     reasoning_effort gets the same reasoning at both levels and fails."""
 
     def run(url: str, out: Path) -> dict[str, Any]:
-        options = RunOptions(
-            base_url=f"{url}/v1", model="o4-mini", suites=("params",), dialect=dialect, no_key=True, out=out
-        )
-        prepared = prepare_new_run(options)
-        asyncio.run(run_collection(prepared, CLIENT))
-        return {f.check: f for f in check_run(prepared.store).findings}
+        run = record_at(url, out, model="o4-mini", suites="params", dialect=dialect)
+        return {f.check: f for f in check_run(RunStore.open(run)).findings}
 
     honest = run(servers(), tmp_path / "honest")["params.reasoning_effort"]
     assert honest.status == "pass", honest.summary

@@ -3,7 +3,6 @@ against the simulator at speed 0 (never flagged) and speed 1 (a 5x faster substi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
 from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import SuiteError
@@ -19,33 +17,24 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.timing import KIND, MIN_GENERATION_S, extreme_test
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions, run_collection
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.testing import basis
-from relayaudit.types import ChatRequest, Choice, Completion, Message, Observation, Usage
+from relayaudit.testing import ask, audit_at, basis, observation, record_at
+from relayaudit.types import Choice, Completion, Observation, Outcome, Usage
 
 SETTINGS = CompareSettings(permutations=200)
+# Not a relayaudit.testing preset: the timing audits below are sized for up to 16 paced streams at once, each
+# tried once, with room for answers that stream at the personas' real speed.
 CLIENT = ClientSettings(concurrency=16, max_attempts=1, backoff_base=0.01, total_timeout=30)
 RNG = np.random.default_rng(7)
 
 
-def timed(ttft: float | None, total: float | None, tokens: int | None = 100, *, outcome: str = "ok") -> Observation:
-    request = ChatRequest(messages=(Message("user", "Describe a river."),), stream=True)
+def timed(ttft: float | None, total: float | None, tokens: int | None = 100, *, outcome: Outcome = "ok") -> Observation:
     completion = Completion(
         choices=(Choice("word " * 100, "stop"),), usage=Usage(10, tokens, None), ttft_s=ttft, total_s=total
     )
-    return Observation(
-        "r",
-        "t.p",
-        "p0",
-        0,
-        request.request_hash(),
-        1,
-        True,
-        outcome,  # type: ignore[arg-type]
-        "2025-01-01T00:00:00Z",
-        request,
-        completion=completion if outcome == "ok" else None,
+    request = ask("Describe a river.", stream=True)
+    return observation(
+        "t.p", "p0", request=request, outcome=outcome, completion=completion if outcome == "ok" else None
     )
 
 
@@ -154,16 +143,12 @@ prompts = ["Describe a walk along a river at dawn in one paragraph.", "Explain h
 
 
 def record(url: str, suite: str, out: Path) -> Path:
-    options = RunOptions(base_url=f"{url}/v1", model="gpt-4o", suites=(suite,), no_key=True, out=out, preflight=False)
-    prepared = prepare_baseline(options)
-    asyncio.run(run_collection(prepared, CLIENT))
-    return prepared.store.path
+    return record_at(url, out, suites=suite, baseline=True, preflight=False, settings=CLIENT)
 
 
 def audit(relay: str, baseline: Path, out: Path) -> Report:
     # No preflight: some of these relays fail at random (fault rates), which is what the timing checks are about.
-    options = RunOptions(base_url=f"{relay}/v1", model="gpt-4o", no_key=True, out=out, preflight=False)
-    return asyncio.run(run_audit(prepare_audit(options, baseline), baseline, CLIENT, calibration_splits=3)).report
+    return audit_at(relay, baseline, out, preflight=False, settings=CLIENT, calibration_splits=3)
 
 
 def timing(report: Report) -> dict[str, Any]:

@@ -3,7 +3,6 @@ observations, the tamper_tools behaviour, and audits over real HTTP against the 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import random
@@ -12,25 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from relayaudit.audit import prepare_audit, run_audit
-from relayaudit.client import ClientSettings
+from relayaudit import testing
 from relayaudit.compare import Report
 from relayaudit.errors import SuiteError
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.tools import KIND, variant_of
 from relayaudit.kinds.tools_checks import injected_calls, parse_variant, schema_errors
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions
 from relayaudit.sim.behaviours import DEFAULT_TAMPER, Context, TamperTools
 from relayaudit.sim.spec import parse_behaviour
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.testing import basis
+from relayaudit.testing import ask, audit_at, basis
 from relayaudit.tokens import get_tokenizer
-from relayaudit.types import ChatRequest, Choice, Completion, Message, NotSent, Observation, Tool, ToolCall
-from tests.conftest import DIALECTS, base_url, record_baselines
+from relayaudit.types import ChatRequest, Choice, Completion, Message, NotSent, Observation, Outcome, Tool, ToolCall
+from tests.conftest import DIALECTS, record_baselines
 
 SETTINGS = CompareSettings(permutations=2000)
-CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
 WEATHER = Tool(
     "get_weather",
     "Get the current weather for a city.",
@@ -178,25 +174,19 @@ def observation(
     prompt: str = "What is the weather in Lisbon, in celsius?",
     choice: str | None = None,
     tools: tuple[Tool, ...] = (WEATHER,),
-    outcome: str = "ok",
+    outcome: Outcome = "ok",
     sample: int = 0,
     not_sent: tuple[NotSent, ...] = (),
 ) -> Observation:
-    request = ChatRequest(messages=(Message("user", prompt),), tools=tools, tool_choice=choice, temperature=0)
-    finish = "tool_calls" if calls else "stop"
-    completion = Completion(choices=(Choice("" if calls else "Sure.", finish, tool_calls=calls),))  # type: ignore[arg-type]
-    return Observation(
-        "run",
+    return testing.observation(
         "tools.p",
         variant,
-        sample,
-        request.request_hash(),
-        1,
-        True,
-        outcome,  # type: ignore[arg-type]
-        "2025-01-01T00:00:00Z",
-        request,
-        completion=completion if outcome == "ok" else None,
+        "" if calls else "Sure.",
+        sample=sample,
+        outcome=outcome,
+        request=ask(prompt, tools=tools, tool_choice=choice, temperature=0),
+        finish="tool_calls" if calls else "stop",
+        tool_calls=calls,
         not_sent=not_sent,
     )
 
@@ -362,15 +352,11 @@ def test_tamper_tools_appends_to_every_string_argument() -> None:
 
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return record_baselines(official, "tools", tmp_path_factory.mktemp("tool-baselines"), CLIENT)
+    return record_baselines(official, "tools", tmp_path_factory.mktemp("tool-baselines"))
 
 
 def audit(relay: str, dialect: str, baseline: Path | None, out: Path) -> Report:
-    options = RunOptions(
-        base_url=base_url(relay, dialect), model="gpt-4o", suites=("tools",), dialect=dialect, no_key=True, out=out
-    )
-    prepared = prepare_audit(options, baseline)
-    return asyncio.run(run_audit(prepared, baseline, CLIENT, calibration_splits=3)).report
+    return audit_at(relay, baseline, out, suites="tools", dialect=dialect, calibration_splits=3)
 
 
 def findings(report: Report) -> dict:  # type: ignore[type-arg]

@@ -4,15 +4,12 @@ right estimates)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
-from relayaudit.client import ClientSettings
 from relayaudit.compare import Report
 from relayaudit.errors import SuiteError, UnknownTokenizerError
 from relayaudit.findings import Candidate, evaluate
@@ -21,13 +18,12 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.usage import ECHO_TEXT, KIND, SYSTEM, UNITS, frame_text
 from relayaudit.kinds.usage_checks import fit_accounting
 from relayaudit.models import load_registry
-from relayaudit.runner import RunOptions, run_collection
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suite, parse_suite
-from relayaudit.testing import basis
+from relayaudit.testing import audit_at, basis, observation, record_at
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Completion, Observation, Usage
-from tests.conftest import DIALECTS, base_url
+from tests.conftest import DIALECTS
 
 SETTINGS = CompareSettings(permutations=200)
 GPT4O = load_registry().get("gpt-4o")
@@ -87,19 +83,8 @@ def observe(
     prompt = round(inflate * (billed_prompt(tok, request) + hidden))
     completion = round(inflate * tok.count(text)) + extra_completion
     reported = Usage(prompt, completion, prompt + completion) if usage_reported else Usage()
-    return Observation(
-        run_id="run",
-        probe_id=planned.probe_id,
-        variant=planned.variant,
-        sample=planned.sample,
-        request_hash=request.request_hash(),
-        attempt=1,
-        final=True,
-        outcome="ok",
-        at="2026-01-01T00:00:00+00:00",
-        request=request,
-        http_status=200,
-        completion=Completion(choices=(Choice(text, finish),), usage=reported),  # type: ignore[arg-type]
+    return observation(
+        planned.probe_id, planned.variant, text, sample=planned.sample, request=request, finish=finish, usage=reported
     )
 
 
@@ -358,8 +343,6 @@ def test_nothing_to_compare_gives_no_findings() -> None:
 
 # --- end to end over HTTP against the simulator ---------------------------------------------------------------
 
-CLIENT = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.01, total_timeout=20)
-
 
 @pytest.fixture(scope="module")
 def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
@@ -368,28 +351,17 @@ def baselines(official: str, tmp_path_factory: pytest.TempPathFactory) -> Callab
 
     def get(model: str, dialect: str) -> Path:
         if (model, dialect) not in recorded:
-            options = RunOptions(
-                base_url=base_url(official, dialect),
-                model=model,
-                suites=("usage",),
-                dialect=dialect,
-                no_key=True,
-                out=root / f"{model}-{dialect}",
+            out = root / f"{model}-{dialect}"
+            recorded[(model, dialect)] = record_at(
+                official, out, model=model, suites="usage", dialect=dialect, baseline=True
             )
-            prepared = prepare_baseline(options)
-            asyncio.run(run_collection(prepared, CLIENT))
-            recorded[(model, dialect)] = prepared.store.path
         return recorded[(model, dialect)]
 
     return get
 
 
 def audit(url: str, baseline: Path | None, out: Path, *, model: str = "gpt-4o", dialect: str = "openai") -> Report:
-    options = RunOptions(
-        base_url=base_url(url, dialect), model=model, suites=("usage",), dialect=dialect, no_key=True, out=out
-    )
-    prepared = prepare_audit(options, baseline)
-    return asyncio.run(run_audit(prepared, baseline, CLIENT, calibration_splits=0)).report
+    return audit_at(url, baseline, out, model=model, suites="usage", dialect=dialect)
 
 
 def usage_findings(report: Report) -> dict[str, dict[str, object]]:

@@ -7,7 +7,6 @@ stored neither) must change — the control showing the edits matter — and say
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -17,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from relayaudit.audit import prepare_audit
-from relayaudit.client import ClientSettings
+from relayaudit.cli import app
 from relayaudit.compare import compare_runs
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.kinds import banks
@@ -28,29 +28,18 @@ from relayaudit.models import FactOverrides, load_registry
 from relayaudit.plan import build_plan
 from relayaudit.resources import banks_dir, registry_text
 from relayaudit.run_basis import run_basis, stored_suites
-from relayaudit.runner import RunOptions, prepare_new_run, prepare_resume, run_collection
-from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.runner import RunOptions, prepare_resume
 from relayaudit.store import RunStore
-
-SETTINGS = ClientSettings(concurrency=8, max_attempts=1, total_timeout=10)
-
-
-def record(directory: Path, *behaviours: str, seed: int, role: str = "run", **options: Any) -> Path:
-    with serve_in_thread(build_app(SimConfig(behaviours=behaviours, seed=seed))) as url:
-        run = RunOptions(
-            base_url=f"{url}/v1", model="gpt-4o", suites=("quick",), no_key=True, out=directory, role=role, **options
-        )
-        asyncio.run(run_collection(prepare_new_run(run), SETTINGS))
-    return directory
+from relayaudit.testing import SIM_CLIENT_NO_RETRY, record_run
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("format")
+    once = SIM_CLIENT_NO_RETRY
     return {
-        "baseline": record(root / "baseline", seed=1, role="baseline"),
-        "substitute": record(root / "substitute", "substitute:cirrus", seed=2),
+        "baseline": record_run(root / "baseline", seed=1, suites="quick", role="baseline", settings=once),
+        "substitute": record_run(root / "substitute", "substitute:cirrus", seed=2, suites="quick", settings=once),
     }
 
 
@@ -133,6 +122,17 @@ def test_a_resumed_run_is_planned_from_its_own_copies(
     assert sorted(r.unit for r in after.plan) == planned and after.model.context_window == 128000
     with pytest.raises(ConfigError, match="cannot change on --resume"):
         prepare_resume(runs["baseline"], facts=FactOverrides(context_window=4000))
+
+
+def test_resume_refuses_flags_the_run_has_fixed(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(runs["baseline"], run)
+    before = (run / "manifest.json").read_text()
+    for extra in (["--samples", "3"], ["--dialect", "anthropic"], ["--deep-context"], ["--model", "gpt-4o-mini"]):
+        result = CliRunner().invoke(app, ["run", "--resume", str(run), *extra])
+        assert result.exit_code == 2, result.output
+        assert f"{extra[0]} cannot be given with --resume" in result.output
+    assert (run / "manifest.json").read_text() == before  # refused before anything was touched
 
 
 def test_an_audit_plans_with_the_baselines_registry_and_facts(

@@ -23,10 +23,10 @@ from relayaudit.runner import RunOptions, prepare_new_run, run_collection
 from relayaudit.serve import free_port, serve_in_thread
 from relayaudit.sim.app import SimConfig, Upstream, build_app
 from relayaudit.store import RunStore
+from relayaudit.testing import SIM_CLIENT_NO_RETRY, ask, base_url
 from relayaudit.types import ChatRequest, Completion, Endpoint, Message, Tool
 
 DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
-FAST = ClientSettings(max_attempts=1, total_timeout=10, read_timeout=5)
 KEY = "sk-sim-test-key-0123456789abcdef"
 WEATHER = Tool(
     "get_weather",
@@ -41,20 +41,16 @@ def simulator(*behaviours: str, **config: object) -> Iterator[str]:
         yield url
 
 
-def base_for(url: str, dialect: str) -> str:
-    return f"{url}/v1" if dialect.startswith("openai") else url
-
-
 def send(
     url: str,
     request: ChatRequest,
     dialect: str = "openai",
     key: str = KEY,
-    settings: ClientSettings = FAST,
+    settings: ClientSettings = SIM_CLIENT_NO_RETRY,
     model: str = "gpt-4o",
 ) -> Exchange:
     async def go() -> Exchange:
-        endpoint = Endpoint(base_for(url, dialect), model, dialect, "KEY")  # type: ignore[arg-type]
+        endpoint = Endpoint(base_url(url, dialect), model, dialect, "KEY")  # type: ignore[arg-type]
         async with RelayClient(endpoint, key, settings=settings) as client:
             return await client.send(request)
 
@@ -68,19 +64,15 @@ def answer(url: str, request: ChatRequest, **kwargs: object) -> Completion:
     return exchange.final.completion
 
 
-def ask(text: str, **params: object) -> ChatRequest:
-    return ChatRequest(messages=(Message("user", text),), **params)  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_smoke_suite_runs_against_every_dialect(dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIM_KEY", KEY)
     with simulator() as url:
         options = RunOptions(
-            base_url=base_for(url, dialect), model="gpt-4o", dialect=dialect, key_env="SIM_KEY", out=tmp_path / "r"
+            base_url=base_url(url, dialect), model="gpt-4o", dialect=dialect, key_env="SIM_KEY", out=tmp_path / "r"
         )
         prepared = prepare_new_run(options)
-        summary = asyncio.run(run_collection(prepared, FAST))
+        summary = asyncio.run(run_collection(prepared, SIM_CLIENT_NO_RETRY))
     assert summary.status == "complete" and summary.ok == 6
     texts = {o.probe_id: o.completion.text for o in RunStore.open(tmp_path / "r").observations() if o.completion}
     assert texts["smoke.ready"] == "ready"
@@ -334,7 +326,7 @@ def test_relay_mode_opens_no_connection_it_was_not_handed() -> None:
 
     async def reply(transport: httpx.AsyncBaseTransport, base_url: str, model: str = "gpt-4o") -> str:
         endpoint = Endpoint(base_url, model, "openai", None)
-        async with RelayClient(endpoint, None, settings=FAST, transport=transport) as client:
+        async with RelayClient(endpoint, None, settings=SIM_CLIENT_NO_RETRY, transport=transport) as client:
             completion = (await client.send(FREE)).final.completion
         assert completion is not None
         return completion.text

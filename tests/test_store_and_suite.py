@@ -17,7 +17,8 @@ from relayaudit.run_basis import stored_suites
 from relayaudit.runner import FactOverrides, model_facts
 from relayaudit.store import RunStore
 from relayaudit.suite import available_suites, load_suite, load_suites, parse_suite
-from relayaudit.types import ChatRequest, Choice, Completion, Endpoint, Message, Observation, Usage
+from relayaudit.testing import observation
+from relayaudit.types import Endpoint, Observation, Outcome, Usage
 
 
 def _manifest() -> Manifest:
@@ -31,23 +32,8 @@ def _manifest() -> Manifest:
     )
 
 
-def _observation(sample: int, outcome: str = "ok") -> Observation:
-    request = ChatRequest(messages=(Message("user", "hi"),))
-    completion = Completion(choices=(Choice("hello", "stop"),), usage=Usage(5, 1, 6)) if outcome == "ok" else None
-    return Observation(
-        run_id="r1",
-        probe_id="p",
-        variant="v",
-        sample=sample,
-        request_hash=request.request_hash(),
-        attempt=1,
-        final=True,
-        outcome=outcome,  # type: ignore[arg-type]
-        at="2026-01-01T00:00:01Z",
-        request=request,
-        http_status=200 if outcome == "ok" else None,
-        completion=completion,
-    )
+def _observation(sample: int, outcome: Outcome = "ok") -> Observation:
+    return observation("p", "v", "hello", sample=sample, outcome=outcome, usage=Usage(5, 1, 6), run_id="r1")
 
 
 def _with_smoke(tmp_path: Path) -> RunStore:

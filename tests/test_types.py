@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relayaudit import testing
 from relayaudit.types import (
     ChatRequest,
     Choice,
@@ -102,21 +103,16 @@ def through_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def observation(**changes: Any) -> Observation:
-    base = Observation(
-        run_id="run-20250101-abc",
-        probe_id="identity.who",
-        variant="0",
+    """An observation with every field set (retried, costed, a parameter not sent), then `changes`."""
+    base = testing.observation(
+        "identity.who",
+        "0",
         sample=1,
-        request_hash=FULL_REQUEST.request_hash(),
-        attempt=2,
-        final=True,
-        outcome="ok",
-        at="2025-01-01T12:00:00Z",
         request=FULL_REQUEST,
-        http_status=200,
         completion=FULL_COMPLETION,
-        error=None,
-        error_excerpt=None,
+        run_id="run-20250101-abc",
+        attempt=2,
+        at="2025-01-01T12:00:00Z",
         not_sent=(NotSent("seed", "the anthropic dialect has no seed"),),
         cost_usd=0.00123,
     )

@@ -14,7 +14,7 @@ from relayaudit.cli import views as render
 from relayaudit.cli.common import BaseUrlOpt, ModelOpt, SuiteOpt, err, handled, out
 from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.collect import CollectSummary
-from relayaudit.errors import EXIT_INCONCLUSIVE
+from relayaudit.errors import EXIT_INCONCLUSIVE, ConfigError
 from relayaudit.report.console import money
 from relayaudit.runner import PreparedRun, prepare_new_run, prepare_resume, run_collection
 from relayaudit.sanitize import inert
@@ -111,6 +111,12 @@ def run(
 ) -> None:
     """Send suites to an endpoint and store every answer in a run directory."""
     if resume is not None:
+        given = [flag for flag, value in (("--base-url", base_url), ("--model", model), ("--suite", suite)) if value]
+        if fixed := given + flags.fixed_by_the_run():
+            raise ConfigError(
+                f"{', '.join(fixed)} cannot be given with --resume: the run keeps what it was planned with.",
+                "Resume without them, or start a new run with them.",
+            )
         prepared = prepare_resume(
             resume,
             key_env=flags.key_env,

@@ -108,6 +108,13 @@ class CollectionFlags:
             preflight=not self.no_preflight,
         )
 
+    def fixed_by_the_run(self) -> list[str]:
+        """The flags given that a resumed run cannot take: it keeps the dialect, samples, directory, label, depth
+        and key setting it was planned with, so such a flag would be silently ignored."""
+        flags = {"dialect": "--dialect", "samples": "--samples", "out_dir": "--out", "label": "--label"}
+        flags |= {"deep_context": "--deep-context", "no_key": "--no-key"}
+        return [flag for name, flag in flags.items() if getattr(self, name) != _DEFAULTS[name]]
+
     def client_settings(self) -> ClientSettings:
         return ClientSettings(
             concurrency=self.concurrency,
@@ -122,6 +129,7 @@ class CollectionFlags:
         return None if self.quiet or not err.is_terminal else RichProgress(err)
 
 
+_DEFAULTS = {field.name: field.default for field in fields(CollectionFlags)}
 # The fields' annotations as objects (this module postpones them), which typer reads for each option.
 _HINTS = get_type_hints(CollectionFlags, include_extras=True)
 _SHARED = tuple(
