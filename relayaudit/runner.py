@@ -246,6 +246,7 @@ class Inherited:
 
 def inherited_from(store: RunStore) -> Inherited:
     manifest = store.manifest
+    stored_registry(store)  # refuses a copy that is not a registry before anything is planned with it
     registry = store.stored_text(manifest.registry, "registry") if manifest.registry else None
     return Inherited(stored_suites(store), registry, manifest.facts_given, manifest.deep_context, manifest.run_id)
 

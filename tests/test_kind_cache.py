@@ -271,3 +271,24 @@ def test_a_resumed_run_asks_for_the_same_second_key(
         prepare_resume(tmp_path)
     with pytest.raises(ConfigError, match="needs a main key"):
         prepare_new_run(RunOptions(base_url=f"{url}/v1", model="gpt-4o", no_key=True, second_key_env="KEY_A"))
+
+
+def test_a_second_key_is_used_only_by_kinds_that_declare_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEY_A", "sk-customer-a-0000000000000000")
+    monkeypatch.setenv("KEY_B", "sk-customer-b-1111111111111111")
+
+    def prepared(suite_name: str) -> list[str]:
+        options = RunOptions(
+            base_url="http://127.0.0.1:9/v1",
+            model="gpt-4o",
+            suites=(suite_name,),
+            key_env="KEY_A",
+            second_key_env="KEY_B",
+            out=tmp_path / suite_name,
+        )
+        run = prepare_new_run(options)
+        assert run.store.manifest.second_key_env == "KEY_B" and run.key_slots == 2
+        return run.warnings
+
+    assert not [w for w in prepared("cache") if "--second-key-env" in w]  # cache declares Needs(second_key=True)
+    assert any("--second-key-env is not used" in w for w in prepared("usage"))
