@@ -24,7 +24,8 @@ from relayaudit.findings import VerdictOutcome
 from relayaudit.report.record import Report
 from relayaudit.runner import RunOptions, run_collection
 from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
+from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.sim.relay import Upstream
 
 MODEL = "atlas"
 SUITE = "standard"

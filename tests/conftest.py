@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Simulator, Upstream, build_app
+from relayaudit.sim.app import SimConfig, Simulator, build_app
+from relayaudit.sim.relay import Upstream
 from relayaudit.testing import record_at
 
 FAKE_KEY = "sk-test-relayaudit-0123456789abcdefSECRET"

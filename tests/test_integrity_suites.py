@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 
 from relayaudit.serve import serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
+from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.sim.relay import Upstream
 from relayaudit.testing import audit_at, record_at
 
 SUITES = ("usage", "params", "cache", "tools", "metadata", "context", "memory")

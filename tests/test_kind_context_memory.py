@@ -19,6 +19,7 @@ from relayaudit.plan import TokenEstimator, adaptive_bound, build_plan, estimate
 from relayaudit.runner import RunOptions, prepare_new_run, prepare_resume, run_collection
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.sim.relay import Upstream
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
 from relayaudit.testing import basis, record_at, record_run
@@ -195,7 +196,6 @@ def test_a_shortfall_of_the_official_model_itself_is_not_blamed_on_the_relay(tmp
     import httpx
 
     from relayaudit.compare import compare_runs
-    from relayaudit.sim.app import Upstream
 
     with serve_in_thread(build_app(SimConfig(behaviours=("keep_last:10",), seed=1))) as official:
         record_at(official, tmp_path / "b", suites="memory", preflight=False, settings=ClientSettings())

@@ -21,7 +21,8 @@ from relayaudit.client import ClientSettings, Exchange, RelayClient
 from relayaudit.errors import ConfigError
 from relayaudit.runner import RunOptions, prepare_new_run, run_collection
 from relayaudit.serve import free_port, serve_in_thread
-from relayaudit.sim.app import SimConfig, Upstream, build_app
+from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.sim.relay import Upstream
 from relayaudit.store import RunStore
 from relayaudit.testing import SIM_CLIENT_NO_RETRY, ask, base_url
 from relayaudit.types import ChatRequest, Completion, Endpoint, Message, Tool

@@ -61,7 +61,8 @@ from relayaudit.client import ClientSettings  # noqa: E402
 from relayaudit.run_basis import stored_suites  # noqa: E402
 from relayaudit.runner import FactOverrides, RunOptions, run_collection  # noqa: E402
 from relayaudit.serve import free_port, serve_in_thread  # noqa: E402
-from relayaudit.sim.app import SimConfig, Upstream, build_app  # noqa: E402
+from relayaudit.sim.app import SimConfig, build_app  # noqa: E402
+from relayaudit.sim.relay import Upstream  # noqa: E402
 from relayaudit.store import RunStore  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"

@@ -17,7 +17,8 @@ from relayaudit.runner import (
     resolve_dialect,
 )
 from relayaudit.sanitize import inert
-from relayaudit.sim.app import SimConfig, Upstream
+from relayaudit.sim.app import SimConfig
+from relayaudit.sim.relay import Upstream
 
 sim_app = typer.Typer(
     help="The simulator: simulated official APIs and dishonest relays on 127.0.0.1.", no_args_is_help=True

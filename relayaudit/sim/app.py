@@ -26,16 +26,14 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from relayaudit.client import ClientSettings, RelayClient
 from relayaudit.errors import ConfigError
 from relayaudit.sim.behaviours import Behaviour, Cache, Context, Fault, Quantize
 from relayaudit.sim.engine import PersonaEngine, RequestRejected
@@ -50,9 +48,10 @@ from relayaudit.sim.protocol import (
     render_error,
     render_stream,
 )
+from relayaudit.sim.relay import Upstream, UpstreamPool
 from relayaudit.sim.spec import parse_behaviour
 from relayaudit.tokens import Tokenizer, get_tokenizer
-from relayaudit.types import JSON, Completion, Endpoint
+from relayaudit.types import JSON, Completion
 
 FLOOD_COPIES = 250_000
 """Items in a `flood` answer: about 10 MB of JSON, like the hostile answer that once locked a run directory."""
@@ -69,24 +68,6 @@ _STATUS_KIND = {
     502: "api_error",
     503: "overloaded_error",
 }
-
-
-TransportFactory = Callable[[], httpx.AsyncBaseTransport]
-"""Makes the transport of one upstream client: `httpx.AsyncHTTPTransport` for real sockets, or e.g.
-`lambda: httpx.ASGITransport(app=official)` for an upstream in the same process."""
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """A real API the relay forwards to (relay mode)."""
-
-    base_url: str
-    dialect: str = "openai"
-    key_env: str | None = None
-    key: str | None = None
-    transport: TransportFactory = field(kw_only=True)
-    """Required, so that a relay reaches its upstream only by the way its caller chose: one transport per
-    upstream client (the relay keeps one client per upstream model name and closes each with its transport)."""
 
 
 @dataclass
@@ -146,15 +127,16 @@ class Simulator:
     log: list[LoggedRequest] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
-    upstream_clients: dict[str, RelayClient] = field(default_factory=dict)
+    pool: UpstreamPool | None = None
+    """Relay mode's clients to the upstream, one per model name."""
 
     async def close(self) -> None:
-        for client in self.upstream_clients.values():
-            await client.aclose()
-        self.upstream_clients.clear()
+        if self.pool is not None:
+            await self.pool.close()
 
     def __post_init__(self) -> None:
         get_persona(self.config.persona)
+        self.pool = None if self.config.upstream is None else UpstreamPool(self.config.upstream)
         self.behaviours = [parse_behaviour(spec, tuple(PERSONAS)) for spec in self.config.behaviours]
         if self.config.upstream is not None and any(isinstance(b, Quantize) for b in self.behaviours):
             raise ConfigError(
@@ -245,8 +227,8 @@ class Simulator:
         return None
 
     async def _answer(self, ctx: Context) -> Completion | Response:
-        if self.config.upstream is not None:
-            return await self._forward(ctx, self.config.upstream)
+        if self.pool is not None:
+            return await self._forward(ctx, self.pool)
         request = ctx.request
         if request.seed is not None:
             seed = stable_seed("seeded", request.seed, dataclasses.replace(request, stream=False).request_hash())
@@ -260,19 +242,12 @@ class Simulator:
         except RequestRejected as exc:
             return self._error(ctx.dialect, 400, exc.message, code=exc.code)
 
-    async def _forward(self, ctx: Context, upstream: Upstream) -> Completion | Response:
-        client = self.upstream_clients.get(ctx.upstream_model)
-        if client is None:  # one pooled client per upstream model name, closed when the server stops
-            endpoint = Endpoint(upstream.base_url, ctx.upstream_model, upstream.dialect, upstream.key_env)  # type: ignore[arg-type]
-            settings = ClientSettings(max_attempts=1, concurrency=64)
-            client = RelayClient(endpoint, upstream.key, settings=settings, transport=upstream.transport())
-            self.upstream_clients[ctx.upstream_model] = client
-        exchange = await client.send(ctx.request)
-        final = exchange.final
-        if final.completion is not None:
-            return final.completion
-        status = final.http_status if final.http_status and final.http_status >= 400 else 502
-        return self._error(ctx.dialect, status, f"upstream: {final.error} {final.error_excerpt or ''}".strip())
+    async def _forward(self, ctx: Context, pool: UpstreamPool) -> Completion | Response:
+        answer = await pool.forward(ctx.request, ctx.upstream_model)
+        if isinstance(answer, Completion):
+            return answer
+        status, message = answer
+        return self._error(ctx.dialect, status, message)
 
     def _error(self, dialect: str, status: int, message: str, code: str | None = None) -> Response:
         body = render_error(dialect, status, message, code or _STATUS_KIND.get(status, "api_error"))
