@@ -136,17 +136,18 @@ def calibrate(
     return Calibration(splits, alarms, note)
 
 
-def relay_checks(
-    manifest: Manifest, basis: RunBasis, grouped: dict[str, list[Observation]], settings: CompareSettings
-) -> tuple[list[Candidate], list[str]]:
+def relay_checks(basis: RunBasis, grouped: dict[str, list[Observation]], settings: CompareSettings) -> list[Candidate]:
     """The baseline-free checks of every kind: the run's answers against the claimed model's facts (the run's
     registry copy, with the facts given on the command line when it was collected)."""
-    notes = []
-    if not basis.claim.known and not manifest.facts_given.given():
-        notes.append(f"Checks against the registry were skipped: {manifest.claimed_model!r} is not in it.")
     found = [c for kind in sorted(grouped) for c in KINDS[kind].check(grouped[kind], basis, settings)]
-    found += implausible_usage([o for observations in grouped.values() for o in observations])
-    return found, notes
+    return found + implausible_usage([o for observations in grouped.values() for o in observations])
+
+
+def unknown_claim(manifest: Manifest, basis: RunBasis) -> list[str]:
+    """The warning that checks against the registry were skipped, when the claimed model is unknown to it."""
+    if basis.claim.known or manifest.facts_given.given():
+        return []
+    return [f"Checks against the registry were skipped: {manifest.claimed_model!r} is not in it."]
 
 
 def across_dialects(candidates: list[Candidate], baseline_dialect: str, relay_dialect: str) -> list[Candidate]:
@@ -294,8 +295,8 @@ def compare_runs(
     relay_grouped = _by_kind(relay_basis, _final(relay_store.observations()))
 
     def produce(current: CompareSettings) -> list[Candidate]:
-        checks, _ = relay_checks(relay_manifest, relay_basis, relay_grouped, current)
-        official, _ = relay_checks(base_manifest, base_basis, base_grouped, current)
+        checks = relay_checks(relay_basis, relay_grouped, current)
+        official = relay_checks(base_basis, base_grouped, current)
         compared = across_dialects(
             candidates_for(base_grouped, relay_grouped, relay_basis, current),
             base_manifest.endpoint.dialect,
@@ -304,7 +305,7 @@ def compare_runs(
         return compared + excused(checks, official, alpha)
 
     candidates = _with_enough_permutations(produce, settings, alpha)
-    warnings += relay_checks(relay_manifest, relay_basis, relay_grouped, settings)[1]
+    warnings += unknown_claim(relay_manifest, relay_basis)
     calibration = (
         calibrate(base_grouped, base_basis, alpha, settings, calibration_splits)
         if calibration_splits
@@ -326,13 +327,11 @@ def check_run(
     settings = settings or CompareSettings()
     manifest, basis = relay_store.manifest, run_basis(relay_store)
     relay_grouped = _by_kind(basis, _final(relay_store.observations()))
-    candidates = _with_enough_permutations(
-        lambda current: relay_checks(manifest, basis, relay_grouped, current)[0], settings, alpha
-    )
+    candidates = _with_enough_permutations(lambda current: relay_checks(basis, relay_grouped, current), settings, alpha)
     warnings = [
         "No baseline: only the checks that need none were run. Distribution and accuracy comparisons need a "
         "baseline recorded from the official API (relayaudit baseline record, or a shared baseline run).",
-        *relay_checks(manifest, basis, relay_grouped, settings)[1],
+        *unknown_claim(manifest, basis),
         *gaps(relay_store),
     ]
     baseline = {"run": None, "base_url": None, "recorded_at": None}

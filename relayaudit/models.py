@@ -194,6 +194,10 @@ class FactOverrides:
         """Only the facts that were given."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def applied_to(self, info: ModelInfo) -> ModelInfo:
+        """`info` with these facts winning (the one place a claim is made from a registry row and flags)."""
+        return with_overrides(info, **self.given())
+
 
 def with_overrides(
     info: ModelInfo,

@@ -14,7 +14,7 @@ from relayaudit.errors import ConfigError, RelayAuditError, RunStoreError
 from relayaudit.kinds.banks import Bank, BankSource, check_bank_name, installed_bank, parse_bank
 from relayaudit.kinds.base import RunBasis
 from relayaudit.manifest import Manifest, TokenizerIdentity
-from relayaudit.models import ModelInfo, Registry, load_registry, parse_registry, with_overrides
+from relayaudit.models import ModelInfo, Registry, load_registry, parse_registry
 from relayaudit.store import RunStore
 from relayaudit.suite import Suite, parse_suite
 from relayaudit.tokens import fingerprint
@@ -51,14 +51,7 @@ def stored_registry(store: RunStore) -> Registry:
 
 def claim_of(manifest: Manifest, registry: Registry) -> ModelInfo:
     """The claimed model's facts: the registry's row with the facts given on the command line."""
-    given = manifest.facts_given
-    return with_overrides(
-        registry.facts_for(manifest.claimed_model),
-        tokenizer=given.tokenizer,
-        context_window=given.context_window,
-        price_in=given.price_in,
-        price_out=given.price_out,
-    )
+    return manifest.facts_given.applied_to(registry.facts_for(manifest.claimed_model))
 
 
 def run_basis(store: RunStore) -> RunBasis:

@@ -26,7 +26,7 @@ from relayaudit.failures import RelayUnusableError
 from relayaudit.kinds import PlannedRequest, get_kind
 from relayaudit.manifest import Manifest, Provenance
 from relayaudit.models import FactOverrides as FactOverrides
-from relayaudit.models import ModelInfo, Registry, load_registry, parse_registry, with_overrides
+from relayaudit.models import ModelInfo, Registry, load_registry, parse_registry
 from relayaudit.plan import Estimate, Followups, adaptive_bound, build_plan, estimate, followups_for
 from relayaudit.preflight import preflight
 from relayaudit.record_checks import MAX_PLANNED
@@ -124,14 +124,7 @@ def model_facts(name: str, facts: FactOverrides, registry: Registry | None = Non
     """The claimed model's facts: `registry`'s row (the installed registry's by default) with `facts` given."""
     _checked_number(facts.price_in, "--price-in", allow_zero=True)
     _checked_number(facts.price_out, "--price-out", allow_zero=True)
-    info = (registry or load_registry()).facts_for(name)
-    return with_overrides(
-        info,
-        tokenizer=facts.tokenizer,
-        context_window=facts.context_window,
-        price_in=facts.price_in,
-        price_out=facts.price_out,
-    )
+    return facts.applied_to((registry or load_registry()).facts_for(name))
 
 
 # Query parameters that carry credentials (Gemini's ?key=, and what proxies commonly accept).

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayaudit.errors import SuiteError
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, bank_of, field_error
 from relayaudit.kinds.capability_bank import (
@@ -94,15 +93,13 @@ AnswerKey = dict[tuple[str, str, str], Item]
 
 
 def answer_key(basis: RunBasis) -> AnswerKey:
-    """The items of the run's own capability probes (a probe whose items no longer validate scores nothing)."""
-    key: AnswerKey = {}
-    for probe in basis.probes.values():
-        if probe.kind == "capability":
-            try:
-                key.update({(probe.id, item.id, item.prompt): item for item in probe_items(probe)})
-            except SuiteError:
-                continue
-    return key
+    """The items of the run's own capability probes (validated when the run's suites were parsed)."""
+    return {
+        (probe.id, item.id, item.prompt): item
+        for probe in basis.probes.values()
+        if probe.kind == "capability"
+        for item in probe_items(probe)
+    }
 
 
 def _item_of(observation: Observation, key: AnswerKey) -> Item | None:
