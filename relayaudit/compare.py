@@ -23,6 +23,7 @@ import numpy as np
 
 from relayaudit.anomaly_check import implausible_usage
 from relayaudit.errors import ConfigError, RunStoreError
+from relayaudit.evidence import run_evidence
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Transport, decide, evaluate
 from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
 from relayaudit.kinds.base import RunBasis
@@ -174,24 +175,15 @@ def across_dialects(candidates: list[Candidate], baseline_dialect: str, relay_di
 
 
 def excused(checks: list[Candidate], official: list[Candidate], alpha: float) -> list[Candidate]:
-    """The relay's baseline-free checks, with those the official API fails as well made weak.
+    """The relay's baseline-free checks, with those the official API fails as well made weak and excused
+    (reported as inconclusive: such a check cannot tell the relay from the official API).
 
     A baseline-free check holds the relay to what the claimed model should do (recall every code word of a
     long prompt, a documented tokenizer, ...). When the baseline shows the official API itself falls short,
     the same shortfall through the relay is the model's, not the relay's: it stays in the report, weak, and
     the comparisons with the baseline (e.g. context.vs_baseline) judge the relay instead."""
     failing = {f.check for f in evaluate(official, alpha) if f.status == "fail"}
-    return [
-        replace(
-            c,
-            weak=True,
-            figures=f"{c.figures} — the official API fails this check too (baseline), so it is no evidence "
-            "against the relay",
-        )
-        if c.check in failing
-        else c
-        for c in checks
-    ]
+    return [replace(c, weak=True, excused=True) if c.check in failing else c for c in checks]
 
 
 def _with_enough_permutations(
@@ -206,11 +198,13 @@ def _with_enough_permutations(
 
 def _report(
     relay_store: RunStore,
+    relay_basis: RunBasis,
     candidates: list[Candidate],
     alpha: float,
     baseline: dict[str, Any],
     calibration: Calibration,
     warnings: list[str],
+    evidence: dict[str, Any],
 ) -> Report:
     findings = evaluate(candidates, alpha)
     relay_obs = relay_store.observations()
@@ -230,6 +224,7 @@ def _report(
             f"{transport.failed} relay request(s) got no answer (transport failures are never counted as evidence)."
         )
     manifest = relay_store.manifest
+    claim = relay_basis.claim
     return Report(
         verdict=decide(findings, transport),
         alpha=alpha,
@@ -238,6 +233,11 @@ def _report(
             "model": manifest.claimed_model,
             "dialect": manifest.endpoint.dialect,
             "run": manifest.run_id,
+            # what the buyer pays the relay (given with --price-in/--price-out), and the official list price
+            "price_in": manifest.facts_given.price_in,
+            "price_out": manifest.facts_given.price_out,
+            "official_price_in": claim.price_in,
+            "official_price_out": claim.price_out,
         },
         baseline=baseline,
         findings=tuple(findings),
@@ -246,6 +246,7 @@ def _report(
         cost_usd=cost,
         calibration=calibration,
         warnings=tuple(warnings),
+        evidence=evidence,
     )
 
 
@@ -317,7 +318,8 @@ def compare_runs(
         "recorded_at": base_manifest.started_at,
         "model": base_manifest.claimed_model,
     }
-    return _report(relay_store, candidates, alpha, baseline, calibration, warnings)
+    evidence = run_evidence(base_grouped, relay_grouped)
+    return _report(relay_store, relay_basis, candidates, alpha, baseline, calibration, warnings, evidence)
 
 
 def check_run(
@@ -336,4 +338,5 @@ def check_run(
     ]
     baseline = {"run": None, "base_url": None, "recorded_at": None}
     calibration = Calibration(0, 0, "No baseline, so no calibration.")
-    return _report(relay_store, candidates, alpha, baseline, calibration, warnings)
+    evidence = run_evidence(None, relay_grouped)
+    return _report(relay_store, basis, candidates, alpha, baseline, calibration, warnings, evidence)

@@ -20,6 +20,7 @@ import httpx
 
 from relayaudit.audit import prepare_audit, prepare_baseline, run_audit
 from relayaudit.client import ClientSettings
+from relayaudit.collect import ProgressSink
 from relayaudit.findings import VerdictOutcome
 from relayaudit.report.record import Report
 from relayaudit.runner import RunOptions, run_collection
@@ -81,15 +82,20 @@ class DemoRow:
         return f"All {ran} checks that ran found the relay consistent with the official model."
 
 
-def run_demo(workdir: Path, say: Callable[[str], None] = lambda _: None) -> list[DemoRow]:
-    """Serve the official API and the relays, record a baseline, audit each relay; returns one row each."""
+def run_demo(
+    workdir: Path,
+    say: Callable[[str], None] = lambda _: None,
+    progress: Callable[[], ProgressSink | None] = lambda: None,
+) -> list[DemoRow]:
+    """Serve the official API and the relays, record a baseline, audit each relay; returns one row each.
+    `progress` makes a fresh progress display for each collection (None: none)."""
     with ExitStack() as stack:
         official = stack.enter_context(serve_in_thread(build_app(SimConfig(persona=MODEL, seed=1))))
         say(f"Simulated official API on {official}; recording the baseline ({SUITE} suite).")
         baseline = prepare_baseline(
             RunOptions(base_url=f"{official}/v1", model=MODEL, suites=(SUITE,), no_key=True, out=workdir / "baseline")
         )
-        asyncio.run(run_collection(baseline, SETTINGS))
+        asyncio.run(run_collection(baseline, SETTINGS, progress=progress()))
         rows = []
         for seed, relay in enumerate(RELAYS, start=2):
             config = (
@@ -105,6 +111,7 @@ def run_demo(workdir: Path, say: Callable[[str], None] = lambda _: None) -> list
             say(f"Auditing the {relay.name} relay on {url} ({relay.does}).")
             options = RunOptions(base_url=f"{url}/v1", model=MODEL, no_key=True, out=workdir / relay.name)
             prepared = prepare_audit(options, baseline.store.path)
-            result = asyncio.run(run_audit(prepared, baseline.store.path, SETTINGS, calibration_splits=5))
+            audit = run_audit(prepared, baseline.store.path, SETTINGS, calibration_splits=5, progress=progress())
+            result = asyncio.run(audit)
             rows.append(DemoRow(relay, result.report))
     return rows

@@ -65,6 +65,12 @@ class Candidate:
     """Numbers the check measures, for the JSON report."""
     weak: bool = False
     """Spoofable evidence that cannot make a verdict divergent on its own."""
+    pass_note: str = ""
+    """How a deterministic check passed, when "as the official API does" would overstate it (e.g. a relay
+    that bills more than the baseline passes the check for cuts, but does not bill as the official API does)."""
+    excused: bool = False
+    """A baseline-free check the official API fails too (compare.excused): it cannot tell the relay from the
+    official API, so it is reported as inconclusive whatever the relay did."""
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:  # a kind's typo would otherwise reach the JSON contract
@@ -132,26 +138,34 @@ def _p(value: float | None) -> str:
     return f"{value:.2g}" if value >= 0.001 else f"{value:.1e}"
 
 
+def _conclusion(candidate: Candidate, adjusted: float | None, alpha: float) -> tuple[Status, str]:
+    """The status, and the words after the figures that say what they mean. The words must agree with the
+    status (tests/test_finding_sentences.py): a fail never reads as "consistent", a pass never claims a
+    difference, and a difference the test could not confirm is called "not significant", not "consistent"."""
+    result = candidate.result
+    if candidate.excused:
+        return (
+            "inconclusive",
+            "the official API falls short here too (see the baseline), so this check cannot tell the relay from it",
+        )
+    if not result.sufficient:
+        comparable = result.detail.get("comparable", True)
+        return "inconclusive", result.reason if not comparable else f"not enough data to test ({result.reason})"
+    if result.pvalue is None and result.passed is None:  # fail closed: no decision is not a pass
+        return "inconclusive", "the check reached no decision"
+    if result.pvalue is None:
+        if result.passed:
+            return "pass", candidate.pass_note or "as the official API does"
+        return "fail", f"unlike the official API: {result.reason}"
+    if adjusted is not None and adjusted < alpha:
+        return "fail", f"a significant difference (p = {_p(result.pvalue)}, adjusted {_p(adjusted)} < {alpha:g})"
+    samples = f" with {result.n_relay:,} relay samples" if result.n_relay else ""
+    return "pass", f"not a significant difference{samples} (p = {_p(result.pvalue)}, adjusted {_p(adjusted)})"
+
+
 def _finding(candidate: Candidate, adjusted: float | None, alpha: float) -> Finding:
     result = candidate.result
-    if not result.sufficient:
-        status: Status = "inconclusive"
-        comparable = result.detail.get("comparable", True)
-        conclusion = result.reason if not comparable else f"not enough data to test ({result.reason})"
-    elif result.pvalue is None and result.passed is None:  # fail closed: no decision is not a pass
-        status = "inconclusive"
-        conclusion = "the check reached no decision"
-    elif result.pvalue is None:
-        status = "pass" if result.passed else "fail"
-        conclusion = "as the official API does" if result.passed else f"unlike the official API: {result.reason}"
-    else:
-        status = "fail" if adjusted is not None and adjusted < alpha else "pass"
-        if status == "fail":
-            conclusion = (
-                f"differs from the official model (p = {_p(result.pvalue)}, adjusted {_p(adjusted)} < {alpha:g})"
-            )
-        else:
-            conclusion = f"consistent with the official model (p = {_p(result.pvalue)}, adjusted {_p(adjusted)})"
+    status, conclusion = _conclusion(candidate, adjusted, alpha)
     return Finding(
         check=candidate.check,
         category=candidate.category,
@@ -188,7 +202,7 @@ def decide(findings: Sequence[Finding], transport: Transport) -> Verdict:
     failing = [f for f in findings if f.status == "fail" and not f.weak]
     if failing:
         names = ", ".join(f.check for f in failing)
-        return Verdict("divergent", (f"{len(failing)} check(s) found the relay unlike the official model: {names}.",))
+        return Verdict("divergent", (f"{len(failing)} check(s) found the relay unlike the official API: {names}.",))
     untested = [f.check for f in findings if f.status == "inconclusive" and not f.weak]
     decisive = [f for f in findings if not f.weak and f.status in ("pass", "fail")]
     if not untested and not decisive:

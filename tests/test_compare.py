@@ -75,7 +75,7 @@ def test_substituted_persona_is_divergent_with_a_distribution_finding(runs: dict
     assert code == 1 and report["verdict"] == "divergent"
     mmd = next(f for f in report["findings"] if f["check"] == "distribution.mmd")
     assert mmd["status"] == "fail" and mmd["adjusted_pvalue"] < 0.01
-    assert "relay and baseline answers agree on" in mmd["summary"] and "between two baseline answers" in mmd["summary"]
+    assert "relay and official answers are less alike" in mmd["summary"] and "random shuffles" in mmd["summary"]
     assert "| distribution.mmd | fail |" in markdown
 
 

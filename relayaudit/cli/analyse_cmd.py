@@ -1,7 +1,8 @@
-"""`relayaudit compare` and `relayaudit plan`: offline analysis of runs and suites."""
+"""`relayaudit compare`, `relayaudit report` and `relayaudit plan`: offline analysis of runs, reports and suites."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,20 +12,25 @@ from relayaudit.cli import views as render
 from relayaudit.cli.common import (
     VERDICT_EXIT,
     AllowOtherModelOpt,
+    HtmlOpt,
     JsonOpt,
     MdOpt,
     SamplesOpt,
     SuiteOpt,
+    VerboseOpt,
     handled,
     out,
     reserve_stdout,
+    say_written,
     show_report,
 )
-from relayaudit.compare import compare_runs
+from relayaudit.compare import check_run, compare_runs
+from relayaudit.errors import ConfigError
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
 from relayaudit.report.output import report_targets, write_reports
+from relayaudit.report.record import Report, ReportFormatError, report_from_json
 from relayaudit.runner import (
     FactOverrides,
     model_facts,
@@ -40,6 +46,8 @@ def compare(
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")] = 0.01,
     json_out: JsonOpt = None,
     md_out: MdOpt = None,
+    html_out: HtmlOpt = None,
+    verbose: VerboseOpt = False,
     permutations: Annotated[int, typer.Option(min=99, help="Permutations per permutation test.")] = 1000,
     calibration_splits: Annotated[
         int, typer.Option(min=0, help="Baseline split-halves for the false-alarm rate.")
@@ -47,7 +55,7 @@ def compare(
     allow_other_model: AllowOtherModelOpt = False,
 ) -> None:
     """Compare a relay run with a baseline run: findings, verdict, exit 0 consistent / 1 divergent / 3 inconclusive."""
-    targets = report_targets(json_out, md_out)
+    targets = report_targets(json_out, md_out, html_out)
     screen = reserve_stdout(targets.stdout)
     report = compare_runs(
         RunStore.open(baseline_run),
@@ -57,9 +65,72 @@ def compare(
         calibration_splits=calibration_splits,
         allow_other_model=allow_other_model,
     )
-    show_report(screen, report)
+    show_report(screen, report, verbose=verbose, html_written=targets.html is not None)
     write_reports(report, targets, remake="nothing is lost: give a writable path and run the same command again.")
+    say_written(targets)
     raise typer.Exit(VERDICT_EXIT[report.verdict.outcome])
+
+
+REPORT_FILE_LIMIT = 200_000_000
+"""Bytes a JSON report may have: far above any real one (a few hundred kB), small enough to read whole."""
+
+
+def read_json_report(path: Path) -> Report:
+    """A JSON report file as its record; ConfigError naming the file and what is wrong with it."""
+    try:
+        if path.stat().st_size > REPORT_FILE_LIMIT:
+            raise ConfigError(f"{path} is larger than {REPORT_FILE_LIMIT:,} bytes: not a relayaudit JSON report.")
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(
+            f"{path} could not be read as JSON ({reason}).", "Give a report written by --json, or run directories."
+        ) from exc
+    try:
+        return report_from_json(payload)
+    except ReportFormatError as exc:
+        raise ConfigError(
+            f"{path} is not a relayaudit JSON report: {exc}.", "Give a report written by --json, or run directories."
+        ) from exc
+
+
+@handled
+def report(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A JSON report (written by --json), a relay run directory (checks that need no baseline), or a "
+            "baseline run directory followed by the relay's.",
+            show_default=False,
+        ),
+    ],
+    relay_run: Annotated[
+        Path | None, typer.Argument(help="The relay's run directory, when SOURCE is a baseline run directory.")
+    ] = None,
+    json_out: JsonOpt = None,
+    md_out: MdOpt = None,
+    html_out: HtmlOpt = None,
+    verbose: VerboseOpt = False,
+    alpha: Annotated[
+        float, typer.Option(min=1e-6, max=0.5, help="Significance level, when analysing run directories.")
+    ] = 0.01,
+    allow_other_model: AllowOtherModelOpt = False,
+) -> None:
+    """Render a report again, offline, from its JSON or from run directories; exit 0 / 1 / 3 by the verdict."""
+    targets = report_targets(json_out, md_out, html_out)
+    screen = reserve_stdout(targets.stdout)
+    if relay_run is not None:
+        record = compare_runs(
+            RunStore.open(source), RunStore.open(relay_run), alpha=alpha, allow_other_model=allow_other_model
+        )
+    elif source.is_dir():
+        record = check_run(RunStore.open(source), alpha=alpha)
+    else:
+        record = read_json_report(source)
+    show_report(screen, record, verbose=verbose, html_written=targets.html is not None)
+    write_reports(record, targets, remake="nothing is lost: give a writable path and run the same command again.")
+    say_written(targets)
+    raise typer.Exit(VERDICT_EXIT[record.verdict.outcome])
 
 
 def power_samples(store: RunStore) -> list[tuple[str, str]]:

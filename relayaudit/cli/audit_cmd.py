@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from relayaudit.audit import BASELINE_FREE_SUITES, DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
 from relayaudit.cli.collect_cmd import (
@@ -22,19 +24,25 @@ from relayaudit.cli.common import (
     AllowOtherModelOpt,
     AlphaOpt,
     BaseUrlOpt,
+    HtmlOpt,
     JsonOpt,
     MdOpt,
+    VerboseOpt,
     err,
     handled,
     out,
     reserve_stdout,
+    say_written,
     show_report,
 )
 from relayaudit.cli.options import CollectionFlags, collection_flags
+from relayaudit.cli.progress import RichProgress
 from relayaudit.demo import run_demo
-from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, ConfigError
+from relayaudit.report.console import VERDICT_STYLE
+from relayaudit.report.html import render_html
 from relayaudit.report.output import check_target, json_text, remake_hint, report_targets, write_reports, write_text
-from relayaudit.sanitize import inert
+from relayaudit.sanitize import inert, strip_control
 
 baseline_app = typer.Typer(help="Baselines: runs recorded against the official API.", no_args_is_help=True)
 
@@ -78,6 +86,8 @@ def audit(
     alpha: AlphaOpt = 0.01,
     json_out: JsonOpt = None,
     md_out: MdOpt = None,
+    html_out: HtmlOpt = None,
+    verbose: VerboseOpt = False,
     allow_other_model: AllowOtherModelOpt = False,
 ) -> None:
     """Audit a relay: collect with the baseline's suites, compare, report; exit 0 / 1 / 3."""
@@ -85,7 +95,7 @@ def audit(
         raise typer.BadParameter("with --baseline the suites are the baseline's own; drop --suite.")
     if baseline is not None and flags.samples is not None:
         raise typer.BadParameter("with --baseline the sample counts are the baseline's own; drop --samples.")
-    targets = report_targets(json_out, md_out)  # before any request: a bad path must not waste the budget
+    targets = report_targets(json_out, md_out, html_out)  # before any request: a bad path must not waste the budget
     screen = reserve_stdout(targets.stdout)
     options = flags.run_options(base_url=base_url, model=model, suites=suite or BASELINE_FREE_SUITES)
     prepared = prepare_audit(options, baseline, allow_other_model=allow_other_model)
@@ -102,30 +112,53 @@ def audit(
     )
     result = interruptible(prepared, audited)
     report_collection(prepared, result.collection)
-    show_report(screen, result.report)
+    show_report(screen, result.report, verbose=verbose, html_written=targets.html is not None)
     write_reports(result.report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
+    say_written(targets)
     raise typer.Exit(VERDICT_EXIT[result.report.verdict.outcome])
+
+
+DEMO_REPORTS = Path("relayaudit-demo-reports")
 
 
 @handled
 def demo(
     json_out: JsonOpt = None,
     keep: Annotated[Path | None, typer.Option(help="Keep the run directories here (default: a temporary one).")] = None,
+    html_dir: Annotated[
+        Path, typer.Option("--html-dir", help="Write each relay's HTML report into this folder (made if missing).")
+    ] = DEMO_REPORTS,
 ) -> None:
     """Offline: simulated official API, an honest relay and three dishonest ones, audited end to end."""
     target = check_target("--json", json_out) if json_out is not None else None  # before the work
+    if html_dir.exists() and not html_dir.is_dir():
+        raise ConfigError(f"--html-dir {html_dir} is a file, not a folder; give a folder.")
     screen = reserve_stdout(target is not None and target.stdout)
     with tempfile.TemporaryDirectory(prefix="relayaudit-demo-") as scratch:
         workdir = keep or Path(scratch)
-        rows = run_demo(workdir, say=lambda line: err.print(inert(line)))
-    table = Table(title=f"relayaudit demo: {len(rows)} simulated relays audited against a simulated official API")
-    for column in ("relay", "what it really does", "expected", "verdict", "key evidence"):
-        table.add_column(column, overflow="fold")
+        rows = run_demo(
+            workdir,
+            say=lambda line: err.print(inert(line)),
+            progress=lambda: RichProgress(err) if err.is_terminal else None,
+        )
+    table = Table(
+        title=f"relayaudit demo: {len(rows)} simulated relays audited against a simulated official API",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    table.add_column("relay", no_wrap=True)
+    table.add_column("what it really does", overflow="fold", ratio=1)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("what relayaudit says", overflow="fold", ratio=2)
     for row in rows:
         verdict = row.report.verdict.outcome
-        mark = "[green]" if row.as_expected else "[bold red]"
-        table.add_row(row.relay.name, row.relay.does, row.relay.expected, f"{mark}{verdict}[/]", inert(row.evidence))
+        shown = Text(verdict, VERDICT_STYLE[verdict] if row.as_expected else "bold red reverse")
+        table.add_row(row.relay.name, row.relay.does, shown, Text(strip_control(row.report.headline)))
     screen.print(table)
+    html_dir.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        page = check_target("--html-dir", html_dir / f"{row.relay.name}.html")
+        write_text(page, render_html(row.report), "HTML report", "the demo can be run again.")
     if target is not None:
         payload = {
             "schema": "relayaudit.demo/1",
@@ -138,5 +171,13 @@ def demo(
     all_expected = all(row.as_expected for row in rows)
     screen.print(
         "Every verdict came out as expected." if all_expected else "[bold red]Some verdicts were not as expected.[/]"
+    )
+    example = (html_dir / "watered-down.html").resolve()
+    screen.print(
+        f"HTML reports, one per relay: {inert(str(html_dir))}/ — open one in a browser, e.g. "
+        f"{inert(example.as_uri())}\n"
+        "Next: audit a real relay with "
+        "relayaudit audit --base-url URL --model NAME --key-env VAR (checks that need no baseline), or record a "
+        "baseline from the official API first (relayaudit baseline record --model NAME) and pass --baseline DIR."
     )
     raise typer.Exit(EXIT_CONSISTENT if all_expected else EXIT_DIVERGENT)

@@ -24,6 +24,7 @@ from rich.console import Console
 from relayaudit import __version__
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, RelayAuditError
 from relayaudit.report.console import report_view
+from relayaudit.report.output import ReportTargets
 from relayaudit.report.record import Report
 from relayaudit.sanitize import inert, redact, strip_control
 
@@ -122,13 +123,20 @@ def reserve_stdout(reserved: bool) -> Console:
     return err
 
 
-def show_report(screen: Console, report: Report) -> None:
-    """The findings table and the reasons for the verdict on `screen`; the report's warnings on stderr."""
-    screen.print(report_view(report))
-    for reason in report.verdict.reasons:
-        screen.print(f"  {inert(reason)}")
+def show_report(screen: Console, report: Report, *, verbose: bool = False, html_written: bool = False) -> None:
+    """The report for people on `screen` (report/console.py); its warnings on stderr."""
+    screen.print(report_view(report, verbose=verbose, html_written=html_written))
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {inert(warning)}")
+
+
+def say_written(targets: ReportTargets) -> None:
+    """On stderr, where each report file went, and how to open the HTML one."""
+    for target in targets.given():
+        if target.path is None:
+            continue
+        hint = f" (open it in any browser: {target.path.resolve().as_uri()})" if target.flag == "--html" else ""
+        err.print(f"{target.flag.removeprefix('--').upper()} report written to {inert(str(target.path))}{inert(hint)}")
 
 
 SuiteOpt = Annotated[
@@ -153,6 +161,13 @@ JsonOpt = Annotated[
     str | None,
     typer.Option("--json", help="Write the JSON report here (checked before any request); - for stdout only."),
 ]
+HtmlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--html", help="Write a self-contained HTML report here (checked before any request); - for stdout only."
+    ),
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every check, passing ones included.")]
 MdOpt = Annotated[
     str | None,
     typer.Option("--md", help="Write a Markdown report here (checked before any request); - for stdout only."),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,35 @@ def first_word(text: str) -> str:
     return match.group(0) if match else "(none)"
 
 
+NULL_BINS = 24
+
+
+def null_histogram(null: tuple[float, ...] | None) -> dict[str, list[float]] | None:
+    """The permutation statistics as a histogram (for the report's plot of the statistic against them)."""
+    if not null:
+        return None
+    counts, edges = np.histogram(np.asarray(null, dtype=np.float64), bins=NULL_BINS)
+    return {"edges": [float(e) for e in edges], "counts": [float(c) for c in counts]}
+
+
+def mmd_sentence(detail: dict[str, Any]) -> str:
+    """The MMD test's figures in a buyer's words: how alike answers are, compared letter by letter, within
+    each side and across, and how often shuffling the same answers at random made a gap as large."""
+    across = detail.get("similarity_across", float("nan"))
+    within_baseline = detail.get("similarity_within_baseline", float("nan"))
+    within_relay = detail.get("similarity_within_relay", float("nan"))
+    # the MMD statistic is within_baseline + within_relay - 2 * across: positive when answers from the two
+    # sides are less alike than answers from one side are on average
+    less = across < (within_baseline + within_relay) / 2
+    return (
+        "Answers to the same prompts, compared letter by letter: relay and official answers are "
+        f"{'less alike' if less else 'as alike'} ({across:.1%} of positions) {'than' if less else 'as'} answers "
+        f"from one side are on average ({within_baseline:.1%} between two official answers, {within_relay:.1%} "
+        f"between two relay answers); a gap this large turned up in {detail.get('shuffles_as_large', '?')} of "
+        f"{detail.get('permutations', '?')} random shuffles of the same answers"
+    )
+
+
 def distribution_candidates(
     baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
 ) -> list[Candidate]:
@@ -62,14 +92,7 @@ def distribution_candidates(
         rng=rng,
     )
     detail = mmd.detail
-    mmd_figures = (
-        "Answers to the same prompts: relay and baseline answers agree on "
-        f"{detail.get('similarity_across', float('nan')):.0%} of character positions, against "
-        f"{detail.get('similarity_within_baseline', float('nan')):.0%} between two baseline answers and "
-        f"{detail.get('similarity_within_relay', float('nan')):.0%} between two relay answers"
-        if mmd.sufficient
-        else "Answers to the same prompts (MMD test)"
-    )
+    mmd_figures = mmd_sentence(mmd.detail) if mmd.sufficient else "Answers to the same prompts (MMD test)"
     words = categorical_test(
         [first_word(o.completion.text) for o in base_sampled if o.completion],
         [first_word(o.completion.text) for o in rel_sampled if o.completion],
@@ -103,6 +126,7 @@ def distribution_candidates(
                 "similarity_within_baseline": detail.get("similarity_within_baseline"),
                 "similarity_within_relay": detail.get("similarity_within_relay"),
                 "prompts": detail.get("prompts"),
+                "null_histogram": null_histogram(mmd.null_distribution),
             },
         ),
         Candidate(

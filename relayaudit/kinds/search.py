@@ -9,6 +9,7 @@ only the results observed so far, so a resumed run derives the same next size.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from scipy.stats import fisher_exact
@@ -132,13 +133,23 @@ def billed_ratios(
     )
 
 
+BILLED_DECLINE = 0.8
+"""A request billed short at every size is cut, not counted by another tokenizer, when the largest size's
+share of the baseline's is below this fraction of the smallest size's: another tokenizer bills every size
+alike, a cut bills ever less of ever larger requests."""
+
+
 def cut_from(ratios: list[tuple[int, float]]) -> list[tuple[int, float]] | None:
-    """The sizes billed below BILLED_FLOOR of the baseline's, or None when even the smallest request is:
-    a cut keeps short requests whole, so a shortfall at every size is another tokenizer counting (which
-    the usage checks report), not a cut."""
-    if not ratios or ratios[0][1] < BILLED_FLOOR:
+    """The sizes billed below BILLED_FLOOR of the baseline's (sorted by size), or None when every size is
+    billed short by about the same share: that is another tokenizer counting (which the usage checks
+    report), not a cut. A cut that starts below the smallest size (a relay keeping only the last two turns
+    of a conversation) bills every size short too, but ever shorter as the requests grow."""
+    if not ratios:
         return None
-    return [(size, ratio) for size, ratio in ratios if ratio < BILLED_FLOOR]
+    short = [(size, ratio) for size, ratio in ratios if ratio < BILLED_FLOOR]
+    if ratios[0][1] >= BILLED_FLOOR or ratios[-1][1] < ratios[0][1] * BILLED_DECLINE:
+        return short
+    return None
 
 
 def billed_check(
@@ -156,12 +167,20 @@ def billed_check(
         return []
     check = f"{category}.billed_vs_baseline"
     method = f"reported prompt_tokens of each {requests} / the baseline's for the identical request (deterministic)"
+    lowest = min(ratio for _, ratio in ratios)
+    highest = max(ratio for _, ratio in ratios)
     short = cut_from(ratios)
     if short is None:
-        reason = "the relay reports fewer prompt tokens than the baseline at every size: another tokenizer, not a cut"
-        found = insufficient(method, len(ratios), len(ratios), reason)
-        return [Candidate(check, category, found, reason.capitalize(), weak=True)]
-    lowest = min(ratio for _, ratio in ratios)
+        reason = (
+            "every size is billed short by about the same share: another tokenizer counts them (the billing "
+            "checks judge that), not a cut"
+        )
+        found = replace(insufficient(method, len(ratios), len(ratios), reason), detail={"comparable": False})
+        figures = (
+            f"Prompt tokens reported for the same {requests}s: relay {lowest:.0%} to {highest:.0%} of the "
+            "baseline's at every size (honest: exactly 100%)"
+        )
+        return [Candidate(check, category, found, figures, weak=True)]
     where = f" from {short[0][0]:,} {unit} on" if short else ""
     reason = f"the relay bills, and so sends on, only part of each {requests}{where}" if short else ""
     result = StatResult(method, lowest, None, lowest, len(ratios), len(ratios), passed=not short, reason=reason)
@@ -169,7 +188,14 @@ def billed_check(
         f"Prompt tokens reported for the same {requests}s: relay as low as {lowest:.0%} of the baseline's"
         f"{',' + where if short else ''} (honest: exactly 100%)"
     )
-    return [Candidate(check, category, result, figures, estimate(short))]
+    exact = abs(lowest - 1) < 0.005 and abs(highest - 1) < 0.005
+    note = (
+        ""
+        if exact
+        else f"no cut: every {requests} is billed at least {lowest:.0%} of the baseline's (a cut bills less than "
+        f"{BILLED_FLOOR:.0%}; whether the relay bills more is for the billing checks)"
+    )
+    return [Candidate(check, category, result, figures, estimate(short), pass_note=note)]
 
 
 def tested_sizes(baseline: Mapping[int, list[bool]], relay: Mapping[int, list[bool]]) -> list[int]:
@@ -201,7 +227,17 @@ def recall_comparison(
         )
     else:
         figures = what
-    return Candidate(f"{category}.vs_baseline", category, result, figures, {**estimate, "sizes_compared": sizes})
+    by_size = {
+        side: [[size, sum(found), len(found)] for size, found in sorted(answers.items()) if found]
+        for side, answers in (("relay", relay), ("baseline", baseline))
+    }
+    return Candidate(
+        f"{category}.vs_baseline",
+        category,
+        result,
+        figures,
+        {**estimate, "sizes_compared": sizes, "recall_by_size": by_size},
+    )
 
 
 def reported_tokens_check(

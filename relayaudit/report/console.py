@@ -1,12 +1,23 @@
-"""The report as a rich table. Relay text in it came from the adversary: it passes through `inert`."""
+"""The report for people at a terminal: the headline and one line per area first, then what needs attention
+with its evidence, passing checks collapsed to a count (all of them with --verbose), the money at stake and
+what to do next. Readable at 80 columns.
+
+Relay text in it came from the adversary: every string is placed in `rich.text.Text` (never parsed as
+markup) after `strip_control`, so neither markup nor escape sequences from a relay can act.
+"""
 
 from __future__ import annotations
 
 from rich import box
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
+from relayaudit.findings import Finding
+from relayaudit.report.advice import money_at_stake, next_steps
 from relayaudit.report.record import Report
-from relayaudit.sanitize import inert
+from relayaudit.sanitize import strip_control
 
 
 def money(value: float | None) -> str:
@@ -15,25 +26,81 @@ def money(value: float | None) -> str:
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
 
-_STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
-_VERDICT_STYLE = {"consistent": "bold green", "divergent": "bold red", "inconclusive": "bold yellow"}
+VERDICT_STYLE = {
+    "consistent": "bold green",
+    "divergent": "bold red",
+    "inconclusive": "bold yellow",
+    "not tested": "dim",
+}
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
+STATUS_MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
 
 
-def report_view(report: Report) -> Table:
-    """The verdict, each finding with its figures, and the calibration, as one table."""
+def _plain(text: object) -> str:
+    return strip_control(str(text))
+
+
+def _title(report: Report) -> Text:
     verdict = report.verdict.outcome
-    title = (
-        f"[{_VERDICT_STYLE[verdict]}]{verdict.upper()}[/] — relay {inert(report.relay['base_url'])} claiming "
-        f"{inert(report.relay['model'])}"
+    return Text.assemble(
+        (verdict.upper(), VERDICT_STYLE[verdict]),
+        f" — relay {_plain(report.relay.get('base_url'))} claiming {_plain(report.relay.get('model'))}",
     )
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=False, title_justify="left")
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("adj. p", justify="right", no_wrap=True)
-    table.add_column("what was seen", overflow="fold")
-    for f in report.findings:
-        adjusted = "–" if f.adjusted_pvalue is None else f"{f.adjusted_pvalue:.2g}"
-        status = f"[{_STATUS_STYLE[f.status]}]{f.status}[/]" + (" (weak)" if f.weak else "")
-        table.add_row(inert(f.check), status, adjusted, inert(f.summary))
-    table.caption = inert(report.calibration.note)
+
+
+def categories_table(report: Report) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table.add_column("area", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("what was found", overflow="fold", ratio=1)
+    for c in report.categories:
+        table.add_row(c.title, Text(c.verdict, VERDICT_STYLE[c.verdict]), Text(_plain(c.headline)))
     return table
+
+
+def _finding_lines(f: Finding) -> Group:
+    label = f"{STATUS_MARK[f.status]} {f.check}" + (" (weak)" if f.weak else "")
+    return Group(Text(label, STATUS_STYLE[f.status]), Padding(Text(_plain(f.summary)), (0, 0, 0, 3)))
+
+
+def _section(title: str) -> Text:
+    return Text(title, "bold")
+
+
+def report_view(report: Report, *, verbose: bool = False, html_written: bool = False) -> Group:
+    """The whole terminal report, in reading order."""
+    parts: list[RenderableType] = [_title(report), Text(_plain(report.headline), "bold"), categories_table(report)]
+    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
+    if attention:
+        parts += [_section("Needs attention"), *(_finding_lines(f) for f in attention)]
+    shown = set(map(id, attention))
+    rest = [f for f in report.findings if id(f) not in shown]
+    passed = sum(1 for f in rest if f.status == "pass")
+    if verbose and rest:
+        parts += [_section("Every other check"), *(_finding_lines(f) for f in rest)]
+    elif rest:
+        parts.append(
+            Text(
+                f"{passed} check(s) passed"
+                + (f", {len(rest) - passed} weak check(s) undecided" if len(rest) > passed else "")
+                + " (--verbose shows each with its figures)."
+            )
+        )
+    money_lines = money_at_stake(report)
+    if money_lines:
+        parts += [_section("Money at stake"), *(Text(f"• {_plain(line)}") for line in money_lines)]
+    parts += [_section("Why this verdict"), *(Text(f"• {_plain(r)}") for r in report.verdict.reasons)]
+    cost = money(report.cost_usd) if report.cost_usd is not None else "unknown"
+    requests = report.requests
+    parts.append(
+        Text(
+            f"{requests.get('sent', 0):,} requests sent, {requests.get('ok', 0):,} answered, "
+            f"{requests.get('failed', 0):,} without an answer; cost {cost}. {_plain(report.calibration.note)}",
+            "dim",
+        )
+    )
+    parts += [
+        _section("What to do next"),
+        *(Text(f"• {_plain(s)}") for s in next_steps(report, html_written=html_written)),
+    ]
+    return Group(*parts)

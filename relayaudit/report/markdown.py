@@ -10,6 +10,8 @@ import html
 import re
 from typing import Any
 
+from relayaudit.findings import Finding
+from relayaudit.report.advice import money_at_stake, next_steps
 from relayaudit.report.record import Report
 from relayaudit.sanitize import strip_control
 
@@ -47,34 +49,48 @@ def _baseline_line(baseline: dict[str, Any]) -> str:
     )
 
 
-def render_markdown(report: Report) -> str:
-    """The whole report; any field the report lacks (None, e.g. every baseline field without a baseline)
-    shows as "–" or is described, never as an error."""
+def _finding_row(f: Finding) -> str:
+    status = md_escape(f.status) + (" (weak)" if f.weak else "")
+    return f"| {md_escape(f.check)} | {status} | {_p(f.adjusted_pvalue)} | {md_escape(f.summary)} |"
+
+
+FINDINGS_HEADER = ["| check | status | adjusted p | what was seen |", "|---|---|---|---|"]
+
+
+def render_markdown(report: Report, *, html_written: bool = False) -> str:
+    """The whole report, in the terminal report's order: headline, areas, what needs attention, the other
+    checks, money at stake, why, requests, what to do next. Any field the report lacks (None, e.g. every
+    baseline field without a baseline) shows as "–" or is described, never as an error."""
     relay = report.relay
     verdict = md_escape(report.verdict.outcome.upper())
     alpha = MISSING if report.alpha is None else f"{report.alpha:g}"
     lines = [
         f"# relayaudit: {verdict}",
         "",
+        f"**{md_escape(report.headline)}**",
+        "",
         f"- Relay: `{md_escape(relay.get('base_url'))}` claiming **{md_escape(relay.get('model'))}** "
         f"({md_escape(relay.get('dialect'))}), run {md_escape(relay.get('run'))}",
         _baseline_line(report.baseline),
         f"- Significance level: {alpha}, Holm-corrected across all {len(report.findings)} checks",
         "",
-        "## Why",
+        "## By area",
         "",
-        *[f"- {md_escape(reason)}" for reason in report.verdict.reasons],
-        "",
-        "## Findings",
-        "",
-        "| check | status | p | adjusted p | what was seen |",
-        "|---|---|---|---|---|",
+        "| area | verdict | what was found |",
+        "|---|---|---|",
+        *[f"| {md_escape(c.title)} | {md_escape(c.verdict)} | {md_escape(c.headline)} |" for c in report.categories],
     ]
-    for f in report.findings:
-        status = md_escape(f.status) + (" (weak)" if f.weak else "")
-        lines.append(
-            f"| {md_escape(f.check)} | {status} | {_p(f.pvalue)} | {_p(f.adjusted_pvalue)} | {md_escape(f.summary)} |"
-        )
+    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
+    rest = [f for f in report.findings if f not in attention]
+    if attention:
+        lines += ["", "## Needs attention", "", *FINDINGS_HEADER, *map(_finding_row, attention)]
+    if rest:
+        lines += ["", "<details><summary>Every other check</summary>", "", *FINDINGS_HEADER]
+        lines += [*map(_finding_row, rest), "", "</details>"]
+    money_lines = money_at_stake(report)
+    if money_lines:
+        lines += ["", "## Money at stake", "", *[f"- {md_escape(m)}" for m in money_lines]]
+    lines += ["", "## Why this verdict", "", *[f"- {md_escape(reason)}" for reason in report.verdict.reasons]]
     cost = "unknown" if report.cost_usd is None else f"${report.cost_usd:.4f}"
     requests: dict[str, int | None] = dict(report.requests)
     tokens: dict[str, int | None] = dict(report.tokens)
@@ -93,4 +109,10 @@ def render_markdown(report: Report) -> str:
     ]
     if report.warnings:
         lines += ["", "## Warnings", "", *[f"- {md_escape(w)}" for w in report.warnings]]
+    lines += [
+        "",
+        "## What to do next",
+        "",
+        *[f"- {md_escape(s)}" for s in next_steps(report, html_written=html_written)],
+    ]
     return "\n".join(lines) + "\n"

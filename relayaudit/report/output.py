@@ -1,6 +1,6 @@
 """Where reports go: files checked before any work is done, written whole or not at all, or standard output.
 
-An audit spends money before it can report, so the report paths (`--json`, `--md`) are checked first:
+An audit spends money before it can report, so the report paths (`--json`, `--md`, `--html`) are checked first:
 the folder must exist and be writable and the path must not be a folder. A report is written to a
 temporary file next to its target and renamed over it, so a failure at the end (disk full, permissions
 changed meanwhile) never leaves a truncated report that a script could mistake for a whole one.
@@ -22,6 +22,7 @@ from typing import Any
 
 from relayaudit.errors import ConfigError, ReportWriteError
 from relayaudit.findings import DEFAULT_ALPHA
+from relayaudit.report.html import render_html
 from relayaudit.report.markdown import render_markdown
 from relayaudit.report.record import Report
 
@@ -51,20 +52,19 @@ class Target:
 class ReportTargets:
     json: Target | None = None
     md: Target | None = None
+    html: Target | None = None
+
+    def given(self) -> list[Target]:
+        return [t for t in (self.json, self.md, self.html) if t is not None]
 
     @property
     def stdout(self) -> bool:
         """True when one report goes to standard output, which must then carry nothing else."""
-        return any(t is not None and t.stdout for t in (self.json, self.md))
+        return any(t.stdout for t in self.given())
 
     def flags(self) -> list[str]:
         """The options as given, e.g. ['--json', 'r.json', '--md', '-'], to repeat them in a command line."""
-        return [
-            part
-            for t in (self.json, self.md)
-            if t is not None
-            for part in (t.flag, STDOUT if t.path is None else str(t.path))
-        ]
+        return [part for t in self.given() for part in (t.flag, STDOUT if t.path is None else str(t.path))]
 
 
 def check_target(flag: str, value: PathArg) -> Target:
@@ -77,7 +77,7 @@ def check_target(flag: str, value: PathArg) -> Target:
     path = Path(value)
     folder = path.parent
     if path.is_dir():
-        example = path / {"--json": "report.json", "--md": "report.md"}.get(flag, "report")
+        example = path / {"--json": "report.json", "--md": "report.md", "--html": "report.html"}.get(flag, "report")
         raise ConfigError(f"{flag} {path} is a folder, not a file; give a file path, e.g. {example}.")
     if not folder.exists():
         raise ConfigError(
@@ -101,23 +101,31 @@ def check_target(flag: str, value: PathArg) -> Target:
     return Target(flag, path)
 
 
-def report_targets(json_out: PathArg | None, md_out: PathArg | None) -> ReportTargets:
-    """Both report options checked together, before any work: at most one `-`, never the same file twice."""
-    json_target = check_target("--json", json_out) if json_out is not None else None
-    md_target = check_target("--md", md_out) if md_out is not None else None
-    if json_target is not None and md_target is not None:
-        if json_target.stdout and md_target.stdout:
-            raise ConfigError(
-                f"--json and --md cannot both be {STDOUT}: standard output can carry only one report; give the "
-                "other a file path."
-            )
-        if (
-            json_target.path is not None
-            and md_target.path is not None
-            and os.path.abspath(json_target.path) == os.path.abspath(md_target.path)
-        ):
-            raise ConfigError(f"--json and --md both name {json_target.path}; give each report its own file.")
-    return ReportTargets(json_target, md_target)
+def report_targets(json_out: PathArg | None, md_out: PathArg | None, html_out: PathArg | None = None) -> ReportTargets:
+    """The report options checked together, before any work: at most one `-`, never the same file twice."""
+    targets = ReportTargets(
+        *(
+            check_target(flag, value) if value is not None else None
+            for flag, value in (("--json", json_out), ("--md", md_out), ("--html", html_out))
+        )
+    )
+    given = targets.given()
+    to_stdout = [t.flag for t in given if t.stdout]
+    if len(to_stdout) > 1:
+        quantity = "both" if len(to_stdout) == 2 else "all"
+        raise ConfigError(
+            f"{' and '.join(to_stdout)} cannot {quantity} be {STDOUT}: standard output can carry only one report; "
+            "give the others a file path."
+        )
+    paths: dict[str, str] = {}
+    for target in given:
+        if target.path is None:
+            continue
+        key = os.path.abspath(target.path)
+        if key in paths:
+            raise ConfigError(f"{paths[key]} and {target.flag} both name {target.path}; give each report its own file.")
+        paths[key] = target.flag
+    return targets
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -169,12 +177,15 @@ def json_text(payload: Any, *, ascii_only: bool = False) -> str:
 
 
 def write_reports(report: Report, targets: ReportTargets, remake: str) -> None:
-    """Write the JSON and Markdown reports that were asked for. Both are rendered before either is written."""
+    """Write the JSON, Markdown and HTML reports that were asked for. All are rendered before any is written."""
+    html_written = targets.html is not None
     texts = []
     if targets.json is not None:
         texts.append((targets.json, json_text(report.to_json(), ascii_only=targets.json.stdout), "JSON report"))
     if targets.md is not None:
-        texts.append((targets.md, render_markdown(report), "Markdown report"))
+        texts.append((targets.md, render_markdown(report, html_written=html_written), "Markdown report"))
+    if targets.html is not None:
+        texts.append((targets.html, render_html(report), "HTML report"))
     for target, text, what in texts:
         write_text(target, text, what, remake)
 

@@ -1,4 +1,4 @@
-"""The report record (a contract: `Report.to_json` is the JSON report, schema relayaudit.report/1).
+"""The report record (a contract: `Report.to_json` is the JSON report, schema relayaudit.report/2).
 
 What `relayaudit compare` and `audit` produce, kept apart from the analysis that makes it, so that renderers
 (console, Markdown, files) take this record and import nothing of collection or analysis.
@@ -7,11 +7,15 @@ What `relayaudit compare` and `audit` produce, kept apart from the analysis that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from relayaudit.findings import Finding, Verdict
+from relayaudit.findings import CATEGORIES, Finding, Verdict
+from relayaudit.report.categories import CategoryResult, categorize, headline
 
-REPORT_SCHEMA = "relayaudit.report/1"
+REPORT_SCHEMA = "relayaudit.report/2"
+READABLE_SCHEMAS = ("relayaudit.report/1", REPORT_SCHEMA)
+"""Report schemas `Report.from_json` reads: /2 adds `headline`, `categories` and `evidence` to every field of /1."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,21 @@ class Report:
     cost_usd: float | None
     calibration: Calibration
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    """Series behind the HTML report's plots (report/evidence.py names them), read from the two runs."""
+
+    @cached_property
+    def categories(self) -> tuple[CategoryResult, ...]:
+        """Per-category verdicts, from the findings and the verdict alone (report/categories.py)."""
+        return categorize(self.findings, self.verdict)
+
+    @property
+    def headline(self) -> str:
+        return headline(self.categories, self.verdict)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON report contract (schema relayaudit.report/1), plus reasons, calibration and warnings."""
+        """The JSON report contract (schema relayaudit.report/2): every field of /1 — verdict, findings,
+        requests, tokens, cost, reasons, calibration, warnings — plus headline, categories and evidence."""
         return {
             "schema": REPORT_SCHEMA,
             "verdict": self.verdict.outcome,
@@ -61,4 +77,95 @@ class Report:
             "reasons": list(self.verdict.reasons),
             "calibration": self.calibration.to_dict(),
             "warnings": list(self.warnings),
+            "headline": self.headline,
+            "categories": {c.name: c.to_dict() for c in self.categories},
+            "evidence": self.evidence,
         }
+
+
+class ReportFormatError(ValueError):
+    """A JSON report that is not one relayaudit wrote (or was changed since): the message names the field."""
+
+
+_KIND_NAMES = {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str = "report") -> Any:
+    """data[name] when it has the JSON type `kind` (a bool is not a number here)."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    value = data.get(name)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        shown = " or ".join(dict.fromkeys(_KIND_NAMES.get(k, "null") for k in kinds))
+        raise ReportFormatError(f"{where}: field {name!r} is missing or not {shown}")
+    return value
+
+
+def _finding_from(data: Any, index: int) -> Finding:
+    where = f"finding {index + 1}"
+    if not isinstance(data, dict):
+        raise ReportFormatError(f"{where} is not an object")
+    number = (int, float, type(None))
+    check = _field(data, "check", str, where)
+    status = _field(data, "status", str, where)
+    if status not in ("pass", "fail", "inconclusive"):
+        raise ReportFormatError(f"{where}: status {status[:40]!r} is not pass, fail or inconclusive")
+    category = _field(data, "category", str, where)
+    if category not in CATEGORIES:
+        raise ReportFormatError(f"{where}: category {category[:40]!r} is not one of {', '.join(CATEGORIES)}")
+    return Finding(
+        check=check,
+        category=category,
+        status=status,
+        summary=_field(data, "summary", str, where),
+        pvalue=_field(data, "pvalue", number, where),
+        adjusted_pvalue=_field(data, "adjusted_pvalue", number, where),
+        method=_field(data, "method", str, where),
+        n_baseline=_field(data, "n_baseline", int, where),
+        n_relay=_field(data, "n_relay", int, where),
+        estimate=_field(data, "estimate", dict, where),
+        weak=_field(data, "weak", bool, where),
+    )
+
+
+def report_from_json(payload: Any) -> Report:
+    """A JSON report (schema relayaudit.report/1 or /2) as the record it was written from, for re-rendering.
+    Headline and categories are derived again from the findings, so they always agree with them. Raises
+    ReportFormatError naming the first field that is wrong."""
+    if not isinstance(payload, dict):
+        raise ReportFormatError("the file holds no JSON object")
+    schema = payload.get("schema")
+    if schema not in READABLE_SCHEMAS:
+        raise ReportFormatError(
+            f"schema {str(schema)[:60]!r} is not one of {', '.join(READABLE_SCHEMAS)} (a newer relayaudit may read it)"
+        )
+    verdict = _field(payload, "verdict", str)
+    if verdict not in ("consistent", "divergent", "inconclusive"):
+        raise ReportFormatError(f"verdict {verdict[:40]!r} is not consistent, divergent or inconclusive")
+    reasons = _field(payload, "reasons", list)
+    calibration = _field(payload, "calibration", dict)
+    alpha = _field(payload, "alpha", (int, float))
+    if not 0 < alpha < 1:
+        raise ReportFormatError(f"alpha {alpha} is not between 0 and 1")
+    counts = {
+        name: {k: v for k, v in _field(payload, name, dict).items() if isinstance(v, int) and not isinstance(v, bool)}
+        for name in ("requests", "tokens")
+    }
+    cost = payload.get("cost_usd")
+    evidence = payload.get("evidence", {})
+    return Report(
+        verdict=Verdict(verdict, tuple(str(r) for r in reasons)),
+        alpha=float(alpha),
+        relay=_field(payload, "relay", dict),
+        baseline=_field(payload, "baseline", dict),
+        findings=tuple(_finding_from(f, i) for i, f in enumerate(_field(payload, "findings", list))),
+        requests=counts["requests"],
+        tokens=counts["tokens"],
+        cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        calibration=Calibration(
+            int(calibration.get("splits") or 0),
+            int(calibration.get("false_alarms") or 0),
+            str(calibration.get("note") or ""),
+        ),
+        warnings=tuple(str(w) for w in _field(payload, "warnings", list)),
+        evidence=evidence if isinstance(evidence, dict) else {},
+    )

@@ -188,7 +188,8 @@ def mmd_test(
         bounds = np.cumsum([0, *(p.is_baseline.size for p in prompts)])
         masks = [shuffled[:, bounds[i] : bounds[i + 1]] for i in range(len(prompts))]
         null = _null(prompts, masks, _pooled_statistic(masks))
-    pvalue = (1.0 + float(np.sum(null >= observed - 1e-12))) / (1.0 + permutations)
+    as_large = int(np.sum(null >= observed - 1e-12))
+    pvalue = (1.0 + as_large) / (1.0 + permutations)
     within_a = float(aa[0]) / pairs_aa  # type: ignore[index]
     within_b = float(bb[0]) / pairs_bb  # type: ignore[index]
     across = float(ab[0]) / pairs_ab  # type: ignore[index]
@@ -203,6 +204,7 @@ def mmd_test(
             "prompts": len(prompts),
             "length": length,
             "permutations": permutations,
+            "shuffles_as_large": as_large,
             "similarity_within_baseline": within_a,
             "similarity_within_relay": within_b,
             "similarity_across": across,

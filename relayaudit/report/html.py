@@ -1,0 +1,38 @@
+"""The report as one self-contained HTML page: inline CSS and SVG, no script, no network.
+
+Jinja2 with autoescaping on for every template renders it, so every string from the record — relay text
+included — is HTML-escaped; only the plots' SVG, which matplotlib draws from numbers and escaped text, is
+inserted as markup. A Content-Security-Policy forbids the page from loading or running anything.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from relayaudit import __version__
+from relayaudit.report.advice import money_at_stake, next_steps
+from relayaudit.report.console import money
+from relayaudit.report.plots import report_plots
+from relayaudit.report.record import Report
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("relayaudit.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_html(report: Report) -> str:
+    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
+    return _ENVIRONMENT.get_template("report.html.j2").render(
+        report=report,
+        attention=attention,
+        rest=[f for f in report.findings if f not in attention],
+        money=money_at_stake(report),
+        steps=next_steps(report, html_written=True),
+        plots=report_plots(report),
+        cost=money(report.cost_usd),
+        version=__version__,
+    )
