@@ -167,7 +167,11 @@ def test_baseline_record_cli_and_bad_inputs(official: str, tmp_path: Path) -> No
 
 
 def test_demo_runs_offline_and_every_verdict_is_as_expected(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--json", str(tmp_path / "demo.json"), "--keep", str(tmp_path / "runs")])
+    pages = tmp_path / "pages"
+    result = runner.invoke(
+        app,
+        ["demo", "--json", str(tmp_path / "demo.json"), "--keep", str(tmp_path / "runs"), "--html-dir", str(pages)],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "demo.json").read_text())
     verdicts = {audit["relay"]: audit["report"]["verdict"] for audit in payload["audits"]}
@@ -182,3 +186,10 @@ def test_demo_runs_offline_and_every_verdict_is_as_expected(tmp_path: Path) -> N
     assert {"context.billed_vs_baseline", "usage.prompt_offset"} <= failing, failing
     assert "Every verdict came out as expected." in result.output
     assert (tmp_path / "runs" / "baseline" / "manifest.json").is_file()
+    # the headline table, one HTML report per relay, and how to open them
+    flat = " ".join(result.output.split())
+    assert "what relayaudit says" in flat and watered["headline"].startswith("Same model as the official API, but it")
+    for relay in verdicts:
+        page = (pages / f"{relay}.html").read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert (pages / "watered-down.html").resolve().as_uri() in "".join(result.output.split())

@@ -137,7 +137,11 @@ def test_bad_report_paths_stop_compare_and_demo_before_the_work(
         compare_args(runs, "--md", str(tmp_path)),
         compare_args(runs, "--json", "-", "--md", "-"),
         compare_args(runs, "--json", same, "--md", same),
+        compare_args(runs, "--html", str(tmp_path)),
+        compare_args(runs, "--md", same, "--html", same),
+        compare_args(runs, "--json", "-", "--html", "-"),
         ["demo", "--json", missing],
+        ["demo", "--html-dir", str(Path(__file__))],
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == EXIT_USAGE, (args, result.output)
@@ -211,8 +215,8 @@ def test_compare_json_to_stdout_is_pure_json(runs: dict[str, Path], tmp_path: Pa
     result = runner.invoke(app, compare_args(runs, "--json", "-", "--md", str(tmp_path / "r.md")))
     assert result.exit_code in (0, 1, 3), result.output
     report = json.loads(result.stdout)
-    assert report["schema"] == "relayaudit.report/1" and report["baseline"]["run"] is not None
-    assert "what was seen" in result.stderr  # the findings table went to stderr
+    assert report["schema"] == "relayaudit.report/2" and report["baseline"]["run"] is not None
+    assert "what was found" in result.stderr and "What to do next" in result.stderr  # the report went to stderr
     assert (tmp_path / "r.md").read_text(encoding="utf-8").startswith("# relayaudit: ")
     markdown = runner.invoke(app, compare_args(runs, "--md", "-"))
     assert markdown.stdout.startswith("# relayaudit: ") and markdown.stdout == render_markdown(
@@ -227,18 +231,21 @@ def test_audit_markdown_to_stdout_sends_tables_to_stderr(servers: Callable[..., 
     assert result.exit_code in (0, 1, 3), result.output
     assert result.stdout.startswith("# relayaudit: ") and "Baseline: none" in result.stdout
     assert result.stdout.rstrip("\n").count("\n# ") == 0  # one document, nothing else
-    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "relayaudit.report/1"
+    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "relayaudit.report/2"
     assert "sent this session" in result.stderr  # the run table, printed through `out`, went to stderr
-    assert "what was seen" in result.stderr
+    assert "what was found" in result.stderr
 
 
-def test_demo_json_to_stdout(runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_json_to_stdout(runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     report = compare_runs(RunStore.open(runs["baseline"]), RunStore.open(runs["relay"]), calibration_splits=0)
-    monkeypatch.setattr("relayaudit.cli.audit_cmd.run_demo", lambda workdir, say: [DemoRow(RELAYS[0], report)])
-    result = runner.invoke(app, ["demo", "--json", "-"])
+    monkeypatch.setattr(
+        "relayaudit.cli.audit_cmd.run_demo", lambda workdir, say, progress: [DemoRow(RELAYS[0], report)]
+    )
+    result = runner.invoke(app, ["demo", "--json", "-", "--html-dir", str(tmp_path / "pages")])
     payload = json.loads(result.stdout)
     assert payload["schema"] == "relayaudit.demo/1" and payload["audits"][0]["relay"] == "honest"
     assert "simulated relays audited" in flat(result.stderr)
+    assert (tmp_path / "pages" / "honest.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_json_to_stdout_in_a_real_process(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -251,8 +258,8 @@ def test_json_to_stdout_in_a_real_process(runs: dict[str, Path], tmp_path: Path)
         check=False,
     )
     assert done.returncode in (0, 1, 3), done.stderr
-    assert json.loads(done.stdout)["schema"] == "relayaudit.report/1"
-    assert "what was seen" in done.stderr
+    assert json.loads(done.stdout)["schema"] == "relayaudit.report/2"
+    assert "what was found" in done.stderr
 
 
 # 4. A crash exits 4, with one line on stderr and the traceback in a log file.

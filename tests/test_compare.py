@@ -81,7 +81,7 @@ def test_substituted_persona_is_divergent_with_a_distribution_finding(runs: dict
 
 def test_report_matches_the_json_contract(runs: dict[str, Path], tmp_path: Path) -> None:
     _, report, _ = compare_cli(runs, "substitute", tmp_path)
-    assert report["schema"] == "relayaudit.report/1"
+    assert report["schema"] == "relayaudit.report/2"
     assert set(report) >= {"verdict", "alpha", "relay", "baseline", "findings", "requests", "tokens", "cost_usd"}
     assert set(report["relay"]) >= {"base_url", "model", "dialect"}
     assert set(report["baseline"]) >= {"run", "base_url", "recorded_at"}

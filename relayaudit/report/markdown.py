@@ -51,10 +51,10 @@ def _baseline_line(baseline: dict[str, Any]) -> str:
 
 def _finding_row(f: Finding) -> str:
     status = md_escape(f.status) + (" (weak)" if f.weak else "")
-    return f"| {md_escape(f.check)} | {status} | {_p(f.adjusted_pvalue)} | {md_escape(f.summary)} |"
+    return f"| {md_escape(f.check)} | {status} | {_p(f.pvalue)} | {_p(f.adjusted_pvalue)} | {md_escape(f.summary)} |"
 
 
-FINDINGS_HEADER = ["| check | status | adjusted p | what was seen |", "|---|---|---|---|"]
+FINDINGS_HEADER = ["| check | status | p | adjusted p | what was seen |", "|---|---|---|---|---|"]
 
 
 def render_markdown(report: Report, *, html_written: bool = False) -> str:
