@@ -45,9 +45,13 @@ class Plot:
     svg: str
 
 
-def _svg(draw: Callable[[Axes], None]) -> str:
+def _svg(draw: Callable[[Axes], None], *, fit_labels: bool = False) -> str:
+    """`draw` on one axes, as inline SVG. Fixed margins unless `fit_labels` (labels of unknown length, e.g.
+    words): the layout engine that fits them doubles the time of a plot (bench/report_render.py)."""
     with matplotlib.rc_context(cast(Any, STYLE)):  # the stubs type keys as a Literal of every rc name
-        figure = Figure(figsize=(6.4, 3.2), layout="constrained")
+        figure = Figure(figsize=(6.4, 3.2), layout="constrained" if fit_labels else None)
+        if not fit_labels:
+            figure.subplots_adjust(left=0.11, right=0.98, bottom=0.16, top=0.97)
         draw(figure.add_subplot())
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
@@ -202,7 +206,11 @@ def first_words_plot(report: Report) -> Plot | None:
         ax.set_xlabel("answers starting with the word")
         ax.legend(loc="lower right")
 
-    return Plot("First words of answers", "Each model has favourite openings; another model has others.", _svg(draw))
+    return Plot(
+        "First words of answers",
+        "Each model has favourite openings; another model has others.",
+        _svg(draw, fit_labels=True),
+    )
 
 
 def _histogram_plot(values: dict[str, list[float]], title: str, caption: str, unit: str) -> Plot | None:
