@@ -171,28 +171,26 @@ def test_report_command_renders_from_json_and_from_runs(runs: dict[str, Path], t
     assert json.loads(alone.stdout)["baseline"]["run"] is None
 
 
+EMPTY_REPORT = {
+    "schema": "relayaudit.report/2",
+    "verdict": "consistent",
+    "reasons": [],
+    "calibration": {},
+    "alpha": 0.01,
+    "requests": {},
+    "tokens": {},
+    "relay": {},
+    "baseline": {},
+    "findings": [],
+    "warnings": [],
+}
+
+
 def test_report_command_refuses_what_is_not_a_report(tmp_path: Path) -> None:
     cases = {
         "not json": ("{", "could not be read as JSON"),
         "other schema": (json.dumps({"schema": "something/9"}), "is not a relayaudit JSON report"),
-        "bad finding": (
-            json.dumps(
-                {
-                    "schema": "relayaudit.report/2",
-                    "verdict": "consistent",
-                    "reasons": [],
-                    "calibration": {},
-                    "alpha": 0.01,
-                    "requests": {},
-                    "tokens": {},
-                    "relay": {},
-                    "baseline": {},
-                    "findings": [{"check": 1}],
-                    "warnings": [],
-                }
-            ),
-            "finding 1: field 'check'",
-        ),
+        "bad finding": (json.dumps(EMPTY_REPORT | {"findings": [{"check": 1}]}), "finding 1: field 'check'"),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / f"{name}.json"
@@ -206,21 +204,8 @@ def test_report_command_refuses_what_is_not_a_report(tmp_path: Path) -> None:
 def test_a_finding_of_an_unknown_category_is_refused() -> None:
     from relayaudit.report.record import ReportFormatError
 
-    payload = {
-        "schema": "relayaudit.report/1",
-        "verdict": "consistent",
-        "reasons": [],
-        "calibration": {},
-        "alpha": 0.01,
-        "requests": {},
-        "tokens": {},
-        "relay": {},
-        "baseline": {},
-        "warnings": [],
-        "findings": [
-            Finding("x.y", "distribution", "pass", "s", None, None, "m", 1, 1, {}).to_dict() | {"category": "astrology"}
-        ],
-    }
+    finding = Finding("x.y", "distribution", "pass", "s", None, None, "m", 1, 1, {}).to_dict()
+    payload = EMPTY_REPORT | {"schema": "relayaudit.report/1", "findings": [finding | {"category": "astrology"}]}
     with pytest.raises(ReportFormatError, match="astrology"):
         report_from_json(payload)
 

@@ -1,4 +1,4 @@
-"""What a report tells a buyer beyond the verdict: the money at stake, and what to do next.
+"""What a report tells a buyer beyond the verdict: what needs attention, the money at stake, what to do next.
 
 Shared by every renderer (terminal, Markdown, HTML) so that they say the same, and computed from the record
 alone. The overcharge is read from the billing checks that failed: the ratio of billed to official prompt
@@ -43,6 +43,12 @@ class Overcharge:
                 f"(give --price-{'in' if self.what == 'prompt' else 'out'} with the relay's own price for its figure)"
             )
         return f"{text} (give the relay's price with --price-in / --price-out to see it in dollars)"
+
+
+def needs_attention(report: Report) -> tuple[list[Finding], list[Finding]]:
+    """(the findings a reader must see — failing, or undecided where they could have decided —, the rest)."""
+    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
+    return attention, [f for f in report.findings if f not in attention]
 
 
 def _finding(report: Report, check: str) -> Finding | None:

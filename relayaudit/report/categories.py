@@ -45,13 +45,12 @@ AREAS = (
 
 
 def area_of(finding: Finding) -> str:
-    for area in AREAS:
-        if finding.check in area.checks:
-            return area.name
-    for area in AREAS:
-        if finding.category in area.kinds and not any(finding.check in other.checks for other in AREAS):
-            return area.name
-    return "model"  # unreachable while every findings.Category has an area (tests/test_report_categories.py)
+    """The area a finding belongs to: the one that names its check, else the one gathering its category."""
+    named = next((area.name for area in AREAS if finding.check in area.checks), None)
+    if named is not None:
+        return named
+    # every findings.Category has an area (tests/test_report_sentences.py), so the default is never used
+    return next((area.name for area in AREAS if finding.category in area.kinds), "model")
 
 
 @dataclass(frozen=True)
@@ -315,16 +314,15 @@ def headline(categories: Sequence[CategoryResult], verdict: Verdict) -> str:
     by_name = {c.name: c for c in categories}
     divergent = [c for c in categories if c.verdict == "divergent"]
     if verdict.outcome == "divergent" and divergent:
-        model = by_name["model"]
-        others = [c for c in divergent if c.name != "model"]
-        if by_name["caching"].verdict == "divergent":  # the cache explains the answers; lead with it
-            model, others = by_name["caching"], [c for c in divergent if c.name != "caching"]
-        if model.verdict == "divergent":
+        # The model leads, unless a cache replays answers: then the cache explains what the answer tests saw.
+        lead = by_name["caching"] if by_name["caching"].verdict == "divergent" else by_name["model"]
+        others = [c for c in divergent if c.name != lead.name]
+        if lead.verdict == "divergent":
             more = f" It also differs in {', '.join(c.title.lower() for c in others)}." if others else ""
-            return f"{model.headline}.{more}"
+            return f"{lead.headline}.{more}"
         first = _lower_first(others[0].headline)
         more = f"; it also differs in {', '.join(c.title.lower() for c in others[1:])}" if others[1:] else ""
-        if model.verdict == "consistent":
+        if lead.verdict == "consistent":
             return f"Same model as the official API, but it {first}{more}."
         return f"The relay {first}{more}."
     if verdict.outcome == "consistent":

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from relayaudit.findings import Finding
-from relayaudit.report.advice import money_at_stake, next_steps
+from relayaudit.report.advice import money_at_stake, needs_attention, next_steps
 from relayaudit.report.record import Report
 from relayaudit.sanitize import strip_control
 
@@ -70,11 +70,9 @@ def _section(title: str) -> Text:
 def report_view(report: Report, *, verbose: bool = False, html_written: bool = False) -> Group:
     """The whole terminal report, in reading order."""
     parts: list[RenderableType] = [_title(report), Text(_plain(report.headline), "bold"), categories_table(report)]
-    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
+    attention, rest = needs_attention(report)
     if attention:
         parts += [_section("Needs attention"), *(_finding_lines(f) for f in attention)]
-    shown = set(map(id, attention))
-    rest = [f for f in report.findings if id(f) not in shown]
     passed = sum(1 for f in rest if f.status == "pass")
     if verbose and rest:
         parts += [_section("Every other check"), *(_finding_lines(f) for f in rest)]

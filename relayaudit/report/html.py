@@ -10,7 +10,7 @@ from __future__ import annotations
 import jinja2
 
 from relayaudit import __version__
-from relayaudit.report.advice import money_at_stake, next_steps
+from relayaudit.report.advice import money_at_stake, needs_attention, next_steps
 from relayaudit.report.console import money
 from relayaudit.report.plots import report_plots
 from relayaudit.report.record import Report
@@ -25,11 +25,12 @@ _ENVIRONMENT = jinja2.Environment(
 
 
 def render_html(report: Report) -> str:
-    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
+    """The whole report as one self-contained HTML page."""
+    attention, rest = needs_attention(report)
     return _ENVIRONMENT.get_template("report.html.j2").render(
         report=report,
         attention=attention,
-        rest=[f for f in report.findings if f not in attention],
+        rest=rest,
         money=money_at_stake(report),
         steps=next_steps(report, html_written=True),
         plots=report_plots(report),

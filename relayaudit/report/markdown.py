@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from relayaudit.findings import Finding
-from relayaudit.report.advice import money_at_stake, next_steps
+from relayaudit.report.advice import money_at_stake, needs_attention, next_steps
 from relayaudit.report.record import Report
 from relayaudit.sanitize import strip_control
 
@@ -80,8 +80,7 @@ def render_markdown(report: Report, *, html_written: bool = False) -> str:
         "|---|---|---|",
         *[f"| {md_escape(c.title)} | {md_escape(c.verdict)} | {md_escape(c.headline)} |" for c in report.categories],
     ]
-    attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]
-    rest = [f for f in report.findings if f not in attention]
+    attention, rest = needs_attention(report)
     if attention:
         lines += ["", "## Needs attention", "", *FINDINGS_HEADER, *map(_finding_row, attention)]
     if rest:
