@@ -111,6 +111,7 @@ def test_bad_report_paths_stop_the_audit_before_any_request(start_sim: StartSim,
     cases = {
         "--json": ("--json", str(tmp_path / "missing-dir" / "r.json"), "does not exist"),
         "--md dir": ("--md", str(folder), "is a folder, not a file"),
+        "--html dir": ("--html", str(folder), "is a folder, not a file"),
         "both -": ("--json", "-", "cannot both be -"),
     }
     for name, (flag, value, message) in cases.items():
