@@ -100,7 +100,10 @@ async def run_audit(
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     allow_other_model: bool = False,
+    baseline_signer: str | None = None,
 ) -> AuditResult:
+    """Collect the relay run, then compare it with `baseline` (a run directory; a bundle is opened by the
+    caller, which passes its signer) or run the checks that need none."""
     summary = await run_collection(prepared, settings, progress=progress, transport=transport)
     if summary.diagnosis is not None:  # nothing to judge: the relay could not be used (never evidence)
         raise RelayUnusableError(
@@ -119,5 +122,6 @@ async def run_audit(
             settings=compare_settings,
             calibration_splits=calibration_splits,
             allow_other_model=allow_other_model,
+            baseline_signer=baseline_signer,
         )
     return AuditResult(summary, report, prepared.store.path)

@@ -29,6 +29,7 @@ from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
 from relayaudit.kinds.base import RunBasis
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.manifest import Manifest
+from relayaudit.provenance import baseline_provenance
 from relayaudit.report.record import Calibration, Report
 from relayaudit.run_basis import gaps, run_basis
 from relayaudit.stats.result import insufficient
@@ -266,9 +267,11 @@ def compare_runs(
     settings: CompareSettings | None = None,
     calibration_splits: int = CALIBRATION_SPLITS,
     allow_other_model: bool = False,
+    baseline_signer: str | None = None,
 ) -> Report:
     """The relay run against the baseline run, plus the baseline-free checks of the relay run. A baseline of
-    another model is refused unless `allow_other_model`: every difference would be blamed on the relay."""
+    another model is refused unless `allow_other_model`: every difference would be blamed on the relay.
+    `baseline_signer` is the public key that signed the baseline's bundle, for the report's provenance."""
     settings = settings or CompareSettings()
     if not 0 < alpha < 1:
         raise RunStoreError(f"alpha must be between 0 and 1, not {alpha}.")
@@ -312,11 +315,14 @@ def compare_runs(
         if calibration_splits
         else Calibration(0, 0, "Calibration skipped.")
     )
+    provenance, provenance_warnings = baseline_provenance(base_manifest, signer=baseline_signer)
+    warnings += provenance_warnings
     baseline = {
         "run": base_manifest.run_id,
         "base_url": base_manifest.endpoint.base_url,
         "recorded_at": base_manifest.started_at,
         "model": base_manifest.claimed_model,
+        "provenance": provenance,
     }
     evidence = run_evidence(base_grouped, relay_grouped)
     return _report(relay_store, relay_basis, candidates, alpha, baseline, calibration, warnings, evidence)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from relayaudit.bundle import opened_run
 from relayaudit.cli import views as render
 from relayaudit.cli.common import (
     VERDICT_EXIT,
@@ -39,9 +41,18 @@ from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
 
 
+def compare_paths(baseline: Path, relay: Path, **options: Any) -> Report:
+    """`compare_runs` on two run directories or bundles (each verified and opened for the analysis)."""
+    with opened_run(baseline) as (baseline_dir, verified), opened_run(relay) as (relay_dir, _):
+        signer = verified.signer if verified is not None else None
+        return compare_runs(RunStore.open(baseline_dir), RunStore.open(relay_dir), baseline_signer=signer, **options)
+
+
 @handled
 def compare(
-    baseline_run: Annotated[Path, typer.Argument(help="Run directory recorded against the official API.")],
+    baseline_run: Annotated[
+        Path, typer.Argument(help="Run directory or bundle (baseline pack) recorded against the official API.")
+    ],
     relay_run: Annotated[Path, typer.Argument(help="Run directory recorded against the relay.")],
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")] = 0.01,
     json_out: JsonOpt = None,
@@ -57,9 +68,9 @@ def compare(
     """Compare a relay run with a baseline run: findings, verdict, exit 0 consistent / 1 divergent / 3 inconclusive."""
     targets = report_targets(json_out, md_out, html_out)
     screen = reserve_stdout(targets.stdout)
-    report = compare_runs(
-        RunStore.open(baseline_run),
-        RunStore.open(relay_run),
+    report = compare_paths(
+        baseline_run,
+        relay_run,
         alpha=alpha,
         settings=CompareSettings(permutations=permutations),
         calibration_splits=calibration_splits,
@@ -120,11 +131,10 @@ def report(
     targets = report_targets(json_out, md_out, html_out)
     screen = reserve_stdout(targets.stdout)
     if relay_run is not None:
-        record = compare_runs(
-            RunStore.open(source), RunStore.open(relay_run), alpha=alpha, allow_other_model=allow_other_model
-        )
-    elif source.is_dir():
-        record = check_run(RunStore.open(source), alpha=alpha)
+        record = compare_paths(source, relay_run, alpha=alpha, allow_other_model=allow_other_model)
+    elif source.is_dir() or zipfile.is_zipfile(source):  # a run directory or a bundle: no baseline
+        with opened_run(source) as (run_dir, _):
+            record = check_run(RunStore.open(run_dir), alpha=alpha)
     else:
         record = read_json_report(source)
     show_report(screen, record, verbose=verbose, html_written=targets.html is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from relayaudit.audit import BASELINE_FREE_SUITES, DEFAULT_AUDIT_SUITE, prepare_audit, prepare_baseline, run_audit
+from relayaudit.bundle import keygen, opened_run, pack, sign, verify
 from relayaudit.cli.collect_cmd import (
     announce,
     collect_reported,
@@ -42,6 +44,7 @@ from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, ConfigError
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.html import render_html
 from relayaudit.report.output import check_target, json_text, remake_hint, report_targets, write_reports, write_text
+from relayaudit.runner import read_key
 from relayaudit.sanitize import inert, strip_control
 
 baseline_app = typer.Typer(help="Baselines: runs recorded against the official API.", no_args_is_help=True)
@@ -69,13 +72,77 @@ def baseline_record(
     out.print(f"Baseline recorded: {inert(str(prepared.store.path))} (share it: the directory is portable).")
 
 
+@baseline_app.command("pack")
+@handled
+def baseline_pack(
+    run: Annotated[Path, typer.Argument(help="The baseline run directory.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The bundle file to write (e.g. gpt-4o.baseline.zip).")],
+) -> None:
+    """Pack a baseline run into one verifiable file (every member's sha256 in its index)."""
+    if out_file.exists() and out_file.is_dir():
+        raise ConfigError(f"--out {out_file} is a folder; give a file path, e.g. {out_file / 'baseline.zip'}.")
+    index = pack(run, out_file)
+    out.print(
+        f"Bundle written: {inert(str(out_file))} ({len(index['members'])} files of run {inert(index['run_id'])}). "
+        "Share it; anyone can check it with: relayaudit baseline verify FILE"
+    )
+
+
+@baseline_app.command("verify")
+@handled
+def baseline_verify(
+    bundle: Annotated[Path, typer.Argument(help="The bundle file.")],
+    pubkey: Annotated[
+        str | None, typer.Option(help="The signer's Ed25519 public key (base64): require its signature.")
+    ] = None,
+) -> None:
+    """Check a bundle: exit 0 when intact (and signed by --pubkey when given), 2 naming what differs."""
+    if not bundle.is_file():
+        raise ConfigError(f"{bundle} is not a file: give a bundle written by relayaudit baseline pack.")
+    verified = verify(bundle, pubkey)
+    index = verified.index
+    signed = f"signed by {inert(verified.signer)}" if verified.signer else "not signed"
+    out.print(
+        f"[green]Intact:[/] {inert(str(bundle))} — run {inert(str(index.get('run_id')))} of "
+        f"{inert(str(index.get('claimed_model')))}, {len(index['members'])} files, {signed}."
+    )
+
+
+@baseline_app.command("sign")
+@handled
+def baseline_sign(
+    bundle: Annotated[Path, typer.Argument(help="The bundle file (signed in place).")],
+    key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the Ed25519 private key (base64; baseline keygen).")
+    ],
+) -> None:
+    """Sign a bundle with an Ed25519 private key from an environment variable (the key never on a command line)."""
+    public = sign(bundle, read_key(key_env) or "")  # a variable's name, never the key itself (not echoed)
+    out.print(
+        f"Signed {inert(str(bundle))}; verify with: relayaudit baseline verify FILE --pubkey {public}", soft_wrap=True
+    )
+
+
+@baseline_app.command("keygen")
+@handled
+def baseline_keygen() -> None:
+    """Print a new Ed25519 key pair for signing bundles: keep the private key secret, publish the public one."""
+    private, public = keygen()
+    # soft_wrap: a key must stay on one line to be copied
+    out.print(f"private key (keep secret; export it, e.g. RELAYAUDIT_SIGNING_KEY): {private}", soft_wrap=True)
+    out.print(f"public key (publish it; baseline verify --pubkey): {public}", soft_wrap=True)
+
+
 @handled
 @collection_flags
 def audit(
     base_url: Annotated[str, typer.Option(help="The relay's base URL, as the SDK takes it (OpenAI: .../v1).")],
     model: Annotated[str, typer.Option(help="The model the relay claims to serve.")],
     baseline: Annotated[
-        Path | None, typer.Option(help="A baseline run directory; without it only checks that need none run.")
+        Path | None,
+        typer.Option(
+            help="A baseline: a run directory or a bundle (baseline pack); without it only checks that need none run."
+        ),
     ] = None,
     suite: Annotated[
         list[str] | None,
@@ -98,19 +165,23 @@ def audit(
     targets = report_targets(json_out, md_out, html_out)  # before any request: a bad path must not waste the budget
     screen = reserve_stdout(targets.stdout)
     options = flags.run_options(base_url=base_url, model=model, suites=suite or BASELINE_FREE_SUITES)
-    prepared = prepare_audit(options, baseline, allow_other_model=allow_other_model)
-    announce(prepared)
-    if baseline is None:
-        err.print("[yellow]No baseline:[/] only the checks that need none will run (see the report's warnings).")
-    audited = run_audit(
-        prepared,
-        baseline,
-        flags.client_settings(),
-        alpha=alpha,
-        progress=flags.progress(),
-        allow_other_model=allow_other_model,
-    )
-    result = interruptible(prepared, audited)
+    with ExitStack() as stack:
+        # a bundle is verified and opened before any request: a changed baseline must not cost anything
+        run_dir, verified = (None, None) if baseline is None else stack.enter_context(opened_run(baseline))
+        prepared = prepare_audit(options, run_dir, allow_other_model=allow_other_model)
+        announce(prepared)
+        if baseline is None:
+            err.print("[yellow]No baseline:[/] only the checks that need none will run (see the report's warnings).")
+        audited = run_audit(
+            prepared,
+            run_dir,
+            flags.client_settings(),
+            alpha=alpha,
+            progress=flags.progress(),
+            allow_other_model=allow_other_model,
+            baseline_signer=verified.signer if verified is not None else None,
+        )
+        result = interruptible(prepared, audited)
     report_collection(prepared, result.collection)
     show_report(screen, result.report, verbose=verbose, html_written=targets.html is not None)
     write_reports(result.report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
