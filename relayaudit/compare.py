@@ -47,11 +47,13 @@ def permutations_needed(candidates: Sequence[Candidate], alpha: float) -> int:
     return int(np.ceil(5 * max(tested, 1) / alpha))
 
 
-def _final(observations: Sequence[Observation]) -> list[Observation]:
+def final_only(observations: Sequence[Observation]) -> list[Observation]:
+    """Each unit's final attempt (the one analysis reads)."""
     return [o for o in observations if o.final]
 
 
-def _by_kind(basis: RunBasis, observations: Sequence[Observation]) -> dict[str, list[Observation]]:
+def by_kind(basis: RunBasis, observations: Sequence[Observation]) -> dict[str, list[Observation]]:
+    """Observations grouped by their probe's kind (probes the run's basis does not know are left out)."""
     kind_of = {probe.id: probe.kind for probe in basis.probes.values()}
     grouped: dict[str, list[Observation]] = defaultdict(list)
     for observation in observations:
@@ -76,7 +78,7 @@ def candidates_for(
 def _transport(
     store: RunStore, observations: Sequence[Observation]
 ) -> tuple[Transport, dict[str, int], dict[str, int], float | None]:
-    final = [o for o in _final(observations) if o.probe_id != PREFLIGHT_PROBE]  # not part of the plan
+    final = [o for o in final_only(observations) if o.probe_id != PREFLIGHT_PROBE]  # not part of the plan
     settled = {o.unit for o in final if o.outcome in SETTLED_OUTCOMES}
     planned = max(store.manifest.planned_requests, len({o.unit for o in final}))
     transport = Transport(
@@ -295,8 +297,8 @@ def compare_runs(
             f"{relay_manifest.claimed_model!r}: differences may be the models', not the relay's (--allow-other-model)."
         )
     warnings += gaps(baseline_store) + gaps(relay_store)
-    base_grouped = _by_kind(base_basis, _final(baseline_store.observations()))
-    relay_grouped = _by_kind(relay_basis, _final(relay_store.observations()))
+    base_grouped = by_kind(base_basis, final_only(baseline_store.observations()))
+    relay_grouped = by_kind(relay_basis, final_only(relay_store.observations()))
 
     def produce(current: CompareSettings) -> list[Candidate]:
         checks = relay_checks(relay_basis, relay_grouped, current)
@@ -334,7 +336,7 @@ def check_run(
     """Only the checks that need no baseline (an audit without --baseline)."""
     settings = settings or CompareSettings()
     manifest, basis = relay_store.manifest, run_basis(relay_store)
-    relay_grouped = _by_kind(basis, _final(relay_store.observations()))
+    relay_grouped = by_kind(basis, final_only(relay_store.observations()))
     candidates = _with_enough_permutations(lambda current: relay_checks(basis, relay_grouped, current), settings, alpha)
     warnings = [
         "No baseline: only the checks that need none were run. Distribution and accuracy comparisons need a "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,11 +28,12 @@ from relayaudit.cli.common import (
     show_report,
 )
 from relayaudit.compare import check_run, compare_runs
-from relayaudit.errors import ConfigError
+from relayaudit.consensus import consensus as compare_relays
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, ConfigError
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
-from relayaudit.report.output import report_targets, write_reports
+from relayaudit.report.output import check_target, json_text, report_targets, write_reports, write_text
 from relayaudit.report.record import Report, ReportFormatError, report_from_json
 from relayaudit.runner import (
     FactOverrides,
@@ -141,6 +143,29 @@ def report(
     write_reports(record, targets, remake="nothing is lost: give a writable path and run the same command again.")
     say_written(targets)
     raise typer.Exit(VERDICT_EXIT[record.verdict.outcome])
+
+
+@handled
+def consensus(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Three or more relay run directories (or bundles) of one claimed model.")
+    ],
+    alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm across all pairs).")] = 0.01,
+    json_out: JsonOpt = None,
+) -> None:
+    """Compare relays of one model with one another, without a baseline: the majority and the outliers;
+    exit 0 all agree / 1 an outlier found / 3 no majority."""
+    target = check_target("--json", json_out) if json_out is not None else None
+    screen = reserve_stdout(target is not None and target.stdout)
+    with ExitStack() as stack:
+        dirs = [stack.enter_context(opened_run(run))[0] for run in runs]
+        found = compare_relays([RunStore.open(d) for d in dirs], [str(run) for run in runs], alpha=alpha)
+    screen.print(render.consensus_view(found))
+    if target is not None:
+        write_text(target, json_text(found.to_json(), ascii_only=target.stdout), "consensus report", "run it again.")
+    raise typer.Exit(
+        {"agree": EXIT_CONSISTENT, "outliers": EXIT_DIVERGENT, "no majority": EXIT_INCONCLUSIVE}[found.outcome]
+    )
 
 
 def power_samples(store: RunStore) -> list[tuple[str, str]]:

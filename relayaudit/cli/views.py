@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections import Counter
 
 from rich import box
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from relayaudit.collect import CollectSummary
+from relayaudit.consensus import Consensus
 from relayaudit.models import ModelInfo
 from relayaudit.plan import Estimate, PowerRow, adaptive_bound
 from relayaudit.report.console import money
-from relayaudit.sanitize import inert
+from relayaudit.sanitize import inert, strip_control
 from relayaudit.sim.personas import Persona
 from relayaudit.store import RunStore
 from relayaudit.suite import Suite
@@ -130,6 +133,43 @@ def personas_table(personas: list[Persona]) -> Table:
             "+".join(p.style.flavours) + (", terse" if p.terse else ""),
         )
     return table
+
+
+def consensus_view(found: Consensus) -> Group:
+    """The consensus headline, one row per relay (its group, majority or outlier), and each outlier's evidence."""
+    style = {"agree": "bold green", "outliers": "bold red", "no majority": "bold yellow"}[found.outcome]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("#", "relay run", "base URL", "group", "role"):
+        table.add_column(column, overflow="fold")
+    group_of = {i: g for g, cluster in enumerate(found.clusters, start=1) for i in cluster}
+    majority = found.majority or ()
+    for i, (run, url) in enumerate(zip(found.runs, found.relays, strict=True)):
+        role = "majority" if i in majority else ("outlier" if found.majority is not None else "-")
+        table.add_row(str(i + 1), Text(strip_control(run)), Text(strip_control(url)), str(group_of[i]), role)
+    parts: list[RenderableType] = [Text(strip_control(found.headline()), style), table]
+    for i in found.outliers:
+        differing, _ = found.outlier_evidence(i)
+        parts.append(
+            Text(
+                f"Why relay {strip_control(found.runs[i])} is an outlier (it differs from {len(differing)} of the "
+                f"{len(majority)} majority relays):",
+                "bold",
+            )
+        )
+        for m in differing[:3]:
+            pair = found.pair(i, m)
+            # in a pair's sentences the earlier run is called "baseline" and the later one "relay"
+            sides = f"#{pair.first + 1} as baseline, #{pair.second + 1} as relay"
+            for f in pair.failing[:3]:
+                parts.append(Text(f"  ✗ vs #{m + 1} ({sides}) {f.check}: {strip_control(f.summary)}"))
+    parts.append(
+        Text(
+            f"Relative evidence at alpha {found.alpha:g} (Holm across all pairs): the majority stands in "
+            "for the official API, which it may not serve.",
+            "dim",
+        )
+    )
+    return Group(*parts)
 
 
 def power_table(title: str, unit: str, rows: list[PowerRow], target: float) -> Table:
