@@ -99,9 +99,6 @@ class Consensus:
         return f"{len(majority)} of {n} relays agree; " + "; ".join(parts) + "."
 
     def to_json(self) -> dict[str, Any]:
-        def finding(f: Finding) -> dict[str, Any]:
-            return {"check": f.check, "summary": f.summary, "adjusted_pvalue": f.adjusted_pvalue}
-
         return {
             "schema": CONSENSUS_SCHEMA,
             "model": self.model,
@@ -113,7 +110,7 @@ class Consensus:
                 {
                     "runs": [self.runs[p.first], self.runs[p.second]],
                     "differs": p.differs,
-                    "failing": [finding(f) for f in p.failing],
+                    "failing": [f.brief() for f in p.failing],
                 }
                 for p in self.pairs
             ],
@@ -123,7 +120,7 @@ class Consensus:
                 {
                     "run": self.runs[i],
                     "differs_from": [self.runs[m] for m in self.outlier_evidence(i)[0]],
-                    "evidence": [finding(f) for f in self.outlier_evidence(i)[1]],
+                    "evidence": [f.brief() for f in self.outlier_evidence(i)[1]],
                 }
                 for i in self.outliers
             ],

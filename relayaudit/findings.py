@@ -95,6 +95,10 @@ class Finding:
     estimate: dict[str, Any]
     weak: bool = False
 
+    def brief(self) -> dict[str, Any]:
+        """The check, its sentence and its adjusted p-value: how consensus and identify cite a finding."""
+        return {"check": self.check, "summary": self.summary, "adjusted_pvalue": self.adjusted_pvalue}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "check": self.check,

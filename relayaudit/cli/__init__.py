@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from relayaudit import __version__
-from relayaudit.cli.analyse_cmd import compare, consensus, plan, report
+from relayaudit.cli.analyse_cmd import compare, consensus, identify, plan, report
 from relayaudit.cli.audit_cmd import audit, baseline_app, demo
 from relayaudit.cli.collect_cmd import run
 from relayaudit.cli.common import out, report_crash
@@ -48,7 +48,7 @@ def root(
     """Audit LLM API relays: is the model you pay for the model that answers?"""
 
 
-for command in (demo, audit, run, compare, report, consensus, plan, probes, models):
+for command in (demo, audit, run, compare, report, identify, consensus, plan, probes, models):
     app.command()(command)
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(sim_app, name="sim")

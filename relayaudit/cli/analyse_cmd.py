@@ -30,6 +30,7 @@ from relayaudit.cli.common import (
 from relayaudit.compare import check_run, compare_runs
 from relayaudit.consensus import consensus as compare_relays
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, ConfigError
+from relayaudit.identify import identify as rank_library
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
@@ -166,6 +167,46 @@ def consensus(
     raise typer.Exit(
         {"agree": EXIT_CONSISTENT, "outliers": EXIT_DIVERGENT, "no majority": EXIT_INCONCLUSIVE}[found.outcome]
     )
+
+
+def library_entries(folder: Path) -> list[Path]:
+    """The baselines of a library folder: its run directories and bundle files, in name order."""
+    if not folder.is_dir():
+        raise ConfigError(f"--library {folder} is not a folder of baselines (run directories or bundles).")
+    entries = sorted(
+        p for p in folder.iterdir() if (p / "manifest.json").is_file() or (p.is_file() and zipfile.is_zipfile(p))
+    )
+    if not entries:
+        raise ConfigError(
+            f"--library {folder} holds no baseline: put run directories (baseline record) or bundles (baseline "
+            "pack) of the candidate models in it."
+        )
+    return entries
+
+
+@handled
+def identify(
+    run: Annotated[Path, typer.Argument(help="The relay's run directory.")],
+    library: Annotated[
+        Path, typer.Option(help="A folder of baselines (run directories or bundles) of several models.")
+    ],
+    alpha: Annotated[
+        float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm across the library).")
+    ] = 0.01,
+    json_out: JsonOpt = None,
+) -> None:
+    """Name the model that answers: rank a library of baselines against a relay run; exit 0 named, 3 none of
+    the library's models."""
+    target = check_target("--json", json_out) if json_out is not None else None
+    screen = reserve_stdout(target is not None and target.stdout)
+    with ExitStack() as stack:
+        entries = [(str(p), RunStore.open(stack.enter_context(opened_run(p))[0])) for p in library_entries(library)]
+        relay_dir, _ = stack.enter_context(opened_run(run))
+        found = rank_library(RunStore.open(relay_dir), str(run), entries, alpha=alpha)
+    screen.print(render.identify_view(found))
+    if target is not None:
+        write_text(target, json_text(found.to_json(), ascii_only=target.stdout), "identification", "run it again.")
+    raise typer.Exit(EXIT_CONSISTENT if found.best is not None else EXIT_INCONCLUSIVE)
 
 
 def power_samples(store: RunStore) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ Anything that came from a relay or a shared file passes through `inert`."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -12,6 +13,7 @@ from rich.text import Text
 
 from relayaudit.collect import CollectSummary
 from relayaudit.consensus import Consensus
+from relayaudit.identify import Identification
 from relayaudit.models import ModelInfo
 from relayaudit.plan import Estimate, PowerRow, adaptive_bound
 from relayaudit.report.console import money
@@ -166,6 +168,37 @@ def consensus_view(found: Consensus) -> Group:
         Text(
             f"Relative evidence at alpha {found.alpha:g} (Holm across all pairs): the majority stands in "
             "for the official API, which it may not serve.",
+            "dim",
+        )
+    )
+    return Group(*parts)
+
+
+def identify_view(found: Identification) -> Group:
+    """The answering model (or the abstention), and every library baseline with its figures."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("#", "model", "baseline", "verdict", "MMD", "checks failing"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("#", "MMD"))
+    for rank, match in enumerate(found.matches, start=1):
+        verdict = "not comparable" if not match.comparable else ("rejected" if match.rejected else "consistent")
+        failing = [f.check for f in match.failing]
+        table.add_row(
+            str(rank),
+            Text(strip_control(match.model)),
+            Text(strip_control(Path(match.label).name)),
+            Text(verdict, "red" if match.rejected else "green"),
+            "-" if match.mmd is None else f"{match.mmd:.4f}",
+            f"{len(failing)}: {', '.join(failing[:2])}{', ...' if len(failing) > 2 else ''}" if failing else "none",
+        )
+    style = "bold green" if found.best is not None else "bold yellow"
+    parts: list[RenderableType] = [Text(strip_control(found.headline()), style), table]
+    advice = found.suite_advice()
+    if advice:
+        parts.append(Text(strip_control(advice), "yellow"))
+    parts.append(
+        Text(
+            f"A candidate is rejected when any decisive check fails against it (alpha {found.alpha:g}, Holm across "
+            "the library); among the rest, the closest answers (smallest MMD) rank first.",
             "dim",
         )
     )

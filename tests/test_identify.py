@@ -1,0 +1,87 @@
+"""`relayaudit identify`: a relay run ranked against a library of baselines of several models (issue 15, part
+2). The simulator's personas stand in for models: the library's baseline of the model that really answers is
+named; without it in the library, identify abstains instead of guessing; a baseline sharing no probe with the
+relay run is set apart with advice on what to record. Runs collected over HTTP from the simulator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from relayaudit.bundle import pack
+from relayaudit.cli import app
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_INCONCLUSIVE, EXIT_USAGE
+from relayaudit.serve import serve_in_thread
+from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.testing import SIM_CLIENT_NO_RETRY, record_at
+
+runner = CliRunner()
+
+
+def recorded(persona: str, seed: int, directory: Path, *, claims: str | None = None, suite: str = "quick") -> Path:
+    with serve_in_thread(build_app(SimConfig(persona=persona, seed=seed))) as url:
+        return record_at(url, directory, suites=suite, model=claims or persona, settings=SIM_CLIENT_NO_RETRY)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("identify")
+    folder = root / "library"
+    folder.mkdir()
+    for seed, persona in enumerate(("atlas", "atlas-mini", "cirrus"), start=1):
+        recorded(persona, seed, folder / persona)
+    pack(folder / "cirrus", folder / "cirrus.zip")  # a bundle in the library works as well as a directory
+    shutil.rmtree(folder / "cirrus")
+    relay = recorded("atlas-mini", 11, root / "relay", claims="atlas")  # a cheaper sibling under the name
+    return {"library": folder, "relay": relay, "root": root}
+
+
+def identify(run: Path, library: Path) -> tuple[int, dict[str, object]]:
+    result = runner.invoke(app, ["identify", str(run), "--library", str(library), "--json", "-"])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_the_model_that_answers_is_named_with_every_candidates_figures(library: dict[str, Path]) -> None:
+    code, payload = identify(library["relay"], library["library"])
+    assert code == EXIT_CONSISTENT and payload["answering_model"] == "atlas-mini" and not payload["abstained"]
+    assert payload["headline"].startswith("Answering model: atlas-mini (claimed: atlas)")  # type: ignore[union-attr]
+    candidates = {c["model"]: c for c in payload["candidates"]}  # type: ignore[union-attr]
+    assert set(candidates) == {"atlas", "atlas-mini", "cirrus"}
+    assert (
+        not candidates["atlas-mini"]["rejected"]
+        and candidates["atlas"]["rejected"]
+        and candidates["cirrus"]["rejected"]
+    )
+    assert candidates["atlas"]["failing"] and candidates["atlas-mini"]["mmd"] < candidates["atlas"]["mmd"]
+
+
+def test_without_the_answering_model_in_the_library_it_abstains(library: dict[str, Path], tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    shutil.copytree(library["library"], partial)
+    shutil.rmtree(partial / "atlas-mini")
+    code, payload = identify(library["relay"], partial)
+    assert code == EXIT_INCONCLUSIVE and payload["answering_model"] is None and payload["abstained"]
+    assert str(payload["headline"]).startswith("None of the 2 models in the library answers")
+
+
+def test_a_baseline_sharing_no_probe_is_set_apart_with_advice(library: dict[str, Path], tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(library["library"], mixed)
+    recorded("borealis", 7, mixed / "borealis", suite="smoke")
+    code, payload = identify(library["relay"], mixed)
+    assert code == EXIT_CONSISTENT and payload["answering_model"] == "atlas-mini"
+    borealis = next(c for c in payload["candidates"] if c["model"] == "borealis")  # type: ignore[union-attr]
+    assert borealis["comparable"] is False and borealis["rejected"]
+    assert "share no probe with the relay run" in str(payload["advice"]) and "--suite" in str(payload["advice"])
+
+
+def test_identify_refuses_an_empty_or_missing_library(library: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "missing"):
+        result = runner.invoke(app, ["identify", str(library["relay"]), "--library", str(folder)])
+        assert result.exit_code == EXIT_USAGE and "--library" in result.stderr
