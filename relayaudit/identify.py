@@ -11,10 +11,14 @@ probe with the relay run cannot be judged, and the result says which suite to re
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from relayaudit.bundle import opened_run
 from relayaudit.compare import across_dialects, by_kind, candidates_for, final_only, permutations_needed
 from relayaudit.errors import ConfigError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, evaluate
@@ -111,6 +115,16 @@ class Identification:
             f"{suites[0] if suites else 'quick'} ..., or record those baselines with the relay run's suite."
         )
 
+    def summary(self) -> dict[str, Any]:
+        """What a report carries (`Report.answering`)."""
+        best = self.best
+        return {
+            "model": best.model if best is not None else None,
+            "claimed": self.claimed,
+            "abstained": best is None,
+            "headline": self.headline(),
+        }
+
     def to_json(self) -> dict[str, Any]:
         best = self.best
         return {
@@ -183,3 +197,43 @@ def identify(
         matches=tuple(sorted(matches, key=Match.rank_key)),
         alpha=alpha,
     )
+
+
+def library_entries(folder: Path) -> list[Path]:
+    """The baselines of a library folder: its run directories and bundle files, in name order."""
+    if not folder.is_dir():
+        raise ConfigError(f"--library {folder} is not a folder of baselines (run directories or bundles).")
+    entries = sorted(
+        p for p in folder.iterdir() if (p / "manifest.json").is_file() or (p.is_file() and zipfile.is_zipfile(p))
+    )
+    if not entries:
+        raise ConfigError(
+            f"--library {folder} holds no baseline: put run directories (baseline record) or bundles (baseline "
+            "pack) of the candidate models in it."
+        )
+    return entries
+
+
+def identify_in_library(run: Path, library: Path, *, alpha: float = DEFAULT_ALPHA) -> Identification:
+    """`identify` for a relay run (directory or bundle) against every baseline of a library folder."""
+    with ExitStack() as stack:
+        entries = [(str(p), RunStore.open(stack.enter_context(opened_run(p))[0])) for p in library_entries(library)]
+        relay_dir, _ = stack.enter_context(opened_run(run))
+        return identify(RunStore.open(relay_dir), str(run), entries, alpha=alpha)
+
+
+def collection_baseline(library: Path) -> Path:
+    """The library baseline whose suites a relay should be recorded with to be compared with all of them: the
+    suites every baseline shares, taken from the baseline holding the fewest others (the least extra cost)."""
+    entries = library_entries(library)
+    with ExitStack() as stack:
+        suites = {
+            p: {s.name for s in RunStore.open(stack.enter_context(opened_run(p))[0]).manifest.suites} for p in entries
+        }
+    common = set.intersection(*suites.values())
+    if not common:
+        raise ConfigError(
+            f"The baselines in {library} share no suite, so no one recording can be compared with all of them.",
+            "Record every library baseline with one suite (e.g. relayaudit baseline record --suite quick).",
+        )
+    return min(entries, key=lambda p: (len(suites[p]), str(p)))

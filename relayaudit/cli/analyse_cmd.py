@@ -10,14 +10,18 @@ from typing import Annotated, Any
 
 import typer
 
+from relayaudit.audit import prepare_audit
 from relayaudit.bundle import opened_run
 from relayaudit.cli import views as render
+from relayaudit.cli.collect_cmd import collect_reported, collection_exit_code
 from relayaudit.cli.common import (
     VERDICT_EXIT,
     AllowOtherModelOpt,
+    BaseUrlOpt,
     HtmlOpt,
     JsonOpt,
     MdOpt,
+    ModelOpt,
     SamplesOpt,
     SuiteOpt,
     VerboseOpt,
@@ -27,10 +31,11 @@ from relayaudit.cli.common import (
     say_written,
     show_report,
 )
+from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.compare import check_run, compare_runs
 from relayaudit.consensus import consensus as compare_relays
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, ConfigError
-from relayaudit.identify import identify as rank_library
+from relayaudit.identify import collection_baseline, identify_in_library
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
@@ -38,6 +43,7 @@ from relayaudit.report.output import check_target, json_text, report_targets, wr
 from relayaudit.report.record import Report, ReportFormatError, report_from_json
 from relayaudit.runner import (
     FactOverrides,
+    RunOptions,
     model_facts,
 )
 from relayaudit.store import RunStore
@@ -169,44 +175,52 @@ def consensus(
     )
 
 
-def library_entries(folder: Path) -> list[Path]:
-    """The baselines of a library folder: its run directories and bundle files, in name order."""
-    if not folder.is_dir():
-        raise ConfigError(f"--library {folder} is not a folder of baselines (run directories or bundles).")
-    entries = sorted(
-        p for p in folder.iterdir() if (p / "manifest.json").is_file() or (p.is_file() and zipfile.is_zipfile(p))
-    )
-    if not entries:
-        raise ConfigError(
-            f"--library {folder} holds no baseline: put run directories (baseline record) or bundles (baseline "
-            "pack) of the candidate models in it."
-        )
-    return entries
-
-
 @handled
+@collection_flags
 def identify(
-    run: Annotated[Path, typer.Argument(help="The relay's run directory.")],
+    run: Annotated[
+        Path | None,
+        typer.Argument(help="The relay's run directory; or give --base-url and --model to record it first."),
+    ] = None,
     library: Annotated[
-        Path, typer.Option(help="A folder of baselines (run directories or bundles) of several models.")
-    ],
+        Path | None, typer.Option(help="A folder of baselines (run directories or bundles) of several models.")
+    ] = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    *,
+    flags: CollectionFlags,
     alpha: Annotated[
         float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm across the library).")
     ] = 0.01,
     json_out: JsonOpt = None,
 ) -> None:
-    """Name the model that answers: rank a library of baselines against a relay run; exit 0 named, 3 none of
-    the library's models."""
+    """Name the model that answers: rank a library of baselines against a relay run (recorded first with
+    --base-url and --model, with the suite the library shares); exit 0 named, 3 none of the library's models."""
+    if library is None:
+        raise typer.BadParameter("give --library DIR, a folder of baselines of the candidate models.")
+    if (run is None) == (base_url is None):
+        raise typer.BadParameter("give either a relay RUN directory, or --base-url and --model to record one.")
     target = check_target("--json", json_out) if json_out is not None else None
     screen = reserve_stdout(target is not None and target.stdout)
-    with ExitStack() as stack:
-        entries = [(str(p), RunStore.open(stack.enter_context(opened_run(p))[0])) for p in library_entries(library)]
-        relay_dir, _ = stack.enter_context(opened_run(run))
-        found = rank_library(RunStore.open(relay_dir), str(run), entries, alpha=alpha)
+    if run is None:
+        if model is None:
+            raise typer.BadParameter("--base-url needs --model, the model the relay claims.")
+        run = record_for_library(library, flags.run_options(base_url=base_url or "", model=model, suites=[]), flags)
+    found = identify_in_library(run, library, alpha=alpha)
     screen.print(render.identify_view(found))
     if target is not None:
         write_text(target, json_text(found.to_json(), ascii_only=target.stdout), "identification", "run it again.")
     raise typer.Exit(EXIT_CONSISTENT if found.best is not None else EXIT_INCONCLUSIVE)
+
+
+def record_for_library(library: Path, options: RunOptions, flags: CollectionFlags) -> Path:
+    """Record the relay with the suites the library's baselines share (planned from one of them); the run."""
+    with opened_run(collection_baseline(library)) as (baseline_dir, _):
+        prepared = prepare_audit(options, baseline_dir, allow_other_model=True)  # the library holds other models
+        summary = collect_reported(prepared, flags)
+    if summary.status != "complete":
+        raise typer.Exit(collection_exit_code(summary))
+    return prepared.store.path
 
 
 def power_samples(store: RunStore) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,7 @@ from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.cli.progress import RichProgress
 from relayaudit.demo import run_demo
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, ConfigError
+from relayaudit.identify import identify_in_library, library_entries
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.html import render_html
 from relayaudit.report.output import check_target, json_text, remake_hint, report_targets, write_reports, write_text
@@ -156,6 +158,10 @@ def audit(
     html_out: HtmlOpt = None,
     verbose: VerboseOpt = False,
     allow_other_model: AllowOtherModelOpt = False,
+    library: Annotated[
+        Path | None,
+        typer.Option(help="A folder of baselines of several models: also name the model that answers (identify)."),
+    ] = None,
 ) -> None:
     """Audit a relay: collect with the baseline's suites, compare, report; exit 0 / 1 / 3."""
     if baseline is not None and suite:
@@ -163,6 +169,8 @@ def audit(
     if baseline is not None and flags.samples is not None:
         raise typer.BadParameter("with --baseline the sample counts are the baseline's own; drop --samples.")
     targets = report_targets(json_out, md_out, html_out)  # before any request: a bad path must not waste the budget
+    if library is not None:
+        library_entries(library)  # likewise: a wrong --library folder is found before anything is spent
     screen = reserve_stdout(targets.stdout)
     options = flags.run_options(base_url=base_url, model=model, suites=suite or BASELINE_FREE_SUITES)
     with ExitStack() as stack:
@@ -183,10 +191,13 @@ def audit(
         )
         result = interruptible(prepared, audited)
     report_collection(prepared, result.collection)
-    show_report(screen, result.report, verbose=verbose, html_written=targets.html is not None)
-    write_reports(result.report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
+    report = result.report
+    if library is not None:  # the answering model is reported beside the verdict; it never changes it
+        report = replace(report, answering=identify_in_library(result.run_dir, library, alpha=alpha).summary())
+    show_report(screen, report, verbose=verbose, html_written=targets.html is not None)
+    write_reports(report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
     say_written(targets)
-    raise typer.Exit(VERDICT_EXIT[result.report.verdict.outcome])
+    raise typer.Exit(VERDICT_EXIT[report.verdict.outcome])
 
 
 DEMO_REPORTS = Path("relayaudit-demo-reports")

@@ -69,7 +69,10 @@ def _section(title: str) -> Text:
 
 def report_view(report: Report, *, verbose: bool = False, html_written: bool = False) -> Group:
     """The whole terminal report, in reading order."""
-    parts: list[RenderableType] = [_title(report), Text(_plain(report.headline), "bold"), categories_table(report)]
+    parts: list[RenderableType] = [_title(report), Text(_plain(report.headline), "bold")]
+    if report.answering is not None:
+        parts.append(Text(_plain(report.answering.get("headline", "")), "bold cyan"))
+    parts.append(categories_table(report))
     attention, rest = needs_attention(report)
     if attention:
         parts += [_section("Needs attention"), *(_finding_lines(f) for f in attention)]

@@ -69,6 +69,7 @@ def render_markdown(report: Report, *, html_written: bool = False) -> str:
         "",
         f"**{md_escape(report.headline)}**",
         "",
+        *([f"**{md_escape(report.answering.get('headline'))}**", ""] if report.answering is not None else []),
         f"- Relay: `{md_escape(relay.get('base_url'))}` claiming **{md_escape(relay.get('model'))}** "
         f"({md_escape(relay.get('dialect'))}), run {md_escape(relay.get('run'))}",
         _baseline_line(report.baseline),

@@ -51,6 +51,9 @@ class Report:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     evidence: dict[str, Any] = field(default_factory=dict)
     """Series behind the HTML report's plots (report/evidence.py names them), read from the two runs."""
+    answering: dict[str, Any] | None = None
+    """With `audit --library`: the model that answers (`identify`): model (None when it abstained), claimed,
+    abstained, headline."""
 
     @cached_property
     def categories(self) -> tuple[CategoryResult, ...]:
@@ -80,6 +83,7 @@ class Report:
             "headline": self.headline,
             "categories": {c.name: c.to_dict() for c in self.categories},
             "evidence": self.evidence,
+            "answering_model": self.answering,
         }
 
 
@@ -168,4 +172,5 @@ def report_from_json(payload: Any) -> Report:
         ),
         warnings=tuple(str(w) for w in _field(payload, "warnings", list)),
         evidence=evidence if isinstance(evidence, dict) else {},
+        answering=answering if isinstance(answering := payload.get("answering_model"), dict) else None,
     )
