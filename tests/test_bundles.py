@@ -152,10 +152,15 @@ def test_audit_takes_a_signed_bundle_and_reports_its_signer(
     sign(bundle, private)
     _, url = start_sim()
     report = tmp_path / "r.json"
-    result = runner.invoke(app, [*audit_args(f"{url}/v1", tmp_path / "run", report), "--baseline", str(bundle)])
+    markdown = tmp_path / "r.md"
+    args = [*audit_args(f"{url}/v1", tmp_path / "run", report), "--baseline", str(bundle), "--md", str(markdown)]
+    result = runner.invoke(app, args)
     assert result.exit_code in (0, 1, 3), result.output
     payload = json.loads(report.read_text())
     assert payload["baseline"]["provenance"]["signer"] == public
+    origin = next(line for line in markdown.read_text().splitlines() if line.startswith("- Provenance:"))
+    assert "not the official URL" in origin and "days ago" in origin and "bundle signed by" in origin
+    assert "Baseline recorded" in " ".join(result.stdout.split())  # the terminal report says it too
     changed = rewritten(bundle, tmp_path / "changed.zip", {"registry.toml": b"# edited\n"})
     refused = runner.invoke(app, [*audit_args(f"{url}/v1", tmp_path / "run2", report), "--baseline", str(changed)])
     assert refused.exit_code == EXIT_USAGE and "registry.toml differs" in " ".join(refused.stderr.split())

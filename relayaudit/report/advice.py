@@ -45,6 +45,28 @@ class Overcharge:
         return f"{text} (give the relay's price with --price-in / --price-out to see it in dollars)"
 
 
+def provenance_line(report: Report) -> str | None:
+    """Where the baseline came from, in one sentence (None without a baseline)."""
+    provenance = report.baseline.get("provenance")
+    if not isinstance(provenance, dict):
+        return None
+    age = provenance.get("age_days")
+    when = f"{provenance.get('recorded_at')}" + (f" ({age} days ago)" if isinstance(age, int) else "")
+    official = provenance.get("used_official_base_url")
+    if official is True:
+        where = "the registry's official URL"
+    elif official is False:
+        where = f"not the official URL ({provenance.get('official_base_url') or 'none known'})"
+    else:
+        where = "no record of whether it was the official URL"
+    signer = provenance.get("signer")
+    signed = f"bundle signed by {signer}" if signer else "not signed"
+    return (
+        f"Baseline recorded {when} against {provenance.get('base_url')} — {where}; "
+        f"{provenance.get('recorded_with') or 'recorder unknown'}; {signed}."
+    )
+
+
 def needs_attention(report: Report) -> tuple[list[Finding], list[Finding]]:
     """(the findings a reader must see — failing, or undecided where they could have decided —, the rest)."""
     attention = [f for f in report.findings if f.status == "fail" or (f.status == "inconclusive" and not f.weak)]

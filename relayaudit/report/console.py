@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from relayaudit.findings import Finding
-from relayaudit.report.advice import money_at_stake, needs_attention, next_steps
+from relayaudit.report.advice import money_at_stake, needs_attention, next_steps, provenance_line
 from relayaudit.report.record import Report
 from relayaudit.sanitize import strip_control
 
@@ -73,6 +73,9 @@ def report_view(report: Report, *, verbose: bool = False, html_written: bool = F
     if report.answering is not None:
         parts.append(Text(_plain(report.answering.get("headline", "")), "bold cyan"))
     parts.append(categories_table(report))
+    origin = provenance_line(report)
+    if origin is not None:
+        parts.append(Text(_plain(origin), "dim"))
     attention, rest = needs_attention(report)
     if attention:
         parts += [_section("Needs attention"), *(_finding_lines(f) for f in attention)]

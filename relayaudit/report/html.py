@@ -10,7 +10,7 @@ from __future__ import annotations
 import jinja2
 
 from relayaudit import __version__
-from relayaudit.report.advice import money_at_stake, needs_attention, next_steps
+from relayaudit.report.advice import money_at_stake, needs_attention, next_steps, provenance_line
 from relayaudit.report.console import money
 from relayaudit.report.plots import report_plots
 from relayaudit.report.record import Report
@@ -32,6 +32,7 @@ def render_html(report: Report) -> str:
         attention=attention,
         rest=rest,
         money=money_at_stake(report),
+        provenance=provenance_line(report),
         steps=next_steps(report, html_written=True),
         plots=report_plots(report),
         cost=money(report.cost_usd),

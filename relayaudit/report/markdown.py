@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from relayaudit.findings import Finding
-from relayaudit.report.advice import money_at_stake, needs_attention, next_steps
+from relayaudit.report.advice import money_at_stake, needs_attention, next_steps, provenance_line
 from relayaudit.report.record import Report
 from relayaudit.sanitize import strip_control
 
@@ -73,6 +73,7 @@ def render_markdown(report: Report, *, html_written: bool = False) -> str:
         f"- Relay: `{md_escape(relay.get('base_url'))}` claiming **{md_escape(relay.get('model'))}** "
         f"({md_escape(relay.get('dialect'))}), run {md_escape(relay.get('run'))}",
         _baseline_line(report.baseline),
+        *([f"- Provenance: {md_escape(origin)}"] if (origin := provenance_line(report)) is not None else []),
         f"- Significance level: {alpha}, Holm-corrected across all {len(report.findings)} checks",
         "",
         "## By area",
