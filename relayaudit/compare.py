@@ -24,7 +24,7 @@ import numpy as np
 from relayaudit.anomaly_check import implausible_usage
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.evidence import run_evidence
-from relayaudit.findings import DEFAULT_ALPHA, Candidate, Transport, decide, evaluate
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, decide, evaluate
 from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
 from relayaudit.kinds.base import RunBasis
 from relayaudit.kinds.distribution_checks import CompareSettings
@@ -197,6 +197,23 @@ def _with_enough_permutations(
     if needed > settings.permutations:
         candidates = produce(CompareSettings(needed, settings.seed))
     return candidates
+
+
+def evaluated_together(
+    produce: Callable[[CompareSettings], list[list[Candidate]]], settings: CompareSettings, alpha: float
+) -> list[list[Finding]]:
+    """Several comparisons at once (consensus's pairs, identify's candidates): permutations enough for the tests
+    of all of them, one Holm correction across all, and the findings split back per comparison."""
+    groups = produce(settings)
+    needed = permutations_needed([c for group in groups for c in group], alpha)
+    if needed > settings.permutations:
+        groups = produce(CompareSettings(needed, settings.seed))
+    every = evaluate([c for group in groups for c in group], alpha)
+    split, start = [], 0
+    for group in groups:
+        split.append(every[start : start + len(group)])
+        start += len(group)
+    return split
 
 
 def _report(

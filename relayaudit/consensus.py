@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relayaudit.compare import across_dialects, by_kind, candidates_for, final_only, permutations_needed
+from relayaudit.compare import across_dialects, by_kind, candidates_for, evaluated_together, final_only
 from relayaudit.errors import ConfigError
-from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, evaluate
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.run_basis import run_basis
 from relayaudit.store import RunStore
@@ -178,15 +178,8 @@ def consensus(
             for a, b in pairs
         ]
 
-    per_pair = produce(settings)
-    needed = permutations_needed([c for found in per_pair for c in found], alpha)
-    if needed > settings.permutations:
-        per_pair = produce(CompareSettings(needed, settings.seed))
-    every = evaluate([c for found in per_pair for c in found], alpha)  # Holm across all pairs together
-    results, start = [], 0
-    for (a, b), found in zip(pairs, per_pair, strict=True):
-        results.append(Pair(a, b, tuple(every[start : start + len(found)])))
-        start += len(found)
+    per_pair = evaluated_together(produce, settings, alpha)  # Holm across all pairs together
+    results = [Pair(a, b, tuple(found)) for (a, b), found in zip(pairs, per_pair, strict=True)]
     linked = [(p.first, p.second) for p in results if not p.differs]
     return Consensus(
         runs=tuple(labels),

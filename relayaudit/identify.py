@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from relayaudit.bundle import opened_run
-from relayaudit.compare import across_dialects, by_kind, candidates_for, final_only, permutations_needed
+from relayaudit.compare import across_dialects, by_kind, candidates_for, evaluated_together, final_only
 from relayaudit.errors import ConfigError
-from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, evaluate
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.run_basis import run_basis
 from relayaudit.store import RunStore
@@ -174,23 +174,11 @@ def identify(
             for _, store, grouped, shared in entries
         ]
 
-    per_candidate = produce(settings)
-    needed = permutations_needed([c for found in per_candidate for c in found], alpha)
-    if needed > settings.permutations:
-        per_candidate = produce(CompareSettings(needed, settings.seed))
-    every = evaluate([c for found in per_candidate for c in found], alpha)  # Holm across the whole library
-    matches, start = [], 0
-    for (label, store, _, shared), found in zip(entries, per_candidate, strict=True):
-        matches.append(
-            Match(
-                label,
-                store.manifest.claimed_model,
-                tuple(s.name for s in store.manifest.suites),
-                tuple(every[start : start + len(found)]),
-                shared,
-            )
-        )
-        start += len(found)
+    per_candidate = evaluated_together(produce, settings, alpha)  # Holm across the whole library
+    matches = [
+        Match(label, store.manifest.claimed_model, tuple(s.name for s in store.manifest.suites), tuple(found), shared)
+        for (label, store, _, shared), found in zip(entries, per_candidate, strict=True)
+    ]
     return Identification(
         relay=relay_label,
         claimed=relay.manifest.claimed_model,
