@@ -76,7 +76,8 @@ def main() -> None:
                 if truth == "gemma":
                     alone = identify(run, truth, [("smollm2", library["smollm2"])])
                     abstained["abstained" if alone.best is None else "named smollm2"] += 1
-                console.print(f"repeat {repeat} {truth}: {result.headline()}")
+                named = result.best.label if result.best else "none of the library"
+                console.print(f"repeat {repeat}: {truth} answered, identified as {named}")
     n = args.repeats
     for truth in SERVED:
         right = confusion[(truth, truth)]
