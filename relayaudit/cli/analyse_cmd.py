@@ -1,4 +1,4 @@
-"""`relayaudit compare`, `relayaudit report` and `relayaudit plan`: offline analysis of runs, reports and suites."""
+"""The offline analysis commands: `compare`, `report`, `identify`, `consensus` and `plan` (runs, reports, suites)."""
 
 from __future__ import annotations
 
