@@ -159,13 +159,6 @@ def test_caching_and_tool_tampering_are_named_in_their_areas(reports: dict[str, 
     assert tools["tools"].verdict == "divergent" and "injection" in tools["tools"].headline
 
 
-def test_headlines_of_every_relay(reports: dict[str, Report]) -> None:
-    for name, report in reports.items():
-        print(name, "|", report.headline)
-        for c in report.categories:
-            print("   ", c.name, c.verdict, "|", c.headline)
-
-
 def test_report_2_json_keeps_every_field_of_1_and_adds_headline_and_categories(
     reports: dict[str, Report], tmp_path: Path
 ) -> None:
