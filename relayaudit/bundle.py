@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from relayaudit import __version__
 from relayaudit.errors import ConfigError, RunStoreError
@@ -62,15 +62,22 @@ class BundleError(RunStoreError):
     """A bundle that is not intact, not a bundle, or not signed as required; the message names what differs."""
 
 
-def _hash_member(archive: zipfile.ZipFile, name: str, limit: int) -> tuple[str, int]:
+def _streamed(source: IO[bytes], name: str, limit: int, sink: IO[bytes] | None = None) -> tuple[str, int]:
+    """(sha256, size) of `source`, read in chunks up to `limit` bytes (a zip bomb stops there), each chunk
+    also written to `sink` when given: the one pass every member takes through verify, pack, sign and open."""
     digest, size = hashlib.sha256(), 0
-    with archive.open(name) as stream:
-        while chunk := stream.read(1 << 20):
-            size += len(chunk)
-            if size > limit:
-                raise BundleError(f"Bundle member {name} is larger than {limit:,} bytes.")
-            digest.update(chunk)
+    while chunk := source.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise BundleError(f"Bundle member {name} is larger than {limit:,} bytes.")
+        digest.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
     return digest.hexdigest(), size
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _read_small(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
@@ -152,7 +159,8 @@ def verify(path: Path, pubkey: str | None = None) -> Verified:
         if missing:
             raise BundleError(f"{path} lacks {missing[0]}, which its index lists.")
         for name, entry in members.items():
-            digest, size = _hash_member(archive, name, _limit(name))
+            with archive.open(name) as stream:
+                digest, size = _streamed(stream, name, _limit(name))
             if digest != entry["sha256"] or size != entry["bytes"]:
                 raise BundleError(f"Bundle member {name} differs from the index (sha256 or size): it was changed.")
         signer = _signer(archive, index_bytes) if SIGNATURE in names else None
@@ -178,13 +186,15 @@ def pack(run_dir: Path, out: Path) -> dict[str, Any]:
         name = file.relative_to(run_dir).as_posix()
         if not _RUN_MEMBER.fullmatch(name):
             continue  # anything else in the folder (a crash log, an editor's backup) is not the run
-        members[name] = {"sha256": hashlib.sha256(file.read_bytes()).hexdigest(), "bytes": file.stat().st_size}
+        with file.open("rb") as stream:
+            digest, size = _streamed(stream, name, _limit(name))
+        members[name] = {"sha256": digest, "bytes": size}
     manifest = store.manifest
     index = {
         "schema": BUNDLE_SCHEMA,
         "run_id": manifest.run_id,
         "claimed_model": manifest.claimed_model,
-        "packed_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "packed_at": _now(),
         "packed_with": f"relayaudit {__version__}",
         "members": members,
     }
@@ -208,23 +218,23 @@ def sign(path: Path, private_key_b64: str) -> str:
             "The signing key is not an Ed25519 private key (base64 of 32 bytes).",
             "Make one with: relayaudit baseline keygen",
         ) from exc
-    verify(path)
+    verified = verify(path)
     with zipfile.ZipFile(path) as archive:
         index_bytes = archive.read(INDEX)
-        kept = {name: archive.read(name) for name in archive.namelist() if name not in (INDEX, SIGNATURE)}
     public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     signature = {
         "algorithm": "ed25519",
         "public_key": public,
         "signature": base64.b64encode(key.sign(index_bytes)).decode(),
-        "signed_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "signed_at": _now(),
     }
     temporary = path.with_name(f".{path.name}.signing")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(INDEX, index_bytes)
-        for name, data in kept.items():
-            archive.writestr(name, data)
-        archive.writestr(SIGNATURE, json.dumps(signature, indent=2))
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        target.writestr(INDEX, index_bytes)
+        for name in verified.index["members"]:  # streamed: observations can be far larger than memory allows
+            with source.open(name) as member, target.open(name, "w", force_zip64=True) as copy:
+                _streamed(member, name, _limit(name), copy)
+        target.writestr(SIGNATURE, json.dumps(signature, indent=2))
     temporary.replace(path)
     return public
 
@@ -254,12 +264,9 @@ def opened_run(path: Path, pubkey: str | None = None) -> Iterator[tuple[Path, Ve
             for name, entry in verified.index["members"].items():  # only listed, checked names, written by us
                 target = folder / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                digest = hashlib.sha256()
                 with archive.open(name) as source, target.open("wb") as sink:
-                    while chunk := source.read(1 << 20):
-                        digest.update(chunk)
-                        sink.write(chunk)
-                if digest.hexdigest() != entry["sha256"]:  # the file changed since it was verified
+                    digest, _ = _streamed(source, name, _limit(name), sink)
+                if digest != entry["sha256"]:  # the file changed since it was verified
                     raise BundleError(f"Bundle member {name} changed while it was read; verify {path} again.")
         yield folder, verified
     finally:
