@@ -12,8 +12,8 @@ probe with the relay run cannot be judged, and the result says which suite to re
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,26 +202,30 @@ def library_entries(folder: Path) -> list[Path]:
     return entries
 
 
-def identify_in_library(run: Path, library: Path, *, alpha: float = DEFAULT_ALPHA) -> Identification:
-    """`identify` for a relay run (directory or bundle) against every baseline of a library folder."""
+@contextmanager
+def opened_library(folder: Path) -> Iterator[list[tuple[str, Path]]]:
+    """(label, run directory) for every baseline of a library folder, bundles verified and opened once for the
+    whole command (and removed after it)."""
     with ExitStack() as stack:
-        entries = [(str(p), RunStore.open(stack.enter_context(opened_run(p))[0])) for p in library_entries(library)]
-        relay_dir, _ = stack.enter_context(opened_run(run))
+        yield [(str(p), stack.enter_context(opened_run(p))[0]) for p in library_entries(folder)]
+
+
+def identify_in_library(
+    run: Path, library: Sequence[tuple[str, Path]], *, alpha: float = DEFAULT_ALPHA
+) -> Identification:
+    """`identify` for a relay run (directory or bundle) against an opened library (`opened_library`)."""
+    with opened_run(run) as (relay_dir, _):
+        entries = [(label, RunStore.open(directory)) for label, directory in library]
         return identify(RunStore.open(relay_dir), str(run), entries, alpha=alpha)
 
 
-def collection_baseline(library: Path) -> Path:
-    """The library baseline whose suites a relay should be recorded with to be compared with all of them: the
-    suites every baseline shares, taken from the baseline holding the fewest others (the least extra cost)."""
-    entries = library_entries(library)
-    with ExitStack() as stack:
-        suites = {
-            p: {s.name for s in RunStore.open(stack.enter_context(opened_run(p))[0]).manifest.suites} for p in entries
-        }
-    common = set.intersection(*suites.values())
-    if not common:
+def collection_baseline(library: Sequence[tuple[str, Path]]) -> Path:
+    """The opened library baseline whose suites a relay should be recorded with to be compared with all of
+    them: the suites every baseline shares, from the baseline holding the fewest others (the least extra cost)."""
+    suites = {directory: {s.name for s in RunStore.open(directory).manifest.suites} for _, directory in library}
+    if not set.intersection(*suites.values()):
         raise ConfigError(
-            f"The baselines in {library} share no suite, so no one recording can be compared with all of them.",
+            "The library's baselines share no suite, so no one recording can be compared with all of them.",
             "Record every library baseline with one suite (e.g. relayaudit baseline record --suite quick).",
         )
-    return min(entries, key=lambda p: (len(suites[p]), str(p)))
+    return min(suites, key=lambda directory: (len(suites[directory]), str(directory)))

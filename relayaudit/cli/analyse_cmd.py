@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,7 +36,7 @@ from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.compare import check_run, compare_runs
 from relayaudit.consensus import consensus as compare_relays
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, ConfigError
-from relayaudit.identify import collection_baseline, identify_in_library
+from relayaudit.identify import collection_baseline, identify_in_library, opened_library
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry
 from relayaudit.plan import accuracy_power, distribution_power, estimate_suites
@@ -202,22 +203,22 @@ def identify(
         raise typer.BadParameter("give either a relay RUN directory, or --base-url and --model to record one.")
     target = check_target("--json", json_out) if json_out is not None else None
     screen = reserve_stdout(target is not None and target.stdout)
-    if run is None:
-        if model is None:
-            raise typer.BadParameter("--base-url needs --model, the model the relay claims.")
-        run = record_for_library(library, flags.run_options(base_url=base_url or "", model=model, suites=[]), flags)
-    found = identify_in_library(run, library, alpha=alpha)
+    with opened_library(library) as shelf:
+        if run is None:
+            if model is None:
+                raise typer.BadParameter("--base-url needs --model, the model the relay claims.")
+            run = record_for_library(shelf, flags.run_options(base_url=base_url or "", model=model, suites=[]), flags)
+        found = identify_in_library(run, shelf, alpha=alpha)
     screen.print(render.identify_view(found))
     if target is not None:
         write_text(target, json_text(found.to_json(), ascii_only=target.stdout), "identification", "run it again.")
     raise typer.Exit(EXIT_CONSISTENT if found.best is not None else EXIT_INCONCLUSIVE)
 
 
-def record_for_library(library: Path, options: RunOptions, flags: CollectionFlags) -> Path:
-    """Record the relay with the suites the library's baselines share (planned from one of them); the run."""
-    with opened_run(collection_baseline(library)) as (baseline_dir, _):
-        prepared = prepare_audit(options, baseline_dir, allow_other_model=True)  # the library holds other models
-        summary = collect_reported(prepared, flags)
+def record_for_library(library: Sequence[tuple[str, Path]], options: RunOptions, flags: CollectionFlags) -> Path:
+    """Record the relay with the suites the opened library's baselines share (planned from one of them)."""
+    prepared = prepare_audit(options, collection_baseline(library), allow_other_model=True)  # other models' too
+    summary = collect_reported(prepared, flags)
     if summary.status != "complete":
         raise typer.Exit(collection_exit_code(summary))
     return prepared.store.path

@@ -42,7 +42,7 @@ from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.cli.progress import RichProgress
 from relayaudit.demo import run_demo
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, ConfigError
-from relayaudit.identify import identify_in_library, library_entries
+from relayaudit.identify import identify_in_library, library_entries, opened_library
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.html import render_html
 from relayaudit.report.output import check_target, json_text, remake_hint, report_targets, write_reports, write_text
@@ -193,7 +193,8 @@ def audit(
     report_collection(prepared, result.collection)
     report = result.report
     if library is not None:  # the answering model is reported beside the verdict; it never changes it
-        report = replace(report, answering=identify_in_library(result.run_dir, library, alpha=alpha).summary())
+        with opened_library(library) as shelf:
+            report = replace(report, answering=identify_in_library(result.run_dir, shelf, alpha=alpha).summary())
     show_report(screen, report, verbose=verbose, html_written=targets.html is not None)
     write_reports(report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
     say_written(targets)

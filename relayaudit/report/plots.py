@@ -127,6 +127,17 @@ def billed_plot(report: Report) -> Plot | None:
     )
 
 
+def _paired_bars(
+    ax: Axes, labels: list[str], official: list[float], relay: list[float], *, horizontal: bool = False
+) -> None:
+    """One official bar beside one relay bar per label (categories, words)."""
+    positions = list(range(len(labels)))
+    draw = ax.barh if horizontal else ax.bar
+    draw([p - 0.2 for p in positions], official, 0.4, label="official API", color=BASELINE)
+    draw([p + 0.2 for p in positions], relay, 0.4, label="relay", color=RELAY)
+    (ax.set_yticks if horizontal else ax.set_xticks)(positions, labels)
+
+
 def accuracy_plot(report: Report) -> Plot | None:
     per_category = (_estimate(report, "capability.accuracy") or {}).get("per_category", {})
     rows = [(str(name), _numbers(pair)) for name, pair in per_category.items() if len(_numbers(pair)) == 2]
@@ -134,10 +145,8 @@ def accuracy_plot(report: Report) -> Plot | None:
         return None
 
     def draw(ax: Axes) -> None:
-        positions = range(len(rows))
-        ax.bar([p - 0.2 for p in positions], [r[1][1] for r in rows], 0.4, label="official API", color=BASELINE)
-        ax.bar([p + 0.2 for p in positions], [r[1][0] for r in rows], 0.4, label="relay", color=RELAY)
-        ax.set_xticks(list(positions), [strip_control(r[0])[:20] for r in rows])
+        names = [strip_control(r[0])[:20] for r in rows]
+        _paired_bars(ax, names, [r[1][1] for r in rows], [r[1][0] for r in rows])
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("share answered right")
         ax.legend(loc="lower left")
@@ -190,18 +199,8 @@ def first_words_plot(report: Report) -> Plot | None:
     labels = list(counts)[:12]
 
     def draw(ax: Axes) -> None:
-        positions = range(len(labels))
-        ax.barh(
-            [p - 0.2 for p in positions],
-            [counts[w].get("baseline", 0) for w in labels],
-            0.4,
-            label="official API",
-            color=BASELINE,
-        )
-        ax.barh(
-            [p + 0.2 for p in positions], [counts[w].get("relay", 0) for w in labels], 0.4, label="relay", color=RELAY
-        )
-        ax.set_yticks(list(positions), labels)
+        official = [counts[w].get("baseline", 0.0) for w in labels]
+        _paired_bars(ax, labels, official, [counts[w].get("relay", 0.0) for w in labels], horizontal=True)
         ax.invert_yaxis()
         ax.set_xlabel("answers starting with the word")
         ax.legend(loc="lower right")
