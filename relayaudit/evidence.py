@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relayaudit.kinds.distribution_checks import first_word
+from relayaudit.kinds.distribution_checks import first_word, sampled
 from relayaudit.types import Observation
 
 MOST_POINTS = 400
@@ -61,11 +61,7 @@ def _timings(observations: Sequence[Observation]) -> dict[str, list[float]]:
 
 
 def _sampled_texts(observations: Sequence[Observation]) -> list[str]:
-    return [
-        o.completion.text
-        for o in _answered(observations)
-        if o.completion is not None and (o.request.temperature is None or o.request.temperature > 0)
-    ]
+    return [o.completion.text for o in _answered(observations) if o.completion is not None and sampled(o)]
 
 
 def run_evidence(

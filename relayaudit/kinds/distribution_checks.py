@@ -36,7 +36,8 @@ def _answered(observations: Sequence[Observation]) -> list[Observation]:
     return [o for o in observations if o.final and o.outcome == "ok" and o.completion is not None]
 
 
-def _sampled(observation: Observation) -> bool:
+def sampled(observation: Observation) -> bool:
+    """Whether the request was sampled (T > 0, or the provider's default): the answers the distribution tests use."""
     return observation.request.temperature is None or observation.request.temperature > 0
 
 
@@ -82,8 +83,8 @@ def distribution_candidates(
     baseline: Sequence[Observation], relay: Sequence[Observation], settings: CompareSettings
 ) -> list[Candidate]:
     base, rel = _answered(baseline), _answered(relay)
-    base_sampled = [o for o in base if _sampled(o)]
-    rel_sampled = [o for o in rel if _sampled(o)]
+    base_sampled = [o for o in base if sampled(o)]
+    rel_sampled = [o for o in rel if sampled(o)]
     rng = np.random.default_rng(settings.seed)
     mmd = mmd_test(
         [(_prompt(o), o.completion.text) for o in base_sampled if o.completion],
