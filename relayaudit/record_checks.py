@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from relayaudit.errors import RunStoreError
-from relayaudit.types import CAUSES, DIALECTS
+from relayaudit.types import CAUSES, DIALECTS, ENV_NAME
 
 MAX_SAMPLES = 10_000
 """The largest per-probe sample count a suite or a manifest may ask for (suite.py's bound too)."""
@@ -24,7 +24,6 @@ MAX_MANIFEST_BYTES = 2_000_000
 _RUN_STATUSES = frozenset({"running", "complete", "incomplete", "interrupted", "budget_exhausted", "stopped"})
 _OUTCOMES = frozenset({"ok", "http_error", "refused", "transport_error", "wire_error"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _USAGE_FIELDS = (
     "prompt_tokens",
     "completion_tokens",
@@ -87,7 +86,7 @@ def check_manifest(data: dict[str, Any]) -> None:
     if endpoint.get("dialect") not in DIALECTS:
         raise _fail(where, "endpoint.dialect", "one of " + ", ".join(DIALECTS))
     key_env = endpoint.get("key_env")
-    if key_env is not None and not (isinstance(key_env, str) and _ENV_NAME.fullmatch(key_env)):
+    if key_env is not None and not (isinstance(key_env, str) and ENV_NAME.fullmatch(key_env)):
         raise _fail(where, "endpoint.key_env", "an environment variable's name, or null")
     suites = data.get("suites")
     if not isinstance(suites, list) or len(suites) > MAX_SUITES:
@@ -127,7 +126,7 @@ def _manifest_options(data: dict[str, Any]) -> None:
     if not isinstance(data.get("deep_context", False), bool):
         raise _fail(where, "deep_context", "true or false")
     second = data.get("second_key_env")
-    if second is not None and not (isinstance(second, str) and _ENV_NAME.fullmatch(second)):
+    if second is not None and not (isinstance(second, str) and ENV_NAME.fullmatch(second)):
         raise _fail(where, "second_key_env", "an environment variable's name, or null")
     text(data, "baseline_run", where, limit=200, optional=True)
     given = _object(data, "facts_given") or {}

@@ -34,7 +34,7 @@ from relayaudit.resources import registry_text
 from relayaudit.run_basis import gaps, stored_registry, stored_suites, tokenizer_identity
 from relayaudit.store import RunStore
 from relayaudit.suite import Suite, load_suites
-from relayaudit.types import DIALECTS, Dialect, Endpoint, utc_now
+from relayaudit.types import DIALECTS, ENV_NAME, Dialect, Endpoint, utc_now
 from relayaudit.wire import get_dialect
 
 DEFAULT_KEY_ENV: dict[str, str] = {
@@ -129,7 +129,6 @@ def model_facts(name: str, facts: FactOverrides, registry: Registry | None = Non
 
 # Query parameters that carry credentials (Gemini's ?key=, and what proxies commonly accept).
 _CREDENTIAL_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "token", "access_token", "auth", "password"})
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _TYPICAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
@@ -165,7 +164,7 @@ def read_key(key_env: str | None, flag: str = "--key-env") -> str | None:
     variable name may be the key itself, pasted by mistake: it is never echoed."""
     if key_env is None:
         return None
-    if not _ENV_NAME.fullmatch(key_env):
+    if not ENV_NAME.fullmatch(key_env):
         raise ConfigError(
             f"{flag} must name an environment variable (letters, digits and _), not hold the key itself; "
             "the value given is not shown, in case it is a key.",

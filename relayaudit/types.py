@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+"""What an environment variable's name may be: keys are only ever named, never written down."""
 
 Role = Literal["user", "assistant"]
 JSON = dict[str, Any]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,10 +17,39 @@ from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, Simulator, build_app
 from relayaudit.sim.relay import Upstream
 from relayaudit.testing import record_at
+from tests.postgres import postgres_server
 
 FAKE_KEY = "sk-test-relayaudit-0123456789abcdefSECRET"
 
 StartSim = Callable[..., tuple[Simulator, str]]
+
+
+@pytest.fixture(autouse=True)
+def relayaudit_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config and data folders (named relays, history): none touches the user's."""
+    home = tmp_path_factory.mktemp("relayaudit-home")
+    monkeypatch.setenv("RELAYAUDIT_HOME", str(home))
+    monkeypatch.delenv("RELAYAUDIT_HISTORY_URL", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """One real PostgreSQL server for the session (tests/postgres.py). Its folder is made in /tmp itself: the
+    server's own user must reach it, and pytest's temporary folders are private to the user running pytest."""
+    with tempfile.TemporaryDirectory(prefix="relayaudit-pg-") as root, postgres_server(Path(root)) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    """A new, empty database on the session's PostgreSQL server, for one test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')  # a name made here, not input
+    return f"{postgres_server_url.rsplit('/', 1)[0]}/{name}"
 
 
 @pytest.fixture

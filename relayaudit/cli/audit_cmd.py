@@ -27,6 +27,7 @@ from relayaudit.cli.common import (
     AllowOtherModelOpt,
     AlphaOpt,
     BaseUrlOpt,
+    HistoryUrlOpt,
     HtmlOpt,
     JsonOpt,
     MdOpt,
@@ -38,10 +39,13 @@ from relayaudit.cli.common import (
     say_written,
     show_report,
 )
+from relayaudit.cli.history_cmd import record_in_history
 from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.cli.progress import RichProgress
+from relayaudit.cli.relays_cmd import audit_target
 from relayaudit.demo import run_demo
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, ConfigError
+from relayaudit.history.database import History
 from relayaudit.identify import identify_in_library, library_entries, opened_library
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.html import render_html
@@ -138,8 +142,14 @@ def baseline_keygen() -> None:
 @handled
 @collection_flags
 def audit(
-    base_url: Annotated[str, typer.Option(help="The relay's base URL, as the SDK takes it (OpenAI: .../v1).")],
-    model: Annotated[str, typer.Option(help="The model the relay claims to serve.")],
+    base_url: Annotated[
+        str | None, typer.Option(help="The relay's base URL, as the SDK takes it (OpenAI: .../v1).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="The model the relay claims to serve.")] = None,
+    relay: Annotated[
+        str | None,
+        typer.Option(help="A named relay (relayaudit relays add): its settings, wherever a flag is not given."),
+    ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -162,8 +172,12 @@ def audit(
         Path | None,
         typer.Option(help="A folder of baselines of several models: also name the model that answers (identify)."),
     ] = None,
+    history_url: HistoryUrlOpt = None,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this audit in the history.")] = False,
 ) -> None:
-    """Audit a relay: collect with the baseline's suites, compare, report; exit 0 / 1 / 3."""
+    """Audit a relay: collect with the baseline's suites, compare, report, record; exit 0 / 1 / 3."""
+    target = audit_target(relay, base_url, model, baseline, flags)
+    base_url, model, baseline, flags = target.base_url, target.model, target.baseline, target.flags
     if baseline is not None and suite:
         raise typer.BadParameter("with --baseline the suites are the baseline's own; drop --suite.")
     if baseline is not None and flags.samples is not None:
@@ -174,6 +188,8 @@ def audit(
     screen = reserve_stdout(targets.stdout)
     options = flags.run_options(base_url=base_url, model=model, suites=suite or BASELINE_FREE_SUITES)
     with ExitStack() as stack:
+        # opened (and migrated) before any request: a history that cannot be written must not waste the budget
+        history = None if no_history else stack.enter_context(History.open(history_url))
         # a bundle is verified and opened before any request: a changed baseline must not cost anything
         run_dir, verified = (None, None) if baseline is None else stack.enter_context(opened_run(baseline))
         prepared = prepare_audit(options, run_dir, allow_other_model=allow_other_model)
@@ -190,14 +206,16 @@ def audit(
             baseline_signer=verified.signer if verified is not None else None,
         )
         result = interruptible(prepared, audited)
-    report_collection(prepared, result.collection)
-    report = result.report
-    if library is not None:  # the answering model is reported beside the verdict; it never changes it
-        with opened_library(library) as shelf:
-            report = replace(report, answering=identify_in_library(result.run_dir, shelf, alpha=alpha).summary())
-    show_report(screen, report, verbose=verbose, html_written=targets.html is not None)
-    write_reports(report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
-    say_written(targets)
+        report_collection(prepared, result.collection)
+        report = result.report
+        if library is not None:  # the answering model is reported beside the verdict; it never changes it
+            with opened_library(library) as shelf:
+                report = replace(report, answering=identify_in_library(result.run_dir, shelf, alpha=alpha).summary())
+        show_report(screen, report, verbose=verbose, html_written=targets.html is not None)
+        write_reports(report, targets, remake=remake_hint(result.run_dir, baseline, targets, alpha))
+        say_written(targets)
+        if history is not None:
+            record_in_history(history, report, relay=target.name, run_dir=result.run_dir, baseline=baseline)
     raise typer.Exit(VERDICT_EXIT[report.verdict.outcome])
 
 

@@ -167,6 +167,14 @@ HtmlOpt = Annotated[
         "--html", help="Write a self-contained HTML report here (checked before any request); - for stdout only."
     ),
 ]
+HistoryUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The audit history: postgresql://USER@HOST/DB or sqlite:///PATH (default: RELAYAUDIT_HISTORY_URL, "
+        "else SQLite in the data folder).",
+        show_default=False,
+    ),
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every check, passing ones included.")]
 MdOpt = Annotated[
     str | None,

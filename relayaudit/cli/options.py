@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -26,6 +26,7 @@ from relayaudit.cli.progress import RichProgress
 from relayaudit.client import ClientSettings
 from relayaudit.collect import ProgressSink
 from relayaudit.models import FactOverrides
+from relayaudit.relays import RelayEntry
 from relayaudit.runner import RunOptions
 
 R = TypeVar("R")
@@ -114,6 +115,22 @@ class CollectionFlags:
         flags = {"dialect": "--dialect", "samples": "--samples", "out_dir": "--out", "label": "--label"}
         flags |= {"deep_context": "--deep-context", "no_key": "--no-key"}
         return [flag for name, flag in flags.items() if getattr(self, name) != _DEFAULTS[name]]
+
+    def with_relay(self, entry: RelayEntry) -> CollectionFlags:
+        """These flags with the named relay's settings wherever a flag was not given (flags given win)."""
+        taken: dict[str, Any] = {
+            "key_env": entry.key_env,
+            "second_key_env": entry.second_key_env,
+            "dialect": entry.dialect,
+            "price_in": entry.price_in,
+            "price_out": entry.price_out,
+            "tokenizer": entry.tokenizer,
+            "context_window": entry.context_window,
+        }
+        unset = {name: value for name, value in taken.items() if getattr(self, name) is None and value is not None}
+        if not self.label and entry.label:
+            unset["label"] = entry.label
+        return replace(self, **unset)
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(
