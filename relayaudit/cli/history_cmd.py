@@ -15,9 +15,12 @@ from rich.text import Text
 from relayaudit.cli.common import HistoryUrlOpt, err, handled, out
 from relayaudit.history.database import AuditRow, History, HistoryError
 from relayaudit.report.console import VERDICT_STYLE
-from relayaudit.report.figures import shown
+from relayaudit.report.figures import compact
 from relayaudit.report.record import Report
 from relayaudit.sanitize import inert, strip_control
+
+WIDE = 140
+"""Terminal columns from which `history` shows each audit's headline too."""
 
 SinceOpt = Annotated[
     str | None, typer.Option(help="Only audits on or after this date (YYYY-MM-DD, or an ISO time; UTC).")
@@ -65,7 +68,8 @@ def history(
     limit: Annotated[int, typer.Option(min=1, help="At most this many (the newest).")] = 200,
     history_url: HistoryUrlOpt = None,
 ) -> None:
-    """List past audits, oldest first: verdict, headline and key figures."""
+    """List past audits, oldest first: verdict, key figures (billed/official tokens, effective context, turns
+    remembered) and, on a wide terminal, the headline."""
     with History.open(history_url) as opened:
         rows = opened.audits(relay=relay, model=model, since=parse_since(since), limit=limit)
     if json_out:
@@ -74,20 +78,21 @@ def history(
     if not rows:
         out.print("No audits recorded yet for that selection.")
         return
+    wide = out.width >= WIDE  # the headline needs room; at 80 columns `--json` or `report` has it
     table = Table(box=box.SIMPLE_HEAD, title="Audit history", title_justify="left")
-    for column in ("id", "when (UTC)", "relay", "model", "verdict", "overcharge", "context", "memory", "headline"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "when (UTC)", "verdict"))
+    for column in ("id", "when (UTC)", "relay / model", "verdict", "billed", "context", "memory"):
+        table.add_column(column, overflow="fold", no_wrap=column != "relay / model")
+    if wide:
+        table.add_column("headline", overflow="fold", ratio=1)
     for row in rows:
         figures = row.figures
-        table.add_row(
+        cells = [
             str(row.id),
             when(row),
-            Text(strip_control(row.relay)),
-            Text(strip_control(row.model)),
+            Text(f"{strip_control(row.relay)}\n{strip_control(row.model)}"),
             Text(row.verdict, VERDICT_STYLE.get(row.verdict, "")),
-            shown("overcharge_ratio", figures.get("overcharge_ratio")),
-            shown("effective_context_tokens", figures.get("effective_context_tokens")),
-            shown("recall_turns", figures.get("recall_turns")),
-            Text(strip_control(row.headline)),
-        )
+            *(compact(name, figures.get(name)) for name in ("overcharge_ratio", "effective_context_tokens")),
+            compact("recall_turns", figures.get("recall_turns")),
+        ]
+        table.add_row(*cells, *([Text(strip_control(row.headline))] if wide else []))
     out.print(table)

@@ -7,6 +7,7 @@ alone. The overcharge is read from the billing checks that failed: the ratio of 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from relayaudit.findings import Finding
@@ -85,11 +86,12 @@ def _price(report: Report, key: str) -> float | None:
 def overcharges(report: Report) -> list[Overcharge]:
     """The ways the relay bills more than the official API, from its failing billing checks."""
     found = []
-    for check, key, what in (
-        ("usage.inflation", "inflation_ratio", "prompt"),
-        ("usage.completion_equality", "completion_ratio", "completion"),
+    # with a baseline, the billed tokens of identical requests; without, the billed against the claimed tokenizer
+    for checks, key, what in (
+        (("usage.inflation", "usage.claimed_inflation"), "inflation_ratio", "prompt"),
+        (("usage.completion_equality", "usage.completion_recount"), "completion_ratio", "completion"),
     ):
-        finding = _finding(report, check)
+        finding = next((f for f in map(functools.partial(_finding, report), checks) if f is not None), None)
         ratio = finding.estimate.get(key) if finding is not None else None
         if isinstance(ratio, int | float) and not isinstance(ratio, bool) and ratio > 1:
             suffix = "in" if what == "prompt" else "out"
