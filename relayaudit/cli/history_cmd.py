@@ -86,7 +86,7 @@ def history(
         table.add_column("headline", overflow="fold", ratio=1)
     for row in rows:
         figures = row.figures
-        cells = [
+        cells: list[str | Text] = [
             str(row.id),
             when(row),
             Text(f"{strip_control(row.relay)}\n{strip_control(row.model)}"),
