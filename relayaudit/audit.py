@@ -11,6 +11,7 @@ tool version. Someone who can reach the official API records it; anyone can audi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -101,27 +102,63 @@ async def run_audit(
     transport: httpx.AsyncBaseTransport | None = None,
     allow_other_model: bool = False,
     baseline_signer: str | None = None,
+    gate: asyncio.Semaphore | None = None,
 ) -> AuditResult:
     """Collect the relay run, then compare it with `baseline` (a run directory; a bundle is opened by the
-    caller, which passes its signer) or run the checks that need none."""
-    summary = await run_collection(prepared, settings, progress=progress, transport=transport)
+    caller, which passes its signer) or run the checks that need none. `gate`: see run_collection."""
+    summary = await collect_audit(prepared, settings, progress=progress, transport=transport, gate=gate)
+    report = analyse_audit(
+        prepared.store.path,
+        baseline,
+        alpha=alpha,
+        compare_settings=compare_settings,
+        calibration_splits=calibration_splits,
+        allow_other_model=allow_other_model,
+        baseline_signer=baseline_signer,
+    )
+    return AuditResult(summary, report, prepared.store.path)
+
+
+async def collect_audit(
+    prepared: PreparedRun,
+    settings: ClientSettings,
+    *,
+    progress: ProgressSink | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    gate: asyncio.Semaphore | None = None,
+) -> CollectSummary:
+    """An audit's first half: collect the relay run; RelayUnusableError when the relay could not be used."""
+    summary = await run_collection(prepared, settings, progress=progress, transport=transport, gate=gate)
     if summary.diagnosis is not None:  # nothing to judge: the relay could not be used (never evidence)
         raise RelayUnusableError(
             summary.diagnosis,
             saved=f"Everything collected is saved; once fixed, continue with: relayaudit run --resume "
             f"{prepared.store.path}, then relayaudit compare BASELINE {prepared.store.path}",
         )
-    relay = RunStore.open(prepared.store.path)
+    return summary
+
+
+def analyse_audit(
+    run_dir: Path,
+    baseline: Path | None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    compare_settings: CompareSettings | None = None,
+    calibration_splits: int = 20,
+    allow_other_model: bool = False,
+    baseline_signer: str | None = None,
+) -> Report:
+    """An audit's second half, from the stored runs alone: compare with the baseline, or the checks that need
+    none. Synchronous and CPU-bound, so `fleet` runs it in a worker thread while other relays collect."""
+    relay = RunStore.open(run_dir)
     if baseline is None:
-        report = check_run(relay, alpha=alpha, settings=compare_settings)
-    else:
-        report = compare_runs(
-            RunStore.open(baseline),
-            relay,
-            alpha=alpha,
-            settings=compare_settings,
-            calibration_splits=calibration_splits,
-            allow_other_model=allow_other_model,
-            baseline_signer=baseline_signer,
-        )
-    return AuditResult(summary, report, prepared.store.path)
+        return check_run(relay, alpha=alpha, settings=compare_settings)
+    return compare_runs(
+        RunStore.open(baseline),
+        relay,
+        alpha=alpha,
+        settings=compare_settings,
+        calibration_splits=calibration_splits,
+        allow_other_model=allow_other_model,
+        baseline_signer=baseline_signer,
+    )

@@ -18,6 +18,7 @@ leaves this module except in the request's auth header: every error text is reda
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import json
@@ -186,8 +187,11 @@ class RelayClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         secrets: Sequence[str] = (),
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
-        """`secrets`: further keys (e.g. the run's other key) to scrub from everything kept, like `key`."""
+        """`secrets`: further keys (e.g. the run's other key) to scrub from everything kept, like `key`.
+        `gate`: a cap shared with other clients (fleet's requests in flight across all relays), taken after
+        this endpoint's own slot so that a relay waiting for its slot holds none of the shared ones."""
         self.endpoint = endpoint
         self.settings = settings or ClientSettings()
         self.dialect = dialect or get_dialect(endpoint.dialect)
@@ -196,6 +200,7 @@ class RelayClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._gate = gate
         self._pacer = _Pacer(self.settings.requests_per_minute, time.monotonic, sleep)
         s = self.settings
         self._http = httpx.AsyncClient(
@@ -229,7 +234,7 @@ class RelayClient:
         attempts: list[Attempt] = []
         for number in range(1, self.settings.max_attempts + 1):
             await self._pacer.wait()
-            async with self._slots:
+            async with self._slots, self._gate or contextlib.nullcontext():
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:

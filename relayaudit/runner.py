@@ -6,6 +6,7 @@ commands (baseline, audit, demo) call these functions directly.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import re
@@ -348,14 +349,19 @@ async def run_collection(
     *,
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    gate: asyncio.Semaphore | None = None,
 ) -> CollectSummary:
+    """Collect the prepared run (preflight first, unless turned off); `gate` caps requests in flight across
+    several collections at once (fleet)."""
     model = prepared.model
     endpoint = prepared.endpoint
     dialect = get_dialect(endpoint.dialect, reasoning_model=model.provider == "openai" and model.has("reasoning"))
     keys = tuple(k for k in (prepared.key, prepared.second_key) if k)  # each client scrubs both from answers
 
     def client_for(key: str | None) -> RelayClient:
-        return RelayClient(endpoint, key, settings=settings, dialect=dialect, transport=transport, secrets=keys)
+        return RelayClient(
+            endpoint, key, settings=settings, dialect=dialect, transport=transport, secrets=keys, gate=gate
+        )
 
     async with AsyncExitStack() as stack:
         stack.enter_context(prepared.store.exclusive())

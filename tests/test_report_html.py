@@ -19,6 +19,7 @@ from relayaudit.cli import app
 from relayaudit.compare import compare_runs
 from relayaudit.errors import EXIT_DIVERGENT, EXIT_USAGE
 from relayaudit.findings import Finding
+from relayaudit.report.fleet import FleetRow, FleetTable, fleet_html, fleet_markdown
 from relayaudit.report.html import render_html
 from relayaudit.report.markdown import render_markdown
 from relayaudit.report.record import Report, report_from_json
@@ -271,6 +272,43 @@ def test_hostile_relay_strings_stay_text_in_chromium(report: Report, browser, tm
     page = tmp_path / "hostile.html"
     page.write_text(render_html(hostile(report)), encoding="utf-8")
     browser.get(page.as_uri())
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 - no script ran, so there is no alert
+    assert browser.find_elements(By.TAG_NAME, "script") == [] and browser.find_elements(By.TAG_NAME, "img") == []
+    assert "<script>alert(1)</script>" in browser.find_element(By.TAG_NAME, "body").text
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def fleet_table(report: Report) -> FleetTable:
+    """A fleet of the module's report, the same with relay strings everywhere, and an audit that failed."""
+    row = FleetRow("acme", MODEL, "https://acme.example/v1", report, None, "/runs/a", "/reports/a.json", 3.0)
+    rows = (
+        row,
+        replace(row, relay="evil", model=HOSTILE, report=hostile(report)),
+        replace(row, relay="down", report=None, problem=HOSTILE, report_file=None),
+    )
+    return FleetTable(rows, "2026-12-05T00:00:00Z", 9.0, 0.01)
+
+
+def test_the_fleet_table_in_markdown_keeps_relay_strings_inert(report: Report) -> None:
+    text = fleet_markdown(fleet_table(report))
+    assert "<script>" not in text and "[bold red]" not in text and "\x1b" not in text
+    assert "| acme | atlas | **DIVERGENT** |" in text and "Not audited" in text
+
+
+@needs_browser
+def test_the_fleet_page_renders_in_chromium_and_stays_inert(report: Report, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    table = fleet_table(report)
+    page = tmp_path / "fleet.html"
+    page.write_text(fleet_html(table), encoding="utf-8")
+    browser.get(page.as_uri())
+    assert browser.title == "relayaudit fleet: 3 audits"
+    assert browser.find_element(By.ID, "summary").text == table.summary()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#fleet tr")
+    assert len(rows) == 4 and rows[3].text.split()[:3] == ["down", MODEL, "error"]
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 - no script ran, so there is no alert
     assert browser.find_elements(By.TAG_NAME, "script") == [] and browser.find_elements(By.TAG_NAME, "img") == []

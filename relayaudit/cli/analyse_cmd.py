@@ -16,7 +16,6 @@ from relayaudit.bundle import opened_run
 from relayaudit.cli import views as render
 from relayaudit.cli.collect_cmd import collect_reported, collection_exit_code
 from relayaudit.cli.common import (
-    VERDICT_EXIT,
     AllowOtherModelOpt,
     BaseUrlOpt,
     HtmlOpt,
@@ -35,7 +34,7 @@ from relayaudit.cli.common import (
 from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.compare import check_run, compare_runs
 from relayaudit.consensus import consensus as compare_relays
-from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, ConfigError
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, VERDICT_EXIT, ConfigError
 from relayaudit.identify import collection_baseline, identify_in_library, opened_library
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.models import load_registry

@@ -23,7 +23,6 @@ from relayaudit.cli.collect_cmd import (
     report_collection,
 )
 from relayaudit.cli.common import (
-    VERDICT_EXIT,
     AllowOtherModelOpt,
     AlphaOpt,
     BaseUrlOpt,
@@ -44,7 +43,7 @@ from relayaudit.cli.options import CollectionFlags, collection_flags
 from relayaudit.cli.progress import RichProgress
 from relayaudit.cli.relays_cmd import audit_target
 from relayaudit.demo import run_demo
-from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, ConfigError
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, VERDICT_EXIT, ConfigError
 from relayaudit.history.database import History
 from relayaudit.identify import identify_in_library, library_entries, opened_library
 from relayaudit.report.console import VERDICT_STYLE

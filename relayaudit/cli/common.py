@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from relayaudit import __version__
-from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, RelayAuditError
+from relayaudit.errors import EXIT_INCONCLUSIVE, EXIT_INTERNAL, RelayAuditError
 from relayaudit.report.console import report_view
 from relayaudit.report.output import ReportTargets
 from relayaudit.report.record import Report
@@ -31,8 +31,6 @@ from relayaudit.sanitize import inert, redact, strip_control
 # emoji=False: rich would turn ":smile:"-style codes in relay text into emoji, which inert() cannot escape.
 out = Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
-
-VERDICT_EXIT = {"consistent": EXIT_CONSISTENT, "divergent": EXIT_DIVERGENT, "inconclusive": EXIT_INCONCLUSIVE}
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -41,9 +41,10 @@ def parse_since(value: str | None) -> datetime | None:
 
 
 def record_in_history(
-    history: History, report: Report, *, relay: str, run_dir: Path, baseline: Path | None
+    history: History, report: Report, *, relay: str, run_dir: Path, baseline: Path | None, say: bool = True
 ) -> int | None:
-    """Record an audit; a failure is a warning (the verdict and the run directory stand), never a lost verdict."""
+    """Record an audit; a failure is a warning (the verdict and the run directory stand), never a lost verdict.
+    `say`: tell where it was recorded (fleet says it once for all its audits)."""
     try:
         audit_id = history.record(
             report, relay=relay, run_dir=run_dir, baseline=str(baseline) if baseline is not None else None
@@ -51,7 +52,8 @@ def record_in_history(
     except HistoryError as exc:
         err.print(f"[yellow]warning:[/] {inert(exc.message)} {inert(exc.hint or '')}")
         return None
-    err.print(f"Recorded as audit {audit_id} in the history (relayaudit history --relay {inert(relay)}).")
+    if say:
+        err.print(f"Recorded as audit {audit_id} in the history (relayaudit history --relay {inert(relay)}).")
     return audit_id
 
 

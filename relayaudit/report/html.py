@@ -15,7 +15,7 @@ from relayaudit.report.console import money
 from relayaudit.report.plots import report_plots
 from relayaudit.report.record import Report
 
-_ENVIRONMENT = jinja2.Environment(
+ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("relayaudit.report", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -27,7 +27,7 @@ _ENVIRONMENT = jinja2.Environment(
 def render_html(report: Report) -> str:
     """The whole report as one self-contained HTML page."""
     attention, rest = needs_attention(report)
-    return _ENVIRONMENT.get_template("report.html.j2").render(
+    return ENVIRONMENT.get_template("report.html.j2").render(
         report=report,
         attention=attention,
         rest=rest,

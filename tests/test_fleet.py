@@ -1,0 +1,131 @@
+"""`relayaudit fleet`: many named relays audited at once over real HTTP against simulators, one relay's failure
+never stopping the others, the shared cap on requests in flight, the comparison table, and the history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from relayaudit.cli import app
+from relayaudit.client import ClientSettings
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_USAGE
+from relayaudit.fleet import FleetOutcome, FleetSettings, fleet_exit_code, plan_fleet, run_fleet
+from relayaudit.history.database import History
+from relayaudit.relays import RelayEntry, save_relay
+from relayaudit.sim.app import SimConfig, build_app
+from relayaudit.testing import record_at
+from tests.conftest import FAKE_KEY
+
+runner = CliRunner()
+
+
+def named(name: str, url: str, **fields: object) -> RelayEntry:
+    entry = RelayEntry(name=name, base_url=f"{url}/v1", models=("gpt-4o",), key_env="FLEET_KEY", **fields)  # type: ignore[arg-type]
+    save_relay(entry)
+    return entry
+
+
+def test_a_fleet_audits_every_relay_and_one_failure_stops_none(
+    servers: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_KEY", FAKE_KEY)
+    official = servers(seed=31)
+    baseline = record_at(official, tmp_path / "baseline", suites=("usage", "memory"), baseline=True)
+    named("honest", servers(seed=32), baselines={"gpt-4o": str(baseline)})
+    named("overbill", servers("inflate_usage:1.3", seed=33), baselines={"gpt-4o": str(baseline)})
+    named("forgetful", servers("keep_last:2", seed=34))  # no baseline: the checks that need none
+    named("down", "http://127.0.0.1:1")  # nothing listens: a transport failure, never evidence
+    save_relay(RelayEntry(name="nokey", base_url=f"{official}/v1", models=("gpt-4o",), key_env="UNSET_FLEET_KEY"))
+    out = tmp_path / "fleet"
+    args = ["fleet", "--out-dir", str(out), "--suite", "usage", "--suite", "memory", "--retries", "0"]
+    result = runner.invoke(app, [*args, "--json", str(tmp_path / "f.json"), "--md", str(tmp_path / "f.md")])
+    assert result.exit_code == EXIT_DIVERGENT, result.output
+    table = json.loads((tmp_path / "f.json").read_text())
+    assert table["schema"] == "relayaudit.fleet/1"
+    rows = {row["relay"]: row for row in table["audits"]}
+    assert rows["honest"]["verdict"] == "consistent"
+    assert rows["overbill"]["verdict"] == "divergent" and rows["overbill"]["categories"]["billing"] == "divergent"
+    assert rows["overbill"]["figures"]["overcharge_ratio"] == pytest.approx(1.3, abs=0.05)
+    assert rows["forgetful"]["verdict"] == "divergent" and rows["forgetful"]["categories"]["memory"] == "divergent"
+    assert rows["down"]["verdict"] == "error" and rows["down"]["problem"]
+    assert rows["nokey"]["verdict"] == "error" and "UNSET_FLEET_KEY" in rows["nokey"]["problem"]
+    for name in ("honest", "overbill", "forgetful"):
+        report = json.loads(Path(rows[name]["report_file"]).read_text())
+        assert report["verdict"] == rows[name]["verdict"] and Path(rows[name]["run_dir"]).is_dir()
+    markdown = (tmp_path / "f.md").read_text()
+    assert "| overbill | gpt-4o | **DIVERGENT** |" in markdown and "Not audited" in markdown
+    assert FAKE_KEY not in result.output and FAKE_KEY not in (tmp_path / "f.json").read_text()
+    with History.open() as history:
+        recorded = {row.relay: row.verdict for row in history.audits()}
+    assert recorded == {"honest": "consistent", "overbill": "divergent", "forgetful": "divergent"}
+
+
+def test_named_relays_only_and_a_model_filter(servers: Callable[..., str], tmp_path: Path) -> None:
+    named("one", servers(seed=35))
+    named("two", servers(seed=36))
+    result = runner.invoke(app, ["fleet", "two", "--model", "claude-sonnet-4", "--out-dir", str(tmp_path / "a")])
+    assert result.exit_code == EXIT_USAGE and "serves claude-sonnet-4" in " ".join(result.output.split())
+    result = runner.invoke(app, ["fleet", "three", "--out-dir", str(tmp_path / "b")])
+    assert result.exit_code == EXIT_USAGE and "No relay named 'three'" in result.output
+    assert not (tmp_path / "b").exists()  # refused before anything was made or sent
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Routes each host to its own in-process simulator and counts requests in flight across all of them."""
+
+    def __init__(self, apps: dict[str, httpx.ASGITransport]) -> None:
+        self.apps = apps
+        self.in_flight = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)  # long enough for the requests of every relay to overlap
+            return await self.apps[request.url.host].handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_one_cap_holds_requests_in_flight_across_the_whole_fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_KEY", FAKE_KEY)
+    hosts = [f"relay{i}.test" for i in range(4)]
+    transport = CountingTransport(
+        {h: httpx.ASGITransport(app=build_app(SimConfig(seed=40 + i))) for i, h in enumerate(hosts)}
+    )
+    entries = [RelayEntry(name=h, base_url=f"http://{h}/v1", models=("gpt-4o",), key_env="FLEET_KEY") for h in hosts]
+    jobs = plan_fleet(entries, out_dir=tmp_path, suites=("usage",))
+    settings = FleetSettings(client=ClientSettings(concurrency=4, max_attempts=1), max_in_flight=3, alpha=0.01)
+    outcomes = await run_fleet(jobs, settings, transport=transport)
+    assert [o.report is not None for o in outcomes] == [True] * 4, [o.problem for o in outcomes]
+    assert transport.most == 3  # 4 relays x 4 each would allow 16
+
+    uncapped = await run_fleet(
+        plan_fleet(entries, out_dir=tmp_path / "again", suites=("usage",)),
+        FleetSettings(client=settings.client, max_in_flight=64),
+        transport=transport,
+    )
+    assert all(o.report is not None for o in uncapped) and transport.most > 4  # relays really ran side by side
+
+
+def test_the_exit_code_is_the_worst_verdict() -> None:
+    def outcome(code: int) -> FleetOutcome:
+        return FleetOutcome(job=None, report=None, run_dir=None, problem=None, exit_code=code, wall_s=0)  # type: ignore[arg-type]
+
+    def worst(*codes: int) -> int:
+        return fleet_exit_code([outcome(c) for c in codes])
+
+    assert worst(EXIT_CONSISTENT, EXIT_CONSISTENT) == EXIT_CONSISTENT
+    assert worst(EXIT_CONSISTENT, EXIT_INCONCLUSIVE) == EXIT_INCONCLUSIVE
+    assert worst(EXIT_INCONCLUSIVE, EXIT_USAGE) == EXIT_USAGE
+    assert worst(EXIT_USAGE, EXIT_INTERNAL) == EXIT_INTERNAL
+    assert worst(EXIT_INTERNAL, EXIT_DIVERGENT, EXIT_CONSISTENT) == EXIT_DIVERGENT
