@@ -1,4 +1,5 @@
-"""`relayaudit history` (past audits), and how every audit is recorded into the history."""
+"""`relayaudit history` (past audits) and `relayaudit drift` (has a relay changed?), and how every audit is
+recorded into the history."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from relayaudit.cli.common import HistoryUrlOpt, err, handled, out
+from relayaudit.cli.common import AlphaOpt, HistoryUrlOpt, err, handled, out
+from relayaudit.drift import Drift
+from relayaudit.drift import drift as drift_of
+from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE
 from relayaudit.history.database import AuditRow, History, HistoryError
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.figures import compact
@@ -98,3 +102,61 @@ def history(
         ]
         table.add_row(*cells, *([Text(strip_control(row.headline))] if wide else []))
     out.print(table)
+
+
+@handled
+def drift(
+    name: Annotated[str, typer.Argument(help="The relay (its name, or its base URL if unnamed).")],
+    model: Annotated[str | None, typer.Option(help="Only this model (default: each model audited).")] = None,
+    alpha: AlphaOpt = 0.01,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the drift as JSON on stdout.")] = False,
+    history_url: HistoryUrlOpt = None,
+) -> None:
+    """Has the relay changed? Its latest audit against the earlier ones: exit 1 changed, 0 stable, 3 too little
+    history."""
+    with History.open(history_url) as opened:
+        audits = opened.audits(relay=name, model=model)
+    by_model: dict[str, list[AuditRow]] = {}
+    for row in audits:
+        by_model.setdefault(row.model, []).append(row)
+    if not by_model:
+        err.print(
+            f"No audits of {inert(name)}{f' · {inert(model)}' if model else ''} in the history: "
+            "too little history to tell (audit it, then again later)."
+        )
+        raise typer.Exit(EXIT_INCONCLUSIVE)
+    results = [drift_of(rows, alpha=alpha) for rows in by_model.values()]
+    if json_out:
+        out.print_json(json.dumps({"schema": "relayaudit.drift-set/1", "drift": [r.to_json() for r in results]}))
+    else:
+        for result in results:
+            show_drift(result)
+    if any(r.changed for r in results):
+        raise typer.Exit(EXIT_DIVERGENT)
+    raise typer.Exit(EXIT_INCONCLUSIVE if any(not r.enough for r in results) else EXIT_CONSISTENT)
+
+
+_OUTCOME_STYLE = {"changed": "bold red", "stable": "bold green", "too little history": "bold yellow"}
+
+
+def show_drift(result: Drift) -> None:
+    out.print(Text(strip_control(result.headline()), _OUTCOME_STYLE[result.outcome]))
+    if result.compared is not None:
+        latest = result.audits[-1]
+        out.print(
+            f"  Compared audit {latest.id} ({when(latest)}) with audit {result.compared.id} ({when(result.compared)})."
+        )
+    if result.failing:
+        out.print("  The latest run against the earlier one (in these sentences 'baseline' and 'official API' mean")
+        out.print("  the earlier run):")
+    for finding in result.failing:
+        out.print(Text(f"  - {finding.check}: {strip_control(finding.summary)}"))
+    for area, before, now in result.area_changes:
+        out.print(Text(f"  - {area}: {before} before, {now} now (each audit's own tests against the official API)"))
+    if result.comparison_note:
+        out.print(Text(f"  {strip_control(result.comparison_note)}", "yellow"))
+    if result.trends:
+        out.print("  Key figures (evidence; they decide nothing alone):")
+        for trend in result.trends:
+            mark = "  ← outside the earlier range" if trend.moved else ""
+            out.print(Text(f"    {trend.sentence()}{mark}"))
