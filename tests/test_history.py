@@ -156,3 +156,54 @@ def test_no_history_and_a_failed_write_never_cost_the_verdict(
     failed = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
     assert failed.exit_code == 0 and "warning:" in failed.output and "disk full" in failed.output
     assert RunStore.open(tmp_path / "b").manifest.status == "complete"
+
+
+def test_every_column_is_documented() -> None:
+    documented = (Path(__file__).parents[1] / "docs" / "history.md").read_text(encoding="utf-8")
+    for table in schema.metadata.sorted_tables:
+        section = documented.split(f"## {table.name} ")[1].split("\n## ")[0]
+        rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
+        assert rows - {"column"} == {c.name for c in table.columns}, table.name
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_the_export_is_read_by_duckdb_and_pandas(
+    url: str, audited: tuple[Report, Path], tmp_path: Path, file_format: str
+) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    report, run = audited
+    with History.open(url) as history:
+        history.record(report, relay="acme", run_dir=run, recorded_at=datetime(2026, 11, 1, tzinfo=UTC))
+        history.record(report, relay="acme", run_dir=run, recorded_at=datetime(2026, 12, 1, tzinfo=UTC))
+        history.record(report, relay="zeta", run_dir=run, recorded_at=datetime(2026, 12, 2, tzinfo=UTC))
+    out = tmp_path / "export"
+    args = ["export", "--history-url", url, "--format", file_format, "--out", str(out), "--since", "2026-11-15"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{t.name}.{file_format}" for t in schema.metadata.sorted_tables
+    )
+    read = "read_parquet" if file_format == "parquet" else "read_csv_auto"
+
+    def table(name: str) -> str:
+        return f"{read}('{out / f'{name}.{file_format}'}')"
+
+    audits = duckdb.sql(f"select relay, verdict, recorded_at from {table('audits')} order by recorded_at").fetchall()
+    assert [(relay, verdict) for relay, verdict, _ in audits] == [("acme", "divergent"), ("zeta", "divergent")]
+    assert audits[0][2].isoformat().startswith("2026-12-01T00:00:00")  # a UTC timestamp, not text
+    joined = duckdb.sql(
+        f"select a.relay, f.value from {table('figures')} f join {table('audits')} a on a.id = f.audit_id "
+        "where f.name = 'overcharge_ratio' order by a.relay"
+    ).fetchall()
+    assert [relay for relay, _ in joined] == ["acme", "zeta"] and all(abs(v - 1.3) < 0.05 for _, v in joined)
+    observed = duckdb.sql(f"select count(*) from {table('observations')}").fetchall()
+    assert observed == [(2 * len(RunStore.open(run).frame()),)]
+    failing = duckdb.sql(f"select count(*) from {table('findings')} where status = 'fail' and not weak").fetchall()
+    assert failing[0][0] >= 2
+    if file_format == "parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(out / "findings.parquet")
+        assert set(frame["check_name"]) == {f.check for f in report.findings}
+    refused = runner.invoke(app, args)  # the folder is no longer empty: never overwritten
+    assert refused.exit_code == 2 and "not an empty folder" in refused.output

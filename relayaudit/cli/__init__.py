@@ -21,7 +21,7 @@ from relayaudit.cli.audit_cmd import audit, baseline_app, demo
 from relayaudit.cli.collect_cmd import run
 from relayaudit.cli.common import out, report_crash
 from relayaudit.cli.fleet_cmd import fleet
-from relayaudit.cli.history_cmd import drift, history
+from relayaudit.cli.history_cmd import drift, export, history
 from relayaudit.cli.info_cmd import models, probes
 from relayaudit.cli.relays_cmd import relays_app
 from relayaudit.cli.sim_cmd import sim_app
@@ -51,7 +51,22 @@ def root(
     """Audit LLM API relays: is the model you pay for the model that answers?"""
 
 
-for command in (demo, audit, fleet, run, compare, report, identify, consensus, plan, history, drift, probes, models):
+for command in (
+    demo,
+    audit,
+    fleet,
+    run,
+    compare,
+    report,
+    identify,
+    consensus,
+    plan,
+    history,
+    drift,
+    export,
+    probes,
+    models,
+):
     app.command()(command)
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(relays_app, name="relays")

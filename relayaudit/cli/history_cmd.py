@@ -1,5 +1,5 @@
-"""`relayaudit history` (past audits) and `relayaudit drift` (has a relay changed?), and how every audit is
-recorded into the history."""
+"""`relayaudit history` (past audits), `drift` (has a relay changed?) and `export` (the history as files), and
+how every audit is recorded into the history."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from relayaudit.drift import Drift
 from relayaudit.drift import drift as drift_of
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE
 from relayaudit.history.database import AuditRow, History, HistoryError
+from relayaudit.history.export import FORMATS, Format, check_export_folder, export_history
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.figures import compact
 from relayaudit.report.record import Report
@@ -160,3 +161,28 @@ def show_drift(result: Drift) -> None:
         for trend in result.trends:
             mark = "  ← outside the earlier range" if trend.moved else ""
             out.print(Text(f"    {trend.sentence()}{mark}"))
+
+
+@handled
+def export(
+    file_format: Annotated[str, typer.Option("--format", help="parquet | csv")] = "parquet",
+    out_dir: Annotated[Path, typer.Option("--out", help="A new folder for the files (one per table).")] = Path(
+        "relayaudit-export"
+    ),
+    relay: Annotated[str | None, typer.Option(help="Only this relay's audits.")] = None,
+    since: SinceOpt = None,
+    history_url: HistoryUrlOpt = None,
+) -> None:
+    """Export the history — audits, areas, findings, key figures, observations — as Parquet or CSV files
+    (docs/history.md documents the columns) for DuckDB, pandas or Spark."""
+    if file_format not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}.")
+    chosen: Format = "csv" if file_format == "csv" else "parquet"
+    check_export_folder(out_dir, chosen)
+    with History.open(history_url) as opened:
+        exported = export_history(opened, out_dir, chosen, relay=relay, since=parse_since(since))
+    for item in exported:
+        out.print(f"{item.table}: {item.rows:,} rows → {inert(str(item.path))}")
+    example = out_dir / f"audits.{chosen}"
+    query = f"select relay, verdict, count(*) from '{example}' group by all"  # noqa: S608 - a hint printed, never run
+    out.print(f'Query them with DuckDB, e.g.: duckdb -c "{inert(query)}"', soft_wrap=True)

@@ -75,7 +75,7 @@ def shown(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _why(exc: BaseException, url: URL) -> str:
+def why(exc: BaseException, url: URL) -> str:
     """The first line of a driver's error, with any password in it masked."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = text[0][:300] if text else type(exc).__name__
@@ -170,7 +170,7 @@ class History:
         except SQLAlchemyError as exc:
             engine.dispose()
             raise HistoryError(
-                f"Cannot open the history at {shown(parsed)}: {_why(exc, parsed)}.",
+                f"Cannot open the history at {shown(parsed)}: {why(exc, parsed)}.",
                 f"Check the server and the URL (--history-url or {HISTORY_ENV}); nothing was sent to any relay.",
             ) from exc
         return cls(engine, parsed)
@@ -229,7 +229,7 @@ class History:
                 self._children(connection, audit_id, report, store)
         except SQLAlchemyError as exc:
             raise HistoryError(
-                f"Could not write the audit into the history at {shown(self.url)}: {_why(exc, self.url)}.",
+                f"Could not write the audit into the history at {shown(self.url)}: {why(exc, self.url)}.",
                 "The verdict and the run directory are unaffected; record it later by auditing again.",
             ) from exc
         return audit_id
@@ -304,7 +304,7 @@ class History:
                 figures = self._by_audit(connection, schema.figures, ids, "name", "value")
                 areas = self._by_audit(connection, schema.categories, ids, "category", "verdict")
         except SQLAlchemyError as exc:
-            raise HistoryError(f"Could not read the history at {shown(self.url)}: {_why(exc, self.url)}.") from exc
+            raise HistoryError(f"Could not read the history at {shown(self.url)}: {why(exc, self.url)}.") from exc
         return [
             AuditRow(
                 id=row["id"],
