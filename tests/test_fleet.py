@@ -55,6 +55,8 @@ def test_a_fleet_audits_every_relay_and_one_failure_stops_none(
     assert rows["forgetful"]["verdict"] == "divergent" and rows["forgetful"]["categories"]["memory"] == "divergent"
     assert rows["down"]["verdict"] == "error" and rows["down"]["problem"]
     assert rows["nokey"]["verdict"] == "error" and "UNSET_FLEET_KEY" in rows["nokey"]["problem"]
+    assert json.loads((out / "fleet.json").read_text()) == table  # the table is always kept in the folder too
+    assert (out / "fleet.md").read_text() == (tmp_path / "f.md").read_text() and (out / "fleet.html").is_file()
     for name in ("honest", "overbill", "forgetful"):
         report = json.loads(Path(rows[name]["report_file"]).read_text())
         assert report["verdict"] == rows[name]["verdict"] and Path(rows[name]["run_dir"]).is_dir()

@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from relayaudit.cli.common import AlphaOpt, HistoryUrlOpt, HtmlOpt, JsonOpt, MdOpt, SamplesOpt, err, handled, out
+from relayaudit.cli.common import AlphaOpt, HistoryUrlOpt, SamplesOpt, err, handled, out
 from relayaudit.cli.history_cmd import record_in_history
 from relayaudit.cli.progress import FleetProgress
 from relayaudit.client import ClientSettings
@@ -35,7 +35,7 @@ from relayaudit.report.categories import AREAS
 from relayaudit.report.console import VERDICT_STYLE
 from relayaudit.report.figures import compact
 from relayaudit.report.fleet import FleetTable, fleet_html, fleet_markdown
-from relayaudit.report.output import check_target, json_text, report_targets, write_text
+from relayaudit.report.output import STDOUT, check_target, json_text, report_targets, write_text
 from relayaudit.sanitize import inert, strip_control
 from relayaudit.types import utc_now
 
@@ -118,11 +118,15 @@ def fleet(
     alpha: AlphaOpt = 0.01,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out-dir", help="New folder for the runs and each audit's JSON report (default: dated)."),
+        typer.Option(
+            "--out-dir",
+            help="New folder for the runs, each audit's JSON report and the table (fleet.html/.md/.json); "
+            "default: relayaudit-fleet-DATE.",
+        ),
     ] = None,
-    json_out: JsonOpt = None,
-    md_out: MdOpt = None,
-    html_out: HtmlOpt = None,
+    json_out: Annotated[str | None, typer.Option("--json", help="Also write the table's JSON here.")] = None,
+    md_out: Annotated[str | None, typer.Option("--md", help="Also write the table's Markdown here.")] = None,
+    html_out: Annotated[str | None, typer.Option("--html", help="Also write the table's HTML page here.")] = None,
     history_url: HistoryUrlOpt = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record the audits in the history.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress display.")] = False,
@@ -130,10 +134,10 @@ def fleet(
     """Audit many relays x models at once; one comparison table; exit 1 if any is divergent, else the worst
     of 4 (a bug), 2 (a configuration error), 3 (inconclusive or not audited), 0."""
     chosen = set(_chosen_relays(list(names or [])))
-    targets = report_targets(json_out, md_out, html_out)  # all checked before any request
-    if targets.stdout:
+    if STDOUT in (json_out, md_out, html_out):
         raise typer.BadParameter("fleet writes its table to files: give --json/--md/--html a path, not -.")
-    folder = _out_dir(out_dir)
+    folder = _out_dir(out_dir)  # first, so that a table path inside it checks out
+    targets = report_targets(json_out, md_out, html_out)  # all checked before any request
     entries = [entry for name, entry in load_relays().items() if name in chosen]
     jobs = plan_fleet(
         entries,
@@ -214,12 +218,14 @@ def fleet(
         tuple(fleet_row(o, written.get(o.job.label)) for o in outcomes), started, time.monotonic() - clock, alpha
     )
     out.print(_screen_table(table))
-    for target, text, what in (
-        (targets.json, json_text(table.to_json()), "fleet table (JSON)"),
-        (targets.md, fleet_markdown(table), "fleet table (Markdown)"),
-        (targets.html, fleet_html(table), "fleet table (HTML)"),
+    for kept, target, text, what in (
+        ("fleet.json", targets.json, json_text(table.to_json()), "fleet table (JSON)"),
+        ("fleet.md", targets.md, fleet_markdown(table), "fleet table (Markdown)"),
+        ("fleet.html", targets.html, fleet_html(table), "fleet table (HTML)"),
     ):
-        if target is not None:
-            write_text(target, text, what, f"every audit's report is in {folder / 'reports'}.")
-            err.print(f"{what} written to {inert(str(target))}")
+        # always in the output folder (what a scheduled job uploads), and wherever else a flag asks
+        for place in (check_target("--out-dir", folder / kept), target):
+            if place is not None:
+                write_text(place, text, what, f"every audit's report is in {folder / 'reports'}.")
+    err.print(f"Fleet table written to {inert(str(folder))}/fleet.html, fleet.md and fleet.json.")
     raise typer.Exit(fleet_exit_code(outcomes))
