@@ -11,14 +11,13 @@ tool version. Someone who can reach the official API records it; anyone can audi
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
 from relayaudit import __version__
-from relayaudit.client import ClientSettings
+from relayaudit.client import ClientSettings, Gate
 from relayaudit.collect import CollectSummary, ProgressSink
 from relayaudit.compare import check_run, compare_runs, other_model_error
 from relayaudit.errors import ConfigError
@@ -27,7 +26,7 @@ from relayaudit.findings import DEFAULT_ALPHA
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.manifest import Provenance
 from relayaudit.models import load_registry
-from relayaudit.report.record import Report
+from relayaudit.report.record import Calibration, Report
 from relayaudit.run_basis import stored_registry
 from relayaudit.runner import PreparedRun, RunOptions, inherited_from, prepare_new_run, run_collection
 from relayaudit.store import RunStore
@@ -102,7 +101,7 @@ async def run_audit(
     transport: httpx.AsyncBaseTransport | None = None,
     allow_other_model: bool = False,
     baseline_signer: str | None = None,
-    gate: asyncio.Semaphore | None = None,
+    gate: Gate | None = None,
 ) -> AuditResult:
     """Collect the relay run, then compare it with `baseline` (a run directory; a bundle is opened by the
     caller, which passes its signer) or run the checks that need none. `gate`: see run_collection."""
@@ -125,7 +124,7 @@ async def collect_audit(
     *,
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    gate: asyncio.Semaphore | None = None,
+    gate: Gate | None = None,
 ) -> CollectSummary:
     """An audit's first half: collect the relay run; RelayUnusableError when the relay could not be used."""
     summary = await run_collection(prepared, settings, progress=progress, transport=transport, gate=gate)
@@ -147,9 +146,11 @@ def analyse_audit(
     calibration_splits: int = 20,
     allow_other_model: bool = False,
     baseline_signer: str | None = None,
+    calibration: Calibration | None = None,
 ) -> Report:
     """An audit's second half, from the stored runs alone: compare with the baseline, or the checks that need
-    none. Synchronous and CPU-bound, so `fleet` runs it in a worker thread while other relays collect."""
+    none. Synchronous and CPU-bound, so `fleet` runs it in worker processes while other relays collect;
+    `calibration`: the baseline's, when already computed (compare_runs)."""
     relay = RunStore.open(run_dir)
     if baseline is None:
         return check_run(relay, alpha=alpha, settings=compare_settings)
@@ -161,4 +162,5 @@ def analyse_audit(
         calibration_splits=calibration_splits,
         allow_other_model=allow_other_model,
         baseline_signer=baseline_signer,
+        calibration=calibration,
     )

@@ -21,8 +21,10 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
+import functools
 import json
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -173,6 +175,18 @@ def _scrub(value: Any, secrets: Sequence[str]) -> Any:
     return value
 
 
+Gate = contextlib.AbstractAsyncContextManager[object]
+"""A slot shared by several clients, taken with `async with` around each attempt: an asyncio.Semaphore, or
+fleet's priority gate."""
+
+
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """One TLS context (httpx's defaults: certifi's CAs, SSL_CERT_FILE/DIR) for every client: loading the CA
+    bundle takes about 50 ms, paid once per process rather than once per relay of a fleet."""
+    return httpx.create_ssl_context()
+
+
 class RelayClient:
     """Sends ChatRequests to one endpoint. Use as `async with RelayClient(...) as client:`."""
 
@@ -187,7 +201,7 @@ class RelayClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         secrets: Sequence[str] = (),
-        gate: asyncio.Semaphore | None = None,
+        gate: Gate | None = None,
     ) -> None:
         """`secrets`: further keys (e.g. the run's other key) to scrub from everything kept, like `key`.
         `gate`: a cap shared with other clients (fleet's requests in flight across all relays), taken after
@@ -205,6 +219,7 @@ class RelayClient:
         s = self.settings
         self._http = httpx.AsyncClient(
             transport=transport,
+            verify=shared_tls_context(),
             timeout=httpx.Timeout(connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout, pool=None),
             limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
             follow_redirects=False,

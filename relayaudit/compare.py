@@ -114,6 +114,21 @@ def _split_half(
     return left, right
 
 
+def baseline_calibration(
+    baseline_store: RunStore,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    settings: CompareSettings | None = None,
+    splits: int = CALIBRATION_SPLITS,
+) -> Calibration:
+    """The split-half calibration `compare_runs` would compute for this baseline (relay-independent)."""
+    settings = settings or CompareSettings()
+    if not splits:
+        return Calibration(0, 0, "Calibration skipped.")
+    basis = run_basis(baseline_store)
+    return calibrate(by_kind(basis, final_only(baseline_store.observations())), basis, alpha, settings, splits)
+
+
 def calibrate(
     grouped: dict[str, list[Observation]],
     basis: RunBasis,
@@ -287,10 +302,13 @@ def compare_runs(
     calibration_splits: int = CALIBRATION_SPLITS,
     allow_other_model: bool = False,
     baseline_signer: str | None = None,
+    calibration: Calibration | None = None,
 ) -> Report:
     """The relay run against the baseline run, plus the baseline-free checks of the relay run. A baseline of
     another model is refused unless `allow_other_model`: every difference would be blamed on the relay.
-    `baseline_signer` is the public key that signed the baseline's bundle, for the report's provenance."""
+    `baseline_signer` is the public key that signed the baseline's bundle, for the report's provenance.
+    `calibration`: the baseline's own, when already computed (`baseline_calibration`; it depends on the
+    baseline alone, so a fleet auditing many relays against one baseline computes it once)."""
     settings = settings or CompareSettings()
     if not 0 < alpha < 1:
         raise RunStoreError(f"alpha must be between 0 and 1, not {alpha}.")
@@ -329,11 +347,12 @@ def compare_runs(
 
     candidates = _with_enough_permutations(produce, settings, alpha)
     warnings += unknown_claim(relay_manifest, relay_basis)
-    calibration = (
-        calibrate(base_grouped, base_basis, alpha, settings, calibration_splits)
-        if calibration_splits
-        else Calibration(0, 0, "Calibration skipped.")
-    )
+    if calibration is None:
+        calibration = (
+            calibrate(base_grouped, base_basis, alpha, settings, calibration_splits)
+            if calibration_splits
+            else Calibration(0, 0, "Calibration skipped.")
+        )
     provenance, provenance_warnings = baseline_provenance(base_manifest, signer=baseline_signer)
     warnings += provenance_warnings
     baseline = {

@@ -1,20 +1,28 @@
 """Auditing many relays x models at once (`relayaudit fleet`).
 
 Every audit runs in one event loop: each relay has its own concurrency and pacing (its client), and one shared
-semaphore caps the requests in flight across all of them. An audit's analysis is CPU work; it runs in a worker
-thread so that the other relays keep collecting meanwhile. One audit's failure — a missing key, a relay that
-is down, even a bug — becomes that row's problem and never stops the others.
+gate caps the requests in flight across all of them, serving the earliest audit first (PriorityGate). An
+audit's analysis is CPU work; it runs in worker processes (threads when there are none) so that the other
+relays keep collecting meanwhile, and each baseline's calibration, which depends on the baseline alone, is
+computed once for all the relays using it. One audit's failure — a missing key, a relay that is down, even a
+bug — becomes that row's problem and never stops the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import heapq
+import itertools
+import multiprocessing
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -22,6 +30,7 @@ from relayaudit.audit import BASELINE_FREE_SUITES, analyse_audit, collect_audit,
 from relayaudit.bundle import opened_run
 from relayaudit.client import ClientSettings
 from relayaudit.collect import ProgressSink
+from relayaudit.compare import baseline_calibration
 from relayaudit.errors import (
     EXIT_CONSISTENT,
     EXIT_DIVERGENT,
@@ -35,9 +44,11 @@ from relayaudit.findings import DEFAULT_ALPHA
 from relayaudit.models import FactOverrides
 from relayaudit.relays import RelayEntry
 from relayaudit.report.fleet import FleetRow
-from relayaudit.report.record import Report
+from relayaudit.report.record import Calibration, Report
 from relayaudit.runner import RunOptions
+from relayaudit.store import RunStore
 
+T = TypeVar("T")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 SEVERITY = (EXIT_DIVERGENT, EXIT_INTERNAL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_CONSISTENT)
 """Fleet's exit code is the first of these that any audit had: a divergent relay outranks every failure."""
@@ -65,6 +76,8 @@ class FleetSettings:
     """Requests in flight across the whole fleet."""
     alpha: float = DEFAULT_ALPHA
     calibration_splits: int = 20
+    analysis_workers: int = 0
+    """Processes analysing audits beside the event loop (0: threads, which share one core with collection)."""
 
 
 @dataclass(frozen=True)
@@ -123,29 +136,134 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
+class PriorityGate:
+    """The fleet's cap on requests in flight, handing a freed slot to the waiting audit that started first.
+
+    A plain semaphore serves waiters in turn, so every audit advances in step and all finish together at the
+    end — and all their analyses queue up after the last request. Serving the earliest audit first makes them
+    finish one after another, so each analysis runs while the later audits still collect."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # handed the slot just as it was cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():  # a cancelled waiter's turn is done already: skip it
+                turn.set_result(None)  # the slot passes straight to the waiter
+                return
+        self._free += 1
+
+    def slot(self, priority: int) -> _Slot:
+        """The gate as one audit takes it (`async with`), at that audit's priority (lower goes first)."""
+        return _Slot(self, priority)
+
+
+class _Slot:
+    def __init__(self, gate: PriorityGate, priority: int) -> None:
+        self._gate = gate
+        self._priority = priority
+
+    async def __aenter__(self) -> None:
+        await self._gate.acquire(self._priority)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._gate.release()
+
+
+def _warm() -> None:
+    """Run in each new analysis process first, so that its imports overlap collection, not the first analysis."""
+    import relayaudit.compare  # noqa: F401
+
+
+class _Shared:
+    """What the audits of one fleet share: each baseline opened once (a bundle verified and extracted once),
+    its calibration computed once (it depends on the baseline alone), and where analyses run."""
+
+    def __init__(self, stack: ExitStack, settings: FleetSettings, pool: ProcessPoolExecutor | None) -> None:
+        self._stack = stack
+        self._settings = settings
+        self._pool = pool
+        self._baselines: dict[Path, tuple[Path, str | None] | RelayAuditError] = {}
+        self._calibrations: dict[Path, asyncio.Task[Calibration]] = {}
+
+    def baseline(self, given: Path) -> tuple[Path, str | None]:
+        """The baseline's run directory and signer; a bundle that does not verify fails every job using it."""
+        if given not in self._baselines:
+            try:
+                run_dir, verified = self._stack.enter_context(opened_run(given))
+                self._baselines[given] = (run_dir, verified.signer if verified is not None else None)
+            except RelayAuditError as exc:
+                self._baselines[given] = exc
+        found = self._baselines[given]
+        if isinstance(found, RelayAuditError):
+            raise found
+        return found
+
+    async def run(self, work: Callable[..., T], **arguments: object) -> T:
+        """CPU work off the event loop: in a worker process when the fleet has a pool, else a thread."""
+        call = functools.partial(work, **arguments)
+        if self._pool is None:
+            return await asyncio.to_thread(call)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def calibration(self, run_dir: Path) -> Calibration:
+        if run_dir not in self._calibrations:
+            self._calibrations[run_dir] = asyncio.ensure_future(
+                self.run(
+                    _calibration_of,
+                    run_dir=run_dir,
+                    alpha=self._settings.alpha,
+                    splits=self._settings.calibration_splits,
+                )
+            )
+        return await asyncio.shield(self._calibrations[run_dir])
+
+
+def _calibration_of(run_dir: Path, alpha: float, splits: int) -> Calibration:
+    return baseline_calibration(RunStore.open(run_dir), alpha=alpha, splits=splits)
+
+
 async def _audit(
     job: FleetJob,
     settings: FleetSettings,
-    gate: asyncio.Semaphore,
+    shared: _Shared,
+    gate: _Slot,
     progress: ProgressSink | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> FleetOutcome:
     started = time.monotonic()
     run_dir: Path | None = None
     try:
-        with ExitStack() as stack:
-            baseline, verified = (None, None) if job.baseline is None else stack.enter_context(opened_run(job.baseline))
-            prepared = prepare_audit(job.options, baseline)  # a baseline's own suites and samples win
-            run_dir = prepared.store.path
-            await collect_audit(prepared, settings.client, progress=progress, transport=transport, gate=gate)
-            report = await asyncio.to_thread(
-                analyse_audit,
-                run_dir,
-                baseline,
-                alpha=settings.alpha,
-                calibration_splits=settings.calibration_splits,
-                baseline_signer=verified.signer if verified is not None else None,
-            )
+        baseline, signer = (None, None) if job.baseline is None else shared.baseline(job.baseline)
+        prepared = prepare_audit(job.options, baseline)  # a baseline's own suites and samples win
+        run_dir = prepared.store.path
+        await collect_audit(prepared, settings.client, progress=progress, transport=transport, gate=gate)
+        calibration = await shared.calibration(baseline) if baseline is not None else None
+        report = await shared.run(
+            analyse_audit,
+            run_dir=run_dir,
+            baseline=baseline,
+            alpha=settings.alpha,
+            calibration_splits=settings.calibration_splits,
+            baseline_signer=signer,
+            calibration=calibration,
+        )
     except RelayAuditError as exc:
         problem = f"{exc.message} {exc.hint or ''}".strip()
         return FleetOutcome(job, None, run_dir, problem, exc.exit_code, time.monotonic() - started)
@@ -169,15 +287,24 @@ async def run_fleet(
 ) -> list[FleetOutcome]:
     """Audit every job at once under the shared cap; the outcomes in the jobs' order. `on_done` is awaited as
     each audit ends (to record it in the history and say so) before the next outcome is handled."""
-    gate = asyncio.Semaphore(settings.max_in_flight)
+    gate = PriorityGate(settings.max_in_flight)
+    with ExitStack() as stack:
+        pool = None
+        if settings.analysis_workers and len(jobs) > 1:
+            # spawn, not fork: the parent has threads and an event loop running, which a fork would copy mid-step
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(settings.analysis_workers, mp_context=context))
+            for _ in range(settings.analysis_workers):
+                pool.submit(_warm)
+        shared = _Shared(stack, settings, pool)
 
-    async def one(job: FleetJob) -> FleetOutcome:
-        outcome = await _audit(job, settings, gate, progress_for(job), transport)
-        if on_done is not None:
-            await on_done(outcome)
-        return outcome
+        async def one(priority: int, job: FleetJob) -> FleetOutcome:
+            outcome = await _audit(job, settings, shared, gate.slot(priority), progress_for(job), transport)
+            if on_done is not None:
+                await on_done(outcome)
+            return outcome
 
-    return list(await asyncio.gather(*(one(job) for job in jobs)))
+        return list(await asyncio.gather(*(one(priority, job) for priority, job in enumerate(jobs))))
 
 
 def fleet_exit_code(outcomes: Sequence[FleetOutcome]) -> int:

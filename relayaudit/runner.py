@@ -6,7 +6,6 @@ commands (baseline, audit, demo) call these functions directly.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import re
@@ -20,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 import httpx
 
 from relayaudit import __version__
-from relayaudit.client import ClientSettings, RelayClient
+from relayaudit.client import ClientSettings, Gate, RelayClient
 from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.failures import RelayUnusableError
@@ -349,7 +348,7 @@ async def run_collection(
     *,
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    gate: asyncio.Semaphore | None = None,
+    gate: Gate | None = None,
 ) -> CollectSummary:
     """Collect the prepared run (preflight first, unless turned off); `gate` caps requests in flight across
     several collections at once (fleet)."""

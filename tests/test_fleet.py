@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from relayaudit.cli import app
 from relayaudit.client import ClientSettings
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_USAGE
-from relayaudit.fleet import FleetOutcome, FleetSettings, fleet_exit_code, plan_fleet, run_fleet
+from relayaudit.fleet import FleetOutcome, FleetSettings, PriorityGate, fleet_exit_code, plan_fleet, run_fleet
 from relayaudit.history.database import History
 from relayaudit.relays import RelayEntry, save_relay
 from relayaudit.sim.app import SimConfig, build_app
@@ -131,3 +131,22 @@ def test_the_exit_code_is_the_worst_verdict() -> None:
     assert worst(EXIT_INCONCLUSIVE, EXIT_USAGE) == EXIT_USAGE
     assert worst(EXIT_USAGE, EXIT_INTERNAL) == EXIT_INTERNAL
     assert worst(EXIT_INTERNAL, EXIT_DIVERGENT, EXIT_CONSISTENT) == EXIT_DIVERGENT
+
+
+async def test_the_gate_serves_the_earliest_audit_first_and_survives_cancellation() -> None:
+    gate = PriorityGate(1)
+    order: list[int] = []
+    await gate.acquire(5)  # the one slot is taken
+
+    async def wait(priority: int) -> None:
+        async with gate.slot(priority):
+            order.append(priority)
+
+    late, early, cancelled = (asyncio.ensure_future(wait(p)) for p in (3, 1, 0))
+    await asyncio.sleep(0)
+    cancelled.cancel()  # a waiter that gives up must not take, or lose, the slot
+    await asyncio.sleep(0)
+    gate.release()
+    await asyncio.gather(late, early)
+    assert order == [1, 3] and cancelled.cancelled()
+    await asyncio.wait_for(gate.acquire(9), timeout=1)  # the slot came back: free again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ from relayaudit.report.fleet import FleetTable, fleet_html, fleet_markdown
 from relayaudit.report.output import STDOUT, check_target, json_text, report_targets, write_text
 from relayaudit.sanitize import inert, strip_control
 from relayaudit.types import utc_now
+
+DEFAULT_ANALYSIS_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+"""Leave a core to the event loop that collects."""
 
 
 def _chosen_relays(names: list[str]) -> list[str]:
@@ -110,6 +114,10 @@ def fleet(
     max_in_flight: Annotated[
         int, typer.Option(min=1, max=4096, help="Requests in flight at once across the whole fleet.")
     ] = 32,
+    analysis_workers: Annotated[
+        int,
+        typer.Option(min=0, max=64, help="Processes analysing finished audits beside collection (0: threads)."),
+    ] = DEFAULT_ANALYSIS_WORKERS,
     budget_usd: Annotated[float | None, typer.Option(help="Spending cap in USD for each audit.")] = None,
     samples: SamplesOpt = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds one attempt may take in all.")] = 600.0,
@@ -156,6 +164,7 @@ def fleet(
         ),
         max_in_flight=max_in_flight,
         alpha=alpha,
+        analysis_workers=analysis_workers,
     )
     history = None if no_history else History.open(history_url)  # before any request, like audit
     reports = folder / "reports"
