@@ -4,15 +4,20 @@ never stopping the others, the shared cap on requests in flight, the comparison 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
+from rich.text import Text
 from typer.testing import CliRunner
 
 from relayaudit.cli import app
+from relayaudit.cli.progress import FleetProgress
 from relayaudit.client import ClientSettings
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_USAGE
 from relayaudit.fleet import FleetOutcome, FleetSettings, PriorityGate, fleet_exit_code, plan_fleet, run_fleet
@@ -150,3 +155,20 @@ async def test_the_gate_serves_the_earliest_audit_first_and_survives_cancellatio
     await asyncio.gather(late, early)
     assert order == [1, 3] and cancelled.cancelled()
     await asyncio.wait_for(gate.acquire(9), timeout=1)  # the slot came back: free again
+
+
+def test_the_live_display_shows_audits_in_progress_and_the_total() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with FleetProgress(console, audits=2) as live:
+        line = live.sink("acme · gpt-4o")
+        line.start(10, 0)
+        line.advance(0.0, True)
+        line.advance(0.0, False)
+        time.sleep(0.3)  # the display refreshes itself ten times a second
+        live.said(Text("acme · gpt-4o: divergent — bills 30% more"))
+        line.stop()
+        live.audit_done()
+        time.sleep(0.3)
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "acme · gpt-4o" in shown and "1 failed" in shown and "2 requests" in shown
+    assert "all audits" in shown and "bills 30% more" in shown
