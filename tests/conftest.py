@@ -75,6 +75,11 @@ def fake_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return FAKE_KEY
 
 
+def flat(text: str) -> str:
+    """Command output with the terminal's line wrapping undone, to find a sentence in it."""
+    return " ".join(text.split())
+
+
 def write_suite(directory: Path, name: str, prompts: list[str], **params: object) -> Path:
     """A one-probe suite file sending each prompt once, with the given request parameters."""
     lines = ["schema = 1", f'name = "{name}"', "[[probes]]", f'id = "{name}.p"', 'kind = "prompt"']

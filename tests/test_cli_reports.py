@@ -26,7 +26,7 @@ from relayaudit.report.markdown import render_markdown
 from relayaudit.report.output import check_target, report_targets
 from relayaudit.store import RunStore
 from relayaudit.testing import SIM_CLIENT_NO_RETRY, record_at
-from tests.conftest import FAKE_KEY, StartSim
+from tests.conftest import FAKE_KEY, StartSim, flat
 
 runner = CliRunner()
 ROOT = Path(__file__).parents[1]
@@ -55,11 +55,6 @@ def crash_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     logs.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(logs))
     return logs
-
-
-def flat(text: str) -> str:
-    """Output with rich's line wrapping undone, for substring checks."""
-    return " ".join(text.split())
 
 
 def compare_args(runs: dict[str, Path], *extra: str) -> list[str]:

@@ -14,14 +14,10 @@ from typer.testing import CliRunner
 from relayaudit.cli import app
 from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE
 from relayaudit.history.database import History
-from tests.conftest import FAKE_KEY
+from tests.conftest import FAKE_KEY, flat
 
 runner = CliRunner()
 SUITES = ["--suite", "usage", "--suite", "memory"]
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture

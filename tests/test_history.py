@@ -121,7 +121,7 @@ def test_history_command_lists_and_filters(url: str, audited: tuple[Report, Path
     assert payload["schema"] == "relayaudit.history/1"
     assert [(a["relay"], a["recorded_at"][:10]) for a in payload["audits"]] == [("acme", "2026-12-01")]
     table = runner.invoke(app, ["history", "--history-url", url], terminal_width=200)
-    assert table.exit_code == 0 and table.output.count("divergent") == 3 and "1.30x" in table.output
+    assert table.exit_code == 0 and table.output.count("divergent") == 3 and "+30%" in table.output
     bad = runner.invoke(app, ["history", "--history-url", url, "--since", "last tuesday"])
     assert bad.exit_code == 2 and "not a date" in bad.output
 

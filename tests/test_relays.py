@@ -15,7 +15,7 @@ from relayaudit.history.database import History
 from relayaudit.home import config_dir, data_dir
 from relayaudit.relays import find_relay, load_relays, relays_path
 from relayaudit.testing import record_at
-from tests.conftest import FAKE_KEY
+from tests.conftest import FAKE_KEY, flat
 
 runner = CliRunner()
 
@@ -23,11 +23,6 @@ runner = CliRunner()
 def add(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["relays", "add", *args])
     return result.exit_code, flat(result.output)
-
-
-def flat(text: str) -> str:
-    """Output with the terminal's line wrapping undone."""
-    return " ".join(text.split())
 
 
 def test_home_overrides_both_folders(relayaudit_home: Path) -> None:

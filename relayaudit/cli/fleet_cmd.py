@@ -81,7 +81,7 @@ def _screen_table(table: FleetTable) -> Table:
     shown.add_column("relay · model", overflow="fold", ratio=1)
     shown.add_column("verdict", no_wrap=True)
     shown.add_column("divergent in", overflow="fold", ratio=1)
-    for header in ("billed", "context", "memory", "accuracy"):
+    for header in ("overcharge", "context", "memory", "accuracy"):
         shown.add_column(header, no_wrap=True, justify="right")
     titles = {area.name: area.title for area in AREAS}
     for row in table.rows:

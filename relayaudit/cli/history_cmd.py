@@ -75,8 +75,8 @@ def history(
     limit: Annotated[int, typer.Option(min=1, help="At most this many (the newest).")] = 200,
     history_url: HistoryUrlOpt = None,
 ) -> None:
-    """List past audits, oldest first: verdict, key figures (billed/official tokens, effective context, turns
-    remembered) and, on a wide terminal, the headline."""
+    """List past audits, oldest first: verdict, key figures (prompt tokens billed beyond the official count,
+    effective context, turns remembered) and, on a wide terminal, the headline."""
     with History.open(history_url) as opened:
         rows = opened.audits(relay=relay, model=model, since=parse_since(since), limit=limit)
     if json_out:
@@ -87,7 +87,7 @@ def history(
         return
     wide = out.width >= WIDE  # the headline needs room; at 80 columns `--json` or `report` has it
     table = Table(box=box.SIMPLE_HEAD, title="Audit history", title_justify="left")
-    for column in ("id", "when (UTC)", "relay / model", "verdict", "billed", "context", "memory"):
+    for column in ("id", "when (UTC)", "relay / model", "verdict", "overcharge", "context", "memory"):
         table.add_column(column, overflow="fold", no_wrap=column != "relay / model")
     if wide:
         table.add_column("headline", overflow="fold", ratio=1)

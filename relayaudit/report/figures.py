@@ -93,7 +93,7 @@ def shown(name: str, value: float | None) -> str:
 
 
 def compact(name: str, value: float | None) -> str:
-    """A figure in a narrow table column, its unit in the header: 1.30x, 32k, 95.7%, 0.29s, $0.0123."""
+    """A figure in a narrow table column, its unit in the header: +30% (overcharge), 32k, 95.7%, 0.29s, $0.0123."""
     if value is None:
         return "—"
     unit = FIGURE_BY_NAME[name].unit
@@ -103,4 +103,6 @@ def compact(name: str, value: float | None) -> str:
         return f"{value:.0f}"
     if unit == "s":
         return f"{value:.2f}s"
+    if unit == "x":  # billed per official token, as the overcharge a buyer pays: +30%
+        return f"{(value - 1) * 100:+.0f}%"
     return shown(name, value)

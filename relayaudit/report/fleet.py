@@ -17,14 +17,15 @@ from relayaudit.report.markdown import md_escape as cell
 from relayaudit.report.record import Report
 
 FLEET_SCHEMA = "relayaudit.fleet/1"
-TABLE_FIGURES = ("overcharge_ratio", "effective_context_tokens", "recall_turns", "accuracy", "error_rate")
+TABLE_FIGURES = ("overcharge_ratio", "effective_context_tokens", "recall_turns", "accuracy", "error_rate", "spend_usd")
 """The key figures the table shows (the JSON carries them all)."""
 _HEADERS = {
-    "overcharge_ratio": "billed",
+    "overcharge_ratio": "overcharge",
     "effective_context_tokens": "context",
     "recall_turns": "memory",
     "accuracy": "accuracy",
     "error_rate": "errors",
+    "spend_usd": "spend",
 }
 
 
