@@ -11,6 +11,7 @@ bug — becomes that row's problem and never stops the others.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -63,6 +64,15 @@ class FleetJob:
     baseline: Path | None
     options: RunOptions
 
+    def client(self, default: ClientSettings) -> ClientSettings:
+        """The fleet's client settings with this relay's own concurrency and rpm, where it has them."""
+        settings = default
+        if self.relay.concurrency is not None:
+            settings = dataclasses.replace(settings, concurrency=self.relay.concurrency)
+        if self.relay.rpm is not None:
+            settings = dataclasses.replace(settings, requests_per_minute=self.relay.rpm)
+        return settings
+
     @property
     def label(self) -> str:
         return f"{self.relay.name} · {self.model}"
@@ -71,7 +81,7 @@ class FleetJob:
 @dataclass(frozen=True)
 class FleetSettings:
     client: ClientSettings
-    """Per relay: its concurrency, pacing, timeouts and retries."""
+    """Per relay: its concurrency, pacing, timeouts and retries (a relay's own concurrency and rpm win)."""
     max_in_flight: int = 32
     """Requests in flight across the whole fleet."""
     alpha: float = DEFAULT_ALPHA
@@ -253,7 +263,7 @@ async def _audit(
         baseline, signer = (None, None) if job.baseline is None else shared.baseline(job.baseline)
         prepared = prepare_audit(job.options, baseline)  # a baseline's own suites and samples win
         run_dir = prepared.store.path
-        await collect_audit(prepared, settings.client, progress=progress, transport=transport, gate=gate)
+        await collect_audit(prepared, job.client(settings.client), progress=progress, transport=transport, gate=gate)
         calibration = await shared.calibration(baseline) if baseline is not None else None
         report = await shared.run(
             analyse_audit,

@@ -59,6 +59,10 @@ class RelayEntry:
     context_window: int | None = None
     tokenizer: str | None = None
     label: str = ""
+    concurrency: int | None = None
+    """Requests in flight at once against this relay (its own limit; fleet's --concurrency otherwise)."""
+    rpm: float | None = None
+    """At most this many requests per minute to this relay."""
 
     def baseline_for(self, model: str) -> Path | None:
         value = self.baselines.get(model)
@@ -67,7 +71,8 @@ class RelayEntry:
     def to_table(self) -> dict[str, Any]:
         """The entry as relays.toml holds it (absent fields left out)."""
         table: dict[str, Any] = {"base_url": self.base_url, "models": list(self.models)}
-        for name in ("dialect", "key_env", "second_key_env", "price_in", "price_out", "context_window", "tokenizer"):
+        optional = ("dialect", "key_env", "second_key_env", "price_in", "price_out", "context_window", "tokenizer")
+        for name in (*optional, "concurrency", "rpm"):
             if (value := getattr(self, name)) is not None:
                 table[name] = value
         if self.label:
@@ -89,6 +94,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "context_window": (int,),
     "tokenizer": (str,),
     "label": (str,),
+    "concurrency": (int,),
+    "rpm": (int, float),
 }
 
 
@@ -139,7 +146,7 @@ def entry_from_table(name: str, table: Any, where: str = RELAYS_FILE) -> RelayEn
         raise ConfigError(f"{at}: dialect {dialect[:40]!r} is not one of {', '.join(DIALECTS)}.")
     for key in ("key_env", "second_key_env"):
         check_env_name(values.get(key), f"{at}: {key}")
-    for key in ("price_in", "price_out", "context_window"):
+    for key in ("price_in", "price_out", "context_window", "concurrency", "rpm"):
         if (number := values.get(key)) is not None and number <= 0:
             raise ConfigError(f"{at}: {key} must be positive.")
     return RelayEntry(
@@ -155,6 +162,8 @@ def entry_from_table(name: str, table: Any, where: str = RELAYS_FILE) -> RelayEn
         context_window=values.get("context_window"),
         tokenizer=values.get("tokenizer"),
         label=values.get("label", ""),
+        concurrency=values.get("concurrency"),
+        rpm=None if values.get("rpm") is None else float(values["rpm"]),
     )
 
 

@@ -7,7 +7,9 @@ import asyncio
 import io
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -90,15 +92,21 @@ class CountingTransport(httpx.AsyncBaseTransport):
         self.apps = apps
         self.in_flight = 0
         self.most = 0
+        self.per_host: Counter[str] = Counter()
+        self.most_per_host: Counter[str] = Counter()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
         self.in_flight += 1
+        self.per_host[host] += 1
         self.most = max(self.most, self.in_flight)
+        self.most_per_host[host] = max(self.most_per_host[host], self.per_host[host])
         try:
             await asyncio.sleep(0.01)  # long enough for the requests of every relay to overlap
-            return await self.apps[request.url.host].handle_async_request(request)
+            return await self.apps[host].handle_async_request(request)
         finally:
             self.in_flight -= 1
+            self.per_host[host] -= 1
 
 
 async def test_one_cap_holds_requests_in_flight_across_the_whole_fleet(
@@ -116,12 +124,16 @@ async def test_one_cap_holds_requests_in_flight_across_the_whole_fleet(
     assert [o.report is not None for o in outcomes] == [True] * 4, [o.problem for o in outcomes]
     assert transport.most == 3  # 4 relays x 4 each would allow 16
 
+    transport.most = 0
+    transport.most_per_host.clear()
+    entries[0] = replace(entries[0], concurrency=1)  # a relay with its own, stricter limit
     uncapped = await run_fleet(
         plan_fleet(entries, out_dir=tmp_path / "again", suites=("usage",)),
         FleetSettings(client=settings.client, max_in_flight=64),
         transport=transport,
     )
     assert all(o.report is not None for o in uncapped) and transport.most > 4  # relays really ran side by side
+    assert transport.most_per_host[hosts[0]] == 1 and transport.most_per_host[hosts[1]] == 4
 
 
 def test_the_exit_code_is_the_worst_verdict() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from relayaudit.cli import app
+from relayaudit.cli.options import CollectionFlags
 from relayaudit.errors import ConfigError
 from relayaudit.history.database import History
 from relayaudit.home import config_dir, data_dir
@@ -136,3 +138,12 @@ def test_audit_needs_a_relay_or_its_address() -> None:
     assert add("multi", "--base-url", "https://m.example/v1", "--model", "a", "--model", "b")[0] == 0
     result = runner.invoke(app, ["audit", "--relay", "multi", "--no-key"])
     assert result.exit_code == 2 and "several models" in flat(result.output)
+
+
+def test_a_relays_own_limits_apply_unless_a_flag_is_given() -> None:
+    code, _ = add("slow", "--base-url", "https://slow.example/v1", "--model", "m", "--concurrency", "1", "--rpm", "30")
+    entry = find_relay("slow")
+    assert code == 0 and (entry.concurrency, entry.rpm) == (1, 30.0)
+    assert (CollectionFlags().with_relay(entry).concurrency, CollectionFlags().with_relay(entry).rpm) == (1, 30.0)
+    given = CollectionFlags(concurrency=8, rpm=120.0, price_in=3.0).with_relay(replace(entry, price_in=2.0))
+    assert (given.concurrency, given.rpm, given.price_in) == (8, 120.0, 3.0)

@@ -107,9 +107,11 @@ def fleet(
         list[str] | None,
         typer.Option("--suite", help="For relays without a baseline: suites to run (default: the integrity suites)."),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once, per relay.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Requests in flight at once per relay, unless it sets its own.")
+    ] = 4,
     rpm: Annotated[
-        float | None, typer.Option(min=0.1, help="At most this many requests per minute, per relay.")
+        float | None, typer.Option(min=0.1, help="Requests per minute at most, per relay, unless it sets its own.")
     ] = None,
     max_in_flight: Annotated[
         int, typer.Option(min=1, max=4096, help="Requests in flight at once across the whole fleet.")

@@ -130,6 +130,10 @@ class CollectionFlags:
         unset = {name: value for name, value in taken.items() if getattr(self, name) is None and value is not None}
         if not self.label and entry.label:
             unset["label"] = entry.label
+        if entry.concurrency is not None and self.concurrency == _DEFAULTS["concurrency"]:
+            unset["concurrency"] = entry.concurrency  # --concurrency has a default, so "not given" is "default"
+        if entry.rpm is not None and self.rpm is None:
+            unset["rpm"] = entry.rpm
         return replace(self, **unset)
 
     def client_settings(self) -> ClientSettings:

@@ -108,6 +108,10 @@ def relays_add(
     context_window: Annotated[int | None, typer.Option(min=1, help="Claimed context window in tokens.")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="o200k_base | cl100k_base | qwen | deepseek | none.")] = None,
     label: Annotated[str | None, typer.Option(help="Free text, e.g. who sells it.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="This relay's own limit on requests in flight.")
+    ] = None,
+    rpm: Annotated[float | None, typer.Option(min=0.1, help="This relay's own limit on requests per minute.")] = None,
 ) -> None:
     """Add a relay, or change one already added (models and baselines are added to the ones it has)."""
     check_name(name)
@@ -135,6 +139,8 @@ def relays_add(
         context_window=context_window,
         tokenizer=tokenizer,
         label=label,
+        concurrency=concurrency,
+        rpm=rpm,
     )
     path = save_relay(entry)
     verb = "Added" if not existing.models else "Updated"
