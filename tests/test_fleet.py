@@ -176,11 +176,13 @@ def test_the_live_display_shows_audits_in_progress_and_the_total() -> None:
         line.start(10, 0)
         line.advance(0.0, True)
         line.advance(0.0, False)
-        time.sleep(0.3)  # the display refreshes itself ten times a second
+        output: io.StringIO = console.file  # type: ignore[assignment]
+        deadline = time.monotonic() + 10
+        while "1 failed" not in output.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the display refreshes itself ten times a second
         live.said(Text("acme · gpt-4o: divergent — bills 30% more"))
         line.stop()
         live.audit_done()
-        time.sleep(0.3)
-    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    shown = output.getvalue()
     assert "acme · gpt-4o" in shown and "1 failed" in shown and "2 requests" in shown
     assert "all audits" in shown and "bills 30% more" in shown
