@@ -18,16 +18,24 @@ from rich.console import Console
 from rich.text import Text
 from typer.testing import CliRunner
 
-from relayaudit.cli import app
+from relayaudit.cli import app, fleet_cmd
 from relayaudit.cli.progress import FleetProgress
 from relayaudit.client import ClientSettings
-from relayaudit.errors import EXIT_CONSISTENT, EXIT_DIVERGENT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_USAGE
+from relayaudit.errors import (
+    EXIT_CONSISTENT,
+    EXIT_DIVERGENT,
+    EXIT_INCONCLUSIVE,
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    ReportWriteError,
+)
 from relayaudit.fleet import FleetOutcome, FleetSettings, PriorityGate, fleet_exit_code, plan_fleet, run_fleet
 from relayaudit.history.database import History
 from relayaudit.relays import RelayEntry, save_relay
+from relayaudit.report.output import Target
 from relayaudit.sim.app import SimConfig, build_app
 from relayaudit.testing import record_at
-from tests.conftest import FAKE_KEY
+from tests.conftest import FAKE_KEY, flat
 
 runner = CliRunner()
 
@@ -186,3 +194,26 @@ def test_the_live_display_shows_audits_in_progress_and_the_total() -> None:
     shown = output.getvalue()
     assert "acme · gpt-4o" in shown and "1 failed" in shown and "2 requests" in shown
     assert "all audits" in shown and "bills 30% more" in shown
+
+
+def test_a_report_that_cannot_be_written_stops_nothing_else(
+    servers: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_KEY", FAKE_KEY)
+    named("one", servers(seed=37))
+    named("two", servers(seed=38))
+    real_write = fleet_cmd.write_text
+
+    def failing(target: Target, text: str, what: str, remake: str) -> None:
+        if target.path is not None and target.path.name.startswith("one--"):
+            raise ReportWriteError(f"Could not write the {what} to {target}: disk full.", remake)
+        real_write(target, text, what, remake)
+
+    monkeypatch.setattr(fleet_cmd, "write_text", failing)
+    result = runner.invoke(app, ["fleet", "--out-dir", str(tmp_path / "f"), "--suite", "usage"])
+    assert result.exit_code == EXIT_CONSISTENT, result.output
+    assert "disk full" in result.output and "the run is kept in" in flat(result.output)
+    rows = {row["relay"]: row for row in json.loads((tmp_path / "f" / "fleet.json").read_text())["audits"]}
+    assert rows["one"]["verdict"] == rows["two"]["verdict"] == "consistent" and rows["one"]["report_file"] is None
+    with History.open() as history:
+        assert {row.relay for row in history.audits()} == {"two"}  # recorded only once its report is kept

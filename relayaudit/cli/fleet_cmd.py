@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from relayaudit.cli.history_cmd import record_in_history
 from relayaudit.cli.progress import FleetProgress
 from relayaudit.client import ClientSettings
 from relayaudit.collect import ProgressSink
-from relayaudit.errors import EXIT_INCONCLUSIVE, ConfigError
+from relayaudit.errors import EXIT_INCONCLUSIVE, ConfigError, RelayAuditError
 from relayaudit.fleet import (
     FleetJob,
     FleetOutcome,
@@ -182,7 +183,8 @@ def fleet(
             return
         job = outcome.job
         path = reports / f"{run_folder(job.relay.name, job.model)}.json"
-        write_text(check_target("--json", path), json_text(outcome.report.to_json()), "audit report", "")
+        remake = f"the run is kept in {outcome.run_dir}; relayaudit report re-makes its report."
+        write_text(check_target("--json", path), json_text(outcome.report.to_json()), "audit report", remake)
         written[job.label] = path
         if history is not None and outcome.run_dir is not None:
             with writing:
@@ -197,7 +199,10 @@ def fleet(
             recorded.extend([audit_id] if audit_id is not None else [])
 
     async def done(outcome: FleetOutcome) -> None:
-        await asyncio.to_thread(keep, outcome)
+        try:
+            await asyncio.to_thread(keep, outcome)
+        except RelayAuditError as exc:  # a report that cannot be written stops nothing else: the run is on disk
+            err.print(f"[yellow]warning:[/] {inert(exc.message)} {inert(exc.hint or '')}")
         if live is not None:
             live.said(_ended(outcome))
             live.audit_done()
@@ -209,10 +214,7 @@ def fleet(
 
     started, clock = utc_now(), time.monotonic()
     try:
-        if live is not None:
-            with live:
-                outcomes = asyncio.run(run_fleet(jobs, settings, progress_for=progress_for, on_done=done))
-        else:
+        with live if live is not None else contextlib.nullcontext():
             outcomes = asyncio.run(run_fleet(jobs, settings, progress_for=progress_for, on_done=done))
     except KeyboardInterrupt:
         err.print(
