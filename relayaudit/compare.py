@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -125,8 +125,8 @@ def baseline_calibration(
     settings = settings or CompareSettings()
     if not splits:
         return Calibration(0, 0, "Calibration skipped.")
-    basis = run_basis(baseline_store)
-    return calibrate(by_kind(basis, final_only(baseline_store.observations())), basis, alpha, settings, splits)
+    baseline = GroupedRun.of(baseline_store)
+    return calibrate(baseline.grouped, baseline.basis, alpha, settings, splits)
 
 
 def calibrate(
@@ -167,6 +167,32 @@ def unknown_claim(manifest: Manifest, basis: RunBasis) -> list[str]:
     if basis.claim.known or manifest.facts_given.given():
         return []
     return [f"Checks against the registry were skipped: {manifest.claimed_model!r} is not in it."]
+
+
+@dataclass(frozen=True)
+class GroupedRun:
+    """A stored run ready to compare: the store, its own basis, and its final observations grouped by kind."""
+
+    store: RunStore
+    basis: RunBasis
+    grouped: dict[str, list[Observation]]
+
+    @classmethod
+    def of(cls, store: RunStore) -> GroupedRun:
+        basis = run_basis(store)
+        return cls(store, basis, by_kind(basis, final_only(store.observations())))
+
+    @property
+    def dialect(self) -> str:
+        return self.store.manifest.endpoint.dialect
+
+
+def between(reference: GroupedRun, other: GroupedRun, settings: CompareSettings) -> list[Candidate]:
+    """`other` against `reference` with each kind's comparison (compare's baseline x relay, identify's library
+    x relay, consensus's pairs, drift's earlier x latest run), dialect-bound figures set aside across dialects."""
+    return across_dialects(
+        candidates_for(reference.grouped, other.grouped, other.basis, settings), reference.dialect, other.dialect
+    )
 
 
 def across_dialects(candidates: list[Candidate], baseline_dialect: str, relay_dialect: str) -> list[Candidate]:
@@ -323,7 +349,8 @@ def compare_runs(
         )
     if not base_suites.keys() & relay_suites.keys():
         warnings.append("The runs share no suite; nothing can be compared.")
-    base_basis, relay_basis = run_basis(baseline_store), run_basis(relay_store)
+    base, relay = GroupedRun.of(baseline_store), GroupedRun.of(relay_store)
+    base_basis, relay_basis = base.basis, relay.basis
     if not relay_basis.registry.same_model(base_manifest.claimed_model, relay_manifest.claimed_model):
         if not allow_other_model:
             raise other_model_error(base_manifest.claimed_model, relay_manifest.claimed_model)
@@ -332,18 +359,12 @@ def compare_runs(
             f"{relay_manifest.claimed_model!r}: differences may be the models', not the relay's (--allow-other-model)."
         )
     warnings += gaps(baseline_store) + gaps(relay_store)
-    base_grouped = by_kind(base_basis, final_only(baseline_store.observations()))
-    relay_grouped = by_kind(relay_basis, final_only(relay_store.observations()))
+    base_grouped, relay_grouped = base.grouped, relay.grouped
 
     def produce(current: CompareSettings) -> list[Candidate]:
         checks = relay_checks(relay_basis, relay_grouped, current)
         official = relay_checks(base_basis, base_grouped, current)
-        compared = across_dialects(
-            candidates_for(base_grouped, relay_grouped, relay_basis, current),
-            base_manifest.endpoint.dialect,
-            relay_manifest.endpoint.dialect,
-        )
-        return compared + excused(checks, official, alpha)
+        return between(base, relay, current) + excused(checks, official, alpha)
 
     candidates = _with_enough_permutations(produce, settings, alpha)
     warnings += unknown_claim(relay_manifest, relay_basis)

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relayaudit.compare import across_dialects, by_kind, candidates_for, evaluated_together, final_only
+from relayaudit.compare import GroupedRun, between, evaluated_together
 from relayaudit.errors import ConfigError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.run_basis import run_basis
 from relayaudit.store import RunStore
 
 CONSENSUS_SCHEMA = "relayaudit.consensus/1"
@@ -164,19 +163,11 @@ def consensus(
             "Give runs that claim the same model.",
         )
     settings = settings or CompareSettings()
-    bases = [run_basis(s) for s in stores]
-    grouped = [by_kind(b, final_only(s.observations())) for b, s in zip(bases, stores, strict=True)]
+    runs = [GroupedRun.of(s) for s in stores]
     pairs = list(itertools.combinations(range(len(stores)), 2))
 
     def produce(current: CompareSettings) -> list[list[Candidate]]:
-        return [
-            across_dialects(
-                candidates_for(grouped[a], grouped[b], bases[b], current),
-                stores[a].manifest.endpoint.dialect,
-                stores[b].manifest.endpoint.dialect,
-            )
-            for a, b in pairs
-        ]
+        return [between(runs[a], runs[b], current) for a, b in pairs]
 
     per_pair = evaluated_together(produce, settings, alpha)  # Holm across all pairs together
     results = [Pair(a, b, tuple(found)) for (a, b), found in zip(pairs, per_pair, strict=True)]

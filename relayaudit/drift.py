@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relayaudit.compare import across_dialects, by_kind, candidates_for, evaluated_together, final_only
+from relayaudit.compare import GroupedRun, between, evaluated_together
 from relayaudit.errors import RelayAuditError, RunStoreError
 from relayaudit.findings import DEFAULT_ALPHA, Finding
 from relayaudit.history.database import AuditRow
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.report.categories import AREAS
 from relayaudit.report.figures import FIGURE_BY_NAME, shown
-from relayaudit.run_basis import run_basis
 from relayaudit.store import RunStore
 
 DRIFT_SCHEMA = "relayaudit.drift/1"
@@ -39,15 +38,10 @@ def between_runs(
     earlier: RunStore, later: RunStore, *, alpha: float = DEFAULT_ALPHA, settings: CompareSettings | None = None
 ) -> list[Finding]:
     """The later run against the earlier one: the between-run tests of every kind, Holm-corrected together."""
-    earlier_basis, later_basis = run_basis(earlier), run_basis(later)
-    earlier_grouped = by_kind(earlier_basis, final_only(earlier.observations()))
-    later_grouped = by_kind(later_basis, final_only(later.observations()))
-
-    def produce(current: CompareSettings) -> list[list[Any]]:
-        candidates = candidates_for(earlier_grouped, later_grouped, later_basis, current)
-        return [across_dialects(candidates, earlier.manifest.endpoint.dialect, later.manifest.endpoint.dialect)]
-
-    (findings,) = evaluated_together(produce, settings or CompareSettings(), alpha)
+    reference, latest = GroupedRun.of(earlier), GroupedRun.of(later)
+    (findings,) = evaluated_together(
+        lambda current: [between(reference, latest, current)], settings or CompareSettings(), alpha
+    )
     return findings
 
 

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from relayaudit.bundle import opened_run
-from relayaudit.compare import across_dialects, by_kind, candidates_for, evaluated_together, final_only
+from relayaudit.compare import GroupedRun, between, evaluated_together
 from relayaudit.errors import ConfigError
 from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding
 from relayaudit.kinds.distribution_checks import CompareSettings
-from relayaudit.run_basis import run_basis
 from relayaudit.store import RunStore
 
 IDENTIFY_SCHEMA = "relayaudit.identify/1"
@@ -152,27 +151,15 @@ def identify(
     if not library:
         raise ConfigError("The library holds no baseline (run directories or bundles).")
     settings = settings or CompareSettings()
-    relay_basis = run_basis(relay)
-    relay_grouped = by_kind(relay_basis, final_only(relay.observations()))
-    relay_probes = set(relay_basis.probes)
+    relay_run = GroupedRun.of(relay)
+    relay_probes = set(relay_run.basis.probes)
     entries = []
     for label, store in library:
-        basis = run_basis(store)
-        entries.append(
-            (label, store, by_kind(basis, final_only(store.observations())), bool(relay_probes & set(basis.probes)))
-        )
+        baseline = GroupedRun.of(store)
+        entries.append((label, store, baseline, bool(relay_probes & set(baseline.basis.probes))))
 
     def produce(current: CompareSettings) -> list[list[Candidate]]:
-        return [
-            across_dialects(
-                candidates_for(grouped, relay_grouped, relay_basis, current),
-                store.manifest.endpoint.dialect,
-                relay.manifest.endpoint.dialect,
-            )
-            if shared
-            else []
-            for _, store, grouped, shared in entries
-        ]
+        return [between(baseline, relay_run, current) if shared else [] for _, _, baseline, shared in entries]
 
     per_candidate = evaluated_together(produce, settings, alpha)  # Holm across the whole library
     matches = [
