@@ -47,6 +47,7 @@ from relayaudit.relays import RelayEntry
 from relayaudit.report.fleet import FleetRow
 from relayaudit.report.record import Calibration, Report
 from relayaudit.runner import RunOptions
+from relayaudit.sanitize import error_line
 from relayaudit.store import RunStore
 
 T = TypeVar("T")
@@ -139,11 +140,6 @@ def plan_fleet(
             )
             jobs.append(FleetJob(entry, model, baseline, options))
     return jobs
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 class PriorityGate:
@@ -278,7 +274,7 @@ async def _audit(
         problem = f"{exc.message} {exc.hint or ''}".strip()
         return FleetOutcome(job, None, run_dir, problem, exc.exit_code, time.monotonic() - started)
     except Exception as exc:  # a bug in one audit must not stop the fleet: that row says so, exit 4
-        problem = f"internal error (a bug in relayaudit, not a verdict): {_one_line(exc)}"
+        problem = f"internal error (a bug in relayaudit, not a verdict): {error_line(exc, 200)}"
         return FleetOutcome(job, None, run_dir, problem, EXIT_INTERNAL, time.monotonic() - started)
     finally:
         if progress is not None:

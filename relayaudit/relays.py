@@ -191,31 +191,37 @@ def _relays_table(document: tomlkit.TOMLDocument, path: Path) -> dict[str, Any]:
     return table
 
 
-def load_relays(path: Path | None = None) -> dict[str, RelayEntry]:
-    """Every named relay, validated (an empty dict when there is no file yet)."""
-    path = path or relays_path()
-    document = _read_document(path)
+def _entries(document: tomlkit.TOMLDocument, path: Path) -> dict[str, RelayEntry]:
     return {name: entry_from_table(name, table, str(path)) for name, table in _relays_table(document, path).items()}
 
 
-def find_relay(name: str, path: Path | None = None) -> RelayEntry:
-    relays = load_relays(path)
+def load_relays(path: Path | None = None) -> dict[str, RelayEntry]:
+    """Every named relay, validated (an empty dict when there is no file yet)."""
+    path = path or relays_path()
+    return _entries(_read_document(path), path)
+
+
+def _named(relays: dict[str, RelayEntry], name: str, path: Path) -> RelayEntry:
     if name not in relays:
         known = ", ".join(sorted(relays)) or "none yet"
         raise ConfigError(
-            f"No relay named {name[:80]!r} in {path or relays_path()} (known: {known}).",
+            f"No relay named {name[:80]!r} in {path} (known: {known}).",
             "Add it with: relayaudit relays add NAME --base-url URL --model MODEL --key-env VAR",
         )
     return relays[name]
 
 
+def find_relay(name: str, path: Path | None = None) -> RelayEntry:
+    path = path or relays_path()
+    return _named(load_relays(path), name, path)
+
+
 @contextmanager
-def _editing(path: Path) -> Iterator[tomlkit.TOMLDocument]:
-    """The document to change; written back atomically (a crash never leaves half a file)."""
+def _editing(path: Path) -> Iterator[tuple[tomlkit.TOMLDocument, dict[str, RelayEntry]]]:
+    """The document to change and its entries as they are (a file that is already wrong is refused, naming what
+    to fix); the document is written back atomically (a crash never leaves half a file)."""
     document = _read_document(path)
-    _relays_table(document, path)
-    load_relays(path)  # refuse to edit a file that is already wrong: the error names what to fix
-    yield document
+    yield document, _entries(document, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, scratch = tempfile.mkstemp(dir=path.parent, prefix=".relays-", suffix=".toml")
     try:
@@ -231,7 +237,7 @@ def save_relay(entry: RelayEntry, path: Path | None = None) -> Path:
     """Add `entry`, or replace the entry of that name (keeping the rest of the file as it was)."""
     path = path or relays_path()
     entry_from_table(entry.name, entry.to_table())  # what is written must read back
-    with _editing(path) as document:
+    with _editing(path) as (document, _):
         if "relays" not in document:
             document["relays"] = tomlkit.table(is_super_table=True)
         relays = document["relays"]
@@ -250,8 +256,8 @@ def save_relay(entry: RelayEntry, path: Path | None = None) -> Path:
 
 def remove_relay(name: str, path: Path | None = None) -> Path:
     path = path or relays_path()
-    find_relay(name, path)
-    with _editing(path) as document:
+    with _editing(path) as (document, entries):
+        _named(entries, name, path)
         relays = document["relays"]
         assert isinstance(relays, dict)
         del relays[name]

@@ -131,3 +131,11 @@ def excerpt(raw: bytes | str, secrets: Iterable[str] = (), limit: int = 240) -> 
     text = redact(strip_control(text), secrets)
     text = text.replace("\n", "\\n").replace("\t", " ").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception in one line — its type and the first line of its message — with keys and credential-shaped
+    text redacted and control characters removed: for a crash message, or a fleet row's problem."""
+    lines = str(exc).strip().splitlines()
+    first = redact(strip_control(lines[0]))[:limit] if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -26,7 +26,7 @@ from relayaudit.errors import EXIT_INCONCLUSIVE, EXIT_INTERNAL, RelayAuditError
 from relayaudit.report.console import report_view
 from relayaudit.report.output import ReportTargets
 from relayaudit.report.record import Report
-from relayaudit.sanitize import inert, redact, strip_control
+from relayaudit.sanitize import error_line, inert, redact, strip_control
 
 # emoji=False: rich would turn ":smile:"-style codes in relay text into emoji, which inert() cannot escape.
 out = Console(highlight=False, emoji=False)
@@ -54,9 +54,7 @@ def crash_log(exc: BaseException) -> Path:
 
 def report_crash(exc: BaseException) -> int:
     """Say on stderr, in one line, that relayaudit has a bug (not a verdict), log the traceback; EXIT_INTERNAL."""
-    lines = str(exc).strip().splitlines()
-    first = redact(strip_control(lines[0]))[:300] if lines else ""
-    summary = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    summary = error_line(exc)
     try:
         details = f"details in {crash_log(exc)}"
     except OSError as log_error:

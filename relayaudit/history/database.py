@@ -128,7 +128,7 @@ class AuditRow:
         }
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes: every time the history stores is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -308,7 +308,7 @@ class History:
         return [
             AuditRow(
                 id=row["id"],
-                recorded_at=_utc(row["recorded_at"]),
+                recorded_at=as_utc(row["recorded_at"]),
                 relay=row["relay"],
                 model=row["model"],
                 base_url=row["base_url"],

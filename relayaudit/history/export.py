@@ -12,7 +12,7 @@ import csv
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from relayaudit.errors import ConfigError
 from relayaudit.history import schema
-from relayaudit.history.database import History, HistoryError, shown, why
+from relayaudit.history.database import History, HistoryError, as_utc, shown, why
 
 Format = Literal["parquet", "csv"]
 FORMATS: tuple[Format, ...] = ("parquet", "csv")
@@ -73,12 +73,10 @@ def _chunks(history: History, query: sa.Select[Any]) -> Iterator[list[dict[str, 
 
 
 def _utc(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """SQLite returns naive datetimes; every time in the history is UTC."""
     for row in rows:
         for name in columns:
-            value = row[name]
-            if isinstance(value, datetime) and value.tzinfo is None:
-                row[name] = value.replace(tzinfo=UTC)
+            if isinstance(row[name], datetime):
+                row[name] = as_utc(row[name])
 
 
 def _write_parquet(history: History, table: sa.Table, query: sa.Select[Any], path: Path) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from relayaudit import __version__
@@ -50,11 +51,11 @@ class FleetRow:
     def headline(self) -> str:
         return self.report.headline if self.report is not None else f"Not audited: {self.problem}"
 
-    @property
+    @cached_property
     def areas(self) -> dict[str, str]:
         return {c.name: c.verdict for c in self.report.categories} if self.report is not None else {}
 
-    @property
+    @cached_property
     def figures(self) -> dict[str, float]:
         return key_figures(self.report) if self.report is not None else {}
 
