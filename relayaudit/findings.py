@@ -41,6 +41,7 @@ Category = Literal[
     "cache",
     "metadata",
     "timing",
+    "output",
 ]
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 """The JSON report's finding categories (a contract): every check belongs to exactly one."""

@@ -11,6 +11,7 @@ from relayaudit.kinds import (
     identity,
     memory,
     metadata,
+    output,
     params,
     prompt,
     timing,
@@ -32,6 +33,7 @@ KINDS: dict[str, ProbeKind] = {
     cache.KIND.name: cache.KIND,
     metadata.KIND.name: metadata.KIND,
     timing.KIND.name: timing.KIND,
+    output.KIND.name: output.KIND,
 }
 
 DIALECT_BOUND_CHECKS: frozenset[str] = metadata.DIALECT_BOUND

@@ -38,6 +38,7 @@ AREAS = (
     Area("memory", "Memory", ("memory",)),
     Area("parameters", "Parameters", ("params",)),
     Area("tools", "Tools", ("tools",)),
+    Area("output", "Output length", ("output",)),
     Area("caching", "Caching and privacy", ("cache",)),
     Area("metadata", "Metadata", ("metadata",)),
     Area("performance", "Performance", ("timing",)),
@@ -186,6 +187,24 @@ def _tools_divergent(findings: Sequence[Finding]) -> str:
     return f"Calls tools unlike the official API: {_named(findings, 'tools.')}"
 
 
+def _output_divergent(findings: Sequence[Finding]) -> str:
+    checks = _by_check(_failing(findings))
+    cap = checks.get("output.cap") or checks.get("output.vs_baseline")
+    if cap is not None and cap.estimate.get("refused"):
+        return f"Refuses long answers the official API writes: {_lower_first(cap.summary)}"
+    if cap is not None and isinstance(cap.estimate.get("max_output_tokens"), int):
+        official, asked = cap.estimate.get("baseline_max_output_tokens"), cap.estimate.get("asked_tokens")
+        beside = (
+            f" (the official API wrote {official:,} for the same request)"
+            if isinstance(official, int)
+            else f" (asked for {asked:,})"
+            if isinstance(asked, int) and asked
+            else ""
+        )
+        return f"Cuts answers off at about {cap.estimate['max_output_tokens']:,} tokens{beside}"
+    return "Cuts long answers short: streams end in the middle and are closed as if complete"
+
+
 def _caching_divergent(findings: Sequence[Finding]) -> str:
     checks = _by_check(_failing(findings))
     parts = []
@@ -214,6 +233,7 @@ DIVERGENT_HEADLINES: dict[str, Callable[[Sequence[Finding]], str]] = {
     "memory": _memory_divergent,
     "parameters": _parameters_divergent,
     "tools": _tools_divergent,
+    "output": _output_divergent,
     "caching": _caching_divergent,
 }
 
@@ -224,6 +244,7 @@ CONSISTENT_HEADLINES = {
     "memory": "Remembers conversations as the official API does ({n})",
     "parameters": "Honours request parameters as the official API does ({n})",
     "tools": "Calls tools as the official API does ({n})",
+    "output": "Writes answers as long as asked ({n})",
     "caching": "No stored answers served in place of the model ({n})",
     "metadata": "Response metadata as the official API's ({n})",
     "performance": "No difference in speed or errors found ({n})",

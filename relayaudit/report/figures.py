@@ -29,6 +29,7 @@ FIGURES = (
     Figure("completion_ratio", "billed / official completion tokens", "x", True),
     Figure("effective_context_tokens", "effective context", "tokens", False),
     Figure("recall_turns", "conversation memory", "turns", False),
+    Figure("max_output_tokens", "longest answer", "tokens", False),
     Figure("accuracy", "known-answer accuracy", "share", False),
     Figure("error_rate", "failed requests", "share", True),
     Figure("latency_s", "median latency", "s", True),
@@ -47,6 +48,8 @@ _FROM_FINDINGS = (
     ("recall_turns", "memory.recall", "recalled_turns"),
     ("recall_turns", "memory.vs_baseline", "recalled_turns"),
     ("accuracy", "capability.accuracy", "accuracy_relay"),
+    ("max_output_tokens", "output.cap", "max_output_tokens"),
+    ("max_output_tokens", "output.vs_baseline", "max_output_tokens"),
 )
 
 

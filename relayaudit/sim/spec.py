@@ -13,7 +13,9 @@ from relayaudit.sim.behaviours import (
     LEAK_STYLES,
     Behaviour,
     Cache,
+    CapOutput,
     CutContext,
+    CutStream,
     Fault,
     FaultBehaviour,
     HostileUsage,
@@ -108,6 +110,11 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         behaviour = IgnoreParams(params)
     elif name == "strip_tools":
         behaviour = StripTools()
+    elif name in ("cap_output", "cut_stream"):
+        tokens = _number(spec, _first(positional, named, "tokens"), int, "a token count")
+        if tokens < 1:
+            raise ConfigError(f"Behaviour {spec!r}: give a token count of at least 1.")
+        behaviour = CapOutput(tokens) if name == "cap_output" else CutStream(tokens)
     elif name == "tamper_tools":
         text = spec.partition(":")[2]
         behaviour = TamperTools(text or DEFAULT_TAMPER)
@@ -151,7 +158,7 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
             f"Unknown behaviour {name!r} in {spec!r}.",
             "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, hostile_usage, "
             "ignore_params, "
-            "strip_tools, tamper_tools, cache, rewrite_model, leak_headers, fault.",
+            "strip_tools, cap_output, cut_stream, tamper_tools, cache, rewrite_model, leak_headers, fault.",
         )
     if isinstance(behaviour, Substitute) and personas and behaviour.target not in personas:
         raise ConfigError(f"Behaviour {spec!r}: no persona {behaviour.target!r}; personas: {', '.join(personas)}.")

@@ -79,6 +79,7 @@ _REPLY_WITH = re.compile(
 _REPLY_ONLY = re.compile(r"\breply only with ([A-Za-z0-9]+)\b", re.IGNORECASE)
 _SAY = re.compile(r"^\s*say[:\s]+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 _COUNT = re.compile(r"\b(?:count|numbers?) from (-?\d+) to (-?\d+)", re.IGNORECASE)
+_IN_WORDS = re.compile(r"\bin (?:english )?words\b", re.IGNORECASE)
 _LETTERS = re.compile(r"\bfirst (\w+) letters of the (?:english )?alphabet", re.IGNORECASE)
 _IDENTITY = re.compile(
     r"\b(?:what|which) (?:model|llm|language model|ai)(?: are you| is this)|\bwho (?:made|created|trained|built|developed) you|\bwhat(?:'s| is) your name|\bwho are you|\bwhich company|\bare you (?:chatgpt|claude|gemini|gpt|qwen|llama|deepseek)",
@@ -247,9 +248,12 @@ def _count(persona: Persona, prompt: str, context: list[str], decide: Decision) 
     if match:
         start, stop = int(match.group(1)), int(match.group(2))
         step = 1 if stop >= start else -1
-        if abs(stop - start) > 10_000:
+        if abs(stop - start) > 200_000:  # as long as the longest output a probe asks for
             return None
-        return Answer(separator.join(str(i) for i in range(start, stop + step, step)), "count")
+        numbers = range(start, stop + step, step)
+        if _IN_WORDS.search(prompt) and start >= 0 and stop >= 0:
+            return Answer(separator.join(f"{i} {number_words(i)}." for i in numbers), "count")
+        return Answer(separator.join(str(i) for i in numbers), "count")
     letters = _LETTERS.search(prompt)
     if letters:
         word = letters.group(1).lower()
@@ -257,6 +261,26 @@ def _count(persona: Persona, prompt: str, context: list[str], decide: Decision) 
         if 0 < n <= 26:
             return Answer(separator.join(chr(ord("A") + i) for i in range(n)), "count")
     return None
+
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> str:
+    """A non-negative integer in English words, American style: 2871 -> two thousand eight hundred seventy-one."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else "-" + _ONES[n % 10])
+    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):
+        if n >= size:
+            rest = n % size
+            return f"{number_words(n // size)} {name}" + ("" if rest == 0 else " " + number_words(rest))
+    raise AssertionError("unreachable")
 
 
 def _reply_with(persona: Persona, prompt: str, context: list[str], decide: Decision) -> Answer | None:
