@@ -1,7 +1,8 @@
 """Cost and detection rate of the integrity checks (usage, params, cache, tools, metadata, context, memory,
-and timing in a cell of its own) on the simulator.
+and timing in a cell of its own; other suites, e.g. output, with --suites) on the simulator.
 
     python bench/integrity.py [--audits 30] [--workers 2] [--scenarios 'honest;inject_system:tokens=40;...']
+        [--suites usage,params,cache,tools,metadata,context,memory]
         [--timing-audits 30] [--timing-speed 1.0] [--timing-scenarios 'honest;substitute:atlas-mini;...']
         [--alpha 0.01] [--seed 0] [--markdown]
 
@@ -20,7 +21,7 @@ Design:
   baseline the metadata checks have nothing to hold it against: see the observations in BENCHMARKS.md.)
 - The honest relay is `atlas` itself with another server seed. The dishonest relays are the simulator's
   behaviours, one at a time (several joined with `+` make one scenario).
-- Audits of the seven baseline-free suites run together in one run, as `relayaudit audit --suite usage
+- Audits of the seven baseline-free suites (or --suites) run together in one run, as `relayaudit audit --suite usage
   --suite params ...` does; requests and tokens are then split per suite by probe id.
 - Baselines: audit number i gets its own freshly recorded baseline, shared by the scenarios of that i only,
   so the audits of one cell are independent and the binomial interval is valid (see bench/substitution.py).
@@ -110,6 +111,12 @@ SHORT = {
     "rewrite_model:gpt-4o-mini": "rewrite",
     "leak_headers:litellm+substitute:cirrus": "leak+cirrus",
     "substitute:atlas-mini": "atlas-mini",
+    "cap_output:4096": "cap4k",
+    "cap_output:7000": "cap7k",
+    "cap_output:7900": "cap7.9k",
+    "cut_stream:3001": "cut3k",
+    "cut_stream:2999": "cut3k-line",
+    "cut_stream:6000": "cut6k",
 }
 # (column, check, estimate key, mode or None for both, digits): the checks' key figures, averaged per
 # scenario; a yes/no figure averages to the share of audits in which it was true.
@@ -122,6 +129,7 @@ ESTIMATES = (
     ("head_truncated (share)", "context.effective", "head_truncated", None, 2),
     ("middle_truncated (share)", "context.effective", "middle_truncated", None, 2),
     ("recalled_turns", "memory.recall", "recalled_turns", None, 0),
+    ("max_output_tokens", "output.cap", "max_output_tokens", None, 0),
 )
 TIMING_ESTIMATES = (
     ("output speed, relay / baseline (medians)", "timing.speed", "ratio", "baseline", 2),
@@ -137,12 +145,14 @@ def behaviours_of(scenario: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Task:
     cell: str
-    """"integrity" (the seven suites, both modes, in-process) or "timing" (loopback, with a baseline)."""
+    """"integrity" (the suites, both modes, in-process) or "timing" (loopback, with a baseline)."""
     index: int
     scenarios: tuple[str, ...]
     alpha: float
     seed: int
     speed: float = 0.0
+    suites: tuple[str, ...] = SUITES
+    """The integrity cell's suites, sent together in one audit."""
 
 
 @dataclass(frozen=True)
@@ -215,12 +225,12 @@ def audit_row(
 
 
 def run_integrity_task(task: Task) -> TaskResult:
-    """One baseline of the seven suites, then every scenario audited with it and without a baseline."""
+    """One baseline of the suites, then every scenario audited with it and without a baseline."""
     with tempfile.TemporaryDirectory(prefix="relayaudit-bench-") as scratch:
         root = Path(scratch)
         started = time.perf_counter()
         baseline = prepare_baseline(
-            RunOptions(base_url=BASE_URL, model=MODEL, suites=SUITES, no_key=True, out=root / "baseline")
+            RunOptions(base_url=BASE_URL, model=MODEL, suites=task.suites, no_key=True, out=root / "baseline")
         )
         seed = seed_for(task.seed, task.cell, task.index, "baseline")
         collect(baseline, SimConfig(persona=PERSONA, seed=seed))
@@ -236,7 +246,7 @@ def run_integrity_task(task: Task) -> TaskResult:
                         RunOptions(base_url=BASE_URL, model=MODEL, no_key=True, out=out), baseline.store.path
                     )
                 else:
-                    options = RunOptions(base_url=BASE_URL, model=MODEL, suites=SUITES, no_key=True, out=out)
+                    options = RunOptions(base_url=BASE_URL, model=MODEL, suites=task.suites, no_key=True, out=out)
                     prepared = prepare_audit(options, None)
                 collect(prepared, config)
                 collected = time.perf_counter()
@@ -445,19 +455,19 @@ def estimates_table(
     out.table(title, columns, table)
 
 
-def plan_rows() -> dict[str, tuple[int, int, int, float | None]]:
+def plan_rows(suites: Sequence[str]) -> dict[str, tuple[int, int, int, float | None]]:
     """What `relayaudit plan --model gpt-4o --suite X` shows, per suite (the same library calls)."""
     facts = model_facts(MODEL, FactOverrides())
     found = {}
-    for name in (*SUITES, TIMING_SUITE):
+    for name in (*suites, TIMING_SUITE):
         shown = estimate_suites(load_suites([name]), facts)
         requests = shown.requests + shown.adaptive_requests  # the worst case: every adaptive step taken
         found[name] = (requests, shown.prompt_tokens, shown.max_completion_tokens, shown.max_cost_usd)
     return found
 
 
-def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]]) -> None:
-    planned = plan_rows()
+def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]], suites: Sequence[str]) -> None:
+    planned = plan_rows(suites)
     columns = (
         "suite",
         "requests (honest)",
@@ -472,7 +482,7 @@ def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]])
     )
     table = []
     totals = [0.0] * 8
-    for name in (*SUITES, TIMING_SUITE):
+    for name in (*suites, TIMING_SUITE):
         cell = "timing" if name == TIMING_SUITE else "integrity"
         honest = [r.suites[name] for r in grouped.get((cell, "honest", "baseline"), []) if name in r.suites]
         every = [
@@ -510,7 +520,7 @@ def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]])
         )
     table.append(
         (
-            "the seven together (no timing)",
+            f"the {len(suites)} together (no timing)",
             number(totals[0]),
             "",
             f"{totals[1]:,.0f}",
@@ -552,6 +562,9 @@ def main() -> None:
         default=";".join(SCENARIOS),
         help="semicolon-separated: 'honest' or behaviour specs (join several with '+')",
     )
+    parser.add_argument(
+        "--suites", default=",".join(SUITES), help="comma-separated: the suites of the integrity cell's one audit"
+    )
     parser.add_argument("--timing-audits", type=int, default=30, help="timing cell: audits per scenario (0: skip)")
     parser.add_argument("--timing-speed", type=float, default=1.0, help="timing cell: simulator pacing (1 = real)")
     parser.add_argument("--timing-scenarios", default=";".join(TIMING_SCENARIOS))
@@ -562,7 +575,8 @@ def main() -> None:
     args = parser.parse_args()
     scenarios = tuple(s for s in args.scenarios.split(";") if s)
     timing_scenarios = tuple(s for s in args.timing_scenarios.split(";") if s)
-    tasks = [Task("integrity", i, scenarios, args.alpha, args.seed) for i in range(args.audits)]
+    suites = tuple(s for s in args.suites.split(",") if s)
+    tasks = [Task("integrity", i, scenarios, args.alpha, args.seed, suites=suites) for i in range(args.audits)]
     if args.timing_audits and timing_scenarios:
         tasks += [
             Task("timing", i, timing_scenarios, args.alpha, args.seed, args.timing_speed)
@@ -587,7 +601,7 @@ def main() -> None:
         out,
         grouped,
         "integrity",
-        f"Verdicts, suites {', '.join(SUITES)} in one audit (alpha {args.alpha:g}, claimed {MODEL})",
+        f"Verdicts, suites {', '.join(suites)} in one audit (alpha {args.alpha:g}, claimed {MODEL})",
     )
     for mode in MODES:
         checks_table(out, grouped, "integrity", mode, scenarios)
@@ -614,7 +628,7 @@ def main() -> None:
             TIMING_ESTIMATES,
             "Timing estimates, mean (min–max) over the audits (output speed in reported tokens per second)",
         )
-    cost_table(out, grouped)
+    cost_table(out, grouped, suites)
     inconclusive_notes(out, grouped)
     for cell in ("integrity", "timing"):
         times = [r.baseline_s for r in results if r.cell == cell]
