@@ -28,6 +28,8 @@ MAX_CHARS = 1_000_000
 MAX_FIELD_CHARS = 300
 """For short strings: model, ids, finish reasons, header values, stream event names, anomalies."""
 MAX_LIST = 64
+MAX_URL_CHARS = 2048
+"""A cited URL (Gemini's grounding redirects run to a few hundred characters)."""
 """Headers, stream event types, anomalies."""
 
 
@@ -90,7 +92,11 @@ def _fits(completion: Completion) -> bool:
         return False
     if len(completion.stream_events) > MAX_LIST or len(completion.anomalies) > MAX_LIST:
         return False
-    size = 0
+    if len(completion.citations) > MAX_LIST or any(
+        len(c.url) > MAX_URL_CHARS or len(c.title or "") > MAX_FIELD_CHARS for c in completion.citations
+    ):
+        return False
+    size = sum(len(c.url) + len(c.title or "") for c in completion.citations)
     for c in completion.choices:
         if len(c.tool_calls) > MAX_TOOL_CALLS or (c.logprobs is not None and len(c.logprobs) > MAX_LOGPROBS):
             return False
@@ -117,6 +123,7 @@ def bounded(completion: Completion) -> Completion:
         ("headers", completion.headers),
         ("stream_events", completion.stream_events),
         ("anomalies", completion.anomalies),
+        ("citations", completion.citations),
     ):
         if len(items) > MAX_LIST:
             cut.note(name, len(items))
@@ -130,5 +137,8 @@ def bounded(completion: Completion) -> Completion:
         headers=tuple((k[:MAX_FIELD_CHARS], v[:MAX_FIELD_CHARS]) for k, v in completion.headers[:MAX_LIST]),
         stream_events=tuple(e[:MAX_FIELD_CHARS] for e in completion.stream_events[:MAX_LIST]),
         anomalies=tuple(a[:MAX_FIELD_CHARS] for a in completion.anomalies[:MAX_LIST]),
+        citations=tuple(
+            replace(c, url=c.url[:MAX_URL_CHARS], title=_short(c.title)) for c in completion.citations[:MAX_LIST]
+        ),
         truncated=(*completion.truncated, *sorted(cut.cuts.items())),
     )

@@ -207,7 +207,11 @@ async def collect(
             except asyncio.QueueEmpty:
                 return
             reserve = (
-                model.cost_usd(estimator.prompt_tokens(unit.request), estimator.max_completion_tokens(unit.request))
+                model.cost_usd(
+                    estimator.prompt_tokens(unit.request),
+                    estimator.max_completion_tokens(unit.request),
+                    int(unit.request.web_search),
+                )
                 or 0.0
             )
             if not budget.reserve(reserve):

@@ -60,6 +60,7 @@ _PARAMETER_WORDS = {
     "json_object": r"response_?format|json|response_?mime_?type",
     "json_schema": r"response_?format|json|response_?(?:mime_?type|schema)",
     "reasoning_effort": r"reasoning|thinking",
+    "web_search": r"web_?search|google_?search|grounding|server[_ ]tool",
 }
 # How a relay (or the official API) says that a prompt is longer than its window.
 _CONTEXT_WORDS = re.compile(

@@ -42,6 +42,7 @@ Category = Literal[
     "metadata",
     "timing",
     "output",
+    "web",
 ]
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 """The JSON report's finding categories (a contract): every check belongs to exactly one."""

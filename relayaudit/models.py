@@ -19,6 +19,9 @@ from relayaudit.tokens import TOKENIZERS
 from relayaudit.types import DIALECTS, Dialect
 
 CAPABILITIES = ("tools", "vision", "logprobs", "json_schema", "reasoning", "web_search")
+SEARCH_PRICE_BOUND = 35.0
+"""USD per 1,000 web searches counted when the registry has no price: the highest official price known
+(Gemini's grounding with Google Search)."""
 _REQUIRED = (
     "provider",
     "dialect",
@@ -71,15 +74,20 @@ class ModelInfo:
     """Fields whose value is not well established."""
     known: bool = True
     """False for a model the registry does not list (facts from flags only)."""
+    price_web_search: float | None = None
+    """USD per 1,000 server-side web searches (OpenAI's web search calls, Anthropic's searches, Gemini's
+    grounded prompts); None when the registry has no price (SEARCH_PRICE_BOUND is counted instead)."""
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """Cost at this model's prices, or None when a price is unknown."""
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int, web_searches: int = 0) -> float | None:
+        """Cost at this model's prices, or None when a token price is unknown. Web searches without a
+        registry price are counted at SEARCH_PRICE_BOUND, so a budget is never overrun by them."""
         if self.price_in is None or self.price_out is None:
             return None
-        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1_000_000
+        searches = web_searches * (self.price_web_search or SEARCH_PRICE_BOUND) / 1000
+        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1_000_000 + searches
 
 
 def _row(name: str, raw: dict[str, Any]) -> ModelInfo:
@@ -118,6 +126,7 @@ def _info(name: str, raw: dict[str, Any], tokenizer: str) -> ModelInfo:
         checked=str(raw["checked"]),
         aliases=tuple(raw.get("aliases", ())),
         uncertain=tuple(raw.get("uncertain", ())),
+        price_web_search=None if raw.get("price_web_search") is None else float(raw["price_web_search"]),
     )
 
 

@@ -5,7 +5,9 @@ Prompt tokens are counted with the claimed model's offline tokenizer plus a smal
 characters and marked approximate. Completion tokens are bounded by max_tokens, so the cost shown is an
 upper bound, and the same bound is what the collector reserves against --budget-usd before each request.
 Adaptive probes add follow-up requests as answers come in; `adaptive_bound` counts the most they can add,
-so the worst case covers them too.
+so the worst case covers them too. A request with web search adds one search at the registry's per-search
+price: the dialects are told to search at most once (Anthropic's `max_uses`, the Responses API's
+`max_tool_calls`; Gemini bills per grounded prompt; OpenAI's chat search models search once).
 """
 
 from __future__ import annotations
@@ -126,13 +128,14 @@ def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[Planne
     every = [*plan, *(adaptive or [])]
     prompt = sum(estimator.prompt_tokens(p.request) for p in every)
     completion = sum(estimator.max_completion_tokens(p.request) for p in every)
+    searches = sum(p.request.web_search for p in every)  # one per request: what the web probes ask for
     return Estimate(
         model=model.name,
         requests=len(plan),
         adaptive_requests=len(adaptive or []),
         prompt_tokens=prompt,
         max_completion_tokens=completion,
-        max_cost_usd=model.cost_usd(prompt, completion),
+        max_cost_usd=model.cost_usd(prompt, completion, searches),
         exact_tokens=estimator.exact,
     )
 

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from relayaudit.bounds import MAX_FIELD_CHARS, MAX_LIST, MAX_URL_CHARS
 from relayaudit.errors import RunStoreError
 from relayaudit.types import CAUSES, DIALECTS, ENV_NAME
 
@@ -178,6 +179,16 @@ def check_observation(record: dict[str, Any], line: int) -> None:
         raise _fail(where, "completion.usage", "a JSON object")
     for name in _USAGE_FIELDS:
         whole(usage, name, where, low=0, high=100_000_000, optional=True, parent="completion.usage.")
+    whole(completion, "web_searches", where, low=0, high=1_000_000, optional=True, parent="completion.")
+    citations = completion.get("citations", [])
+    if not isinstance(citations, list) or len(citations) > MAX_LIST:
+        raise _fail(where, "completion.citations", f"a list of at most {MAX_LIST} citations")
+    for index, citation in enumerate(citations):
+        parent = f"completion.citations[{index}]."
+        if not isinstance(citation, dict) or set(citation) - {"url", "title"}:
+            raise _fail(where, parent.rstrip("."), "a JSON object with a url and a title")
+        text(citation, "url", where, limit=MAX_URL_CHARS, parent=parent)
+        text(citation, "title", where, limit=MAX_FIELD_CHARS, optional=True, parent=parent)
     for index, choice in enumerate(completion["choices"]):
         if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
             raise _fail(where, f"completion.choices[{index}].text", "a string")

@@ -46,6 +46,9 @@ class Tool:
     """JSON Schema of the arguments object."""
 
 
+_HASHED_WHEN_SET: dict[str, Any] = {"web_search": False}
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """A dialect-neutral chat request. Parameters left at None are not sent at all."""
@@ -80,6 +83,9 @@ class ChatRequest:
     """"low" / "medium" / "high" for reasoning models."""
     stream: bool = False
     """Ask for a server-sent-event stream instead of one JSON body."""
+    web_search: bool = False
+    """Offer the provider's own server-side web search (OpenAI's web_search tool or web_search_options,
+    Anthropic's web search server tool, Gemini's google_search grounding)."""
 
     def to_dict(self) -> JSON:
         return asdict(self)
@@ -95,6 +101,11 @@ class ChatRequest:
     def request_hash(self) -> str:
         """sha256 of the canonical JSON form: identical requests share a hash across runs and machines."""
         data = self.to_dict()
+        # Fields added after run format 2 are hashed only when set, so stored runs and shared baselines keep
+        # the hashes their requests were recorded with (usage and cache checks pair requests by hash).
+        for name, unset in _HASHED_WHEN_SET.items():
+            if data[name] == unset:
+                del data[name]
         # temperature = 1 and temperature = 1.0 are the same request: hash the number, not its Python type.
         for name in ("temperature", "top_p"):
             if data[name] is not None:
@@ -165,6 +176,15 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Citation:
+    """A source an answer cites: a URL annotation (OpenAI), a web search result location (Anthropic), a
+    grounding chunk (Gemini)."""
+
+    url: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
 class Completion:
     """A parsed response: what the relay said, plus what we measured about how it said it."""
 
@@ -191,6 +211,10 @@ class Completion:
     the figure itself is dropped (left None), so it can neither crash analysis nor be billed."""
     truncated: tuple[tuple[str, int], ...] = ()
     """(part, original size) for each part cut to keep the stored record bounded, e.g. ("choices", 700000)."""
+    citations: tuple[Citation, ...] = ()
+    """Sources the answer cites, in the dialect's own structured form (never parsed from the text)."""
+    web_searches: int | None = None
+    """Server-side web searches the response reports having run; None when it does not say."""
 
     @property
     def text(self) -> str:
@@ -236,6 +260,8 @@ class Completion:
             total_s=data.get("total_s"),
             anomalies=tuple(data.get("anomalies", ())),
             truncated=tuple((str(k), int(v)) for k, v in data.get("truncated", ())),
+            citations=tuple(Citation(**c) for c in data.get("citations", ())),
+            web_searches=data.get("web_searches"),
         )
 
 

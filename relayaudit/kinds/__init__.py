@@ -17,6 +17,7 @@ from relayaudit.kinds import (
     timing,
     tools,
     usage,
+    web,
 )
 from relayaudit.kinds.base import PlannedRequest, ProbeKind, ProbeSpec
 
@@ -34,6 +35,7 @@ KINDS: dict[str, ProbeKind] = {
     metadata.KIND.name: metadata.KIND,
     timing.KIND.name: timing.KIND,
     output.KIND.name: output.KIND,
+    web.KIND.name: web.KIND,
 }
 
 DIALECT_BOUND_CHECKS: frozenset[str] = metadata.DIALECT_BOUND

@@ -39,6 +39,7 @@ AREAS = (
     Area("parameters", "Parameters", ("params",)),
     Area("tools", "Tools", ("tools",)),
     Area("output", "Output length", ("output",)),
+    Area("web", "Web search", ("web",)),
     Area("caching", "Caching and privacy", ("cache",)),
     Area("metadata", "Metadata", ("metadata",)),
     Area("performance", "Performance", ("timing",)),
@@ -205,6 +206,25 @@ def _output_divergent(findings: Sequence[Finding]) -> str:
     return "Cuts long answers short: streams end in the middle and are closed as if complete"
 
 
+def _web_divergent(findings: Sequence[Finding]) -> str:
+    checks = _by_check(_failing(findings))
+    if "web.accepted" in checks:
+        return "Refuses the web search the official API offers for this model"
+    citations = checks.get("web.citations")
+    if citations is not None:
+        return (
+            f"Answers without web search: none of {citations.estimate.get('answers', 0)} answers to questions that "
+            "need a live source cites one"
+        )
+    rate = checks.get("web.citation_rate")
+    if rate is not None and isinstance(rate.estimate.get("rate_relay"), float):
+        return (
+            f"Searches the web less than the official API: {_pct(rate.estimate['rate_relay'])} of answers cite a "
+            f"source (the official API: {_pct(rate.estimate['rate_baseline'])})"
+        )
+    return "Handles web search unlike the official API"
+
+
 def _caching_divergent(findings: Sequence[Finding]) -> str:
     checks = _by_check(_failing(findings))
     parts = []
@@ -234,6 +254,7 @@ DIVERGENT_HEADLINES: dict[str, Callable[[Sequence[Finding]], str]] = {
     "parameters": _parameters_divergent,
     "tools": _tools_divergent,
     "output": _output_divergent,
+    "web": _web_divergent,
     "caching": _caching_divergent,
 }
 
@@ -245,6 +266,7 @@ CONSISTENT_HEADLINES = {
     "parameters": "Honours request parameters as the official API does ({n})",
     "tools": "Calls tools as the official API does ({n})",
     "output": "Writes answers as long as asked ({n})",
+    "web": "Web search reaches the model: answers cite their sources ({n})",
     "caching": "No stored answers served in place of the model ({n})",
     "metadata": "Response metadata as the official API's ({n})",
     "performance": "No difference in speed or errors found ({n})",

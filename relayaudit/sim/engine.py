@@ -15,7 +15,7 @@ from relayaudit.sim.language import Word, WordModel, stable_seed
 from relayaudit.sim.personas import Persona
 from relayaudit.sim.tasks import Decision, answer_task, choose_tool, schema_value, tool_arguments, wants_uppercase
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
-from relayaudit.types import ChatRequest, Choice, Completion, FinishReason, TokenLogprob, ToolCall, Usage
+from relayaudit.types import ChatRequest, Choice, Citation, Completion, FinishReason, TokenLogprob, ToolCall, Usage
 
 DEFAULT_TEMPERATURE = 1.0
 TASK_LOGPROB = -0.02  # deliberate answers are near-certain
@@ -33,6 +33,24 @@ class RequestRejected(Exception):
 
 REASONING_BASE = {"minimal": 0, "low": 48, "medium": 192, "high": 768}
 """Hidden reasoning tokens per effort level (each answer varies by +-20%): more effort, longer reasoning."""
+
+
+_SOURCES = (
+    ("https://en.wikipedia.org/wiki/", "Wikipedia"),
+    ("https://www.reuters.com/world/", "Reuters"),
+    ("https://apnews.com/article/", "AP News"),
+    ("https://www.bbc.com/news/", "BBC News"),
+)
+
+
+def web_sources(prompt: str) -> tuple[Citation, ...]:
+    """The two pages a simulated web search finds for `prompt`: fixed per prompt, on real news and reference
+    hosts, with a path made of the prompt's words (the simulator reaches no network)."""
+    words = [w for w in "".join(c if c.isalnum() else " " for c in prompt.lower()).split() if len(w) > 2][:6]
+    slug = "-".join(words) or "search"
+    first = stable_seed("sources", prompt) % len(_SOURCES)
+    picked = (_SOURCES[first], _SOURCES[(first + 1) % len(_SOURCES)])
+    return tuple(Citation(f"{host}{slug}", f"{' '.join(words[:4]).capitalize()} - {site}") for host, site in picked)
 
 
 def reasoning_tokens(request: ChatRequest, visible: int, seed: int) -> int:
@@ -72,7 +90,10 @@ class PersonaEngine:
                 f"max_tokens is too large: {request.max_tokens}. This model supports at most "
                 f"{self.persona.max_output} completion tokens."
             )
+        if request.web_search and not self.persona.web_search:
+            raise RequestRejected("Tool 'web_search' is not supported with this model.", code="unsupported_parameter")
         choices = [self._choice(request, stable_seed(seed, index)) for index in range(request.n or 1)]
+        searched = request.web_search and not choices[0].tool_calls
         visible = sum(
             self.tokenizer.count(c.text) + sum(self.tokenizer.count(t.arguments) for t in c.tool_calls) for c in choices
         )
@@ -89,6 +110,8 @@ class PersonaEngine:
             ),
             model_field=self.persona.model_id,
             system_fingerprint=self.persona.system_fingerprint,
+            citations=web_sources(request.messages[-1].content) if searched else (),
+            web_searches=1 if searched else None,
         )
 
     def _choice(self, request: ChatRequest, seed: int) -> Choice:

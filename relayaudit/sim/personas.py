@@ -56,6 +56,9 @@ class Persona:
     """Output speed at speed 1."""
     system_fingerprint: str | None = None
     """OpenAI-style backend fingerprint, if it reports one."""
+    web_search: bool = False
+    """Whether its API offers server-side web search (answers then cite their sources); a request for it
+    is refused with HTTP 400 otherwise."""
 
 
 PERSONAS: dict[str, Persona] = {
@@ -78,6 +81,7 @@ PERSONAS: dict[str, Persona] = {
             tool_call_rate=0.97,
             instruction_rate=0.99,
             terse=False,
+            web_search=True,
             ttft_s=0.35,
             tokens_per_s=60.0,
             system_fingerprint="fp_nw_atlas_7c1e",
@@ -101,6 +105,7 @@ PERSONAS: dict[str, Persona] = {
             tool_call_rate=0.88,
             instruction_rate=0.93,
             terse=False,
+            web_search=True,
             ttft_s=0.2,
             tokens_per_s=120.0,
             system_fingerprint="fp_nw_mini_31aa",

@@ -27,6 +27,7 @@ from relayaudit.sim.behaviours import (
     Quantize,
     RewriteModel,
     StripTools,
+    StripWeb,
     Substitute,
     TamperTools,
 )
@@ -110,6 +111,8 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         behaviour = IgnoreParams(params)
     elif name == "strip_tools":
         behaviour = StripTools()
+    elif name == "strip_web":
+        behaviour = StripWeb()
     elif name in ("cap_output", "cut_stream"):
         tokens = _number(spec, _first(positional, named, "tokens"), int, "a token count")
         if tokens < 1:
@@ -158,7 +161,7 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
             f"Unknown behaviour {name!r} in {spec!r}.",
             "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, hostile_usage, "
             "ignore_params, "
-            "strip_tools, cap_output, cut_stream, tamper_tools, cache, rewrite_model, leak_headers, fault.",
+            "strip_tools, strip_web, cap_output, cut_stream, tamper_tools, cache, rewrite_model, leak_headers, fault.",
         )
     if isinstance(behaviour, Substitute) and personas and behaviour.target not in personas:
         raise ConfigError(f"Behaviour {spec!r}: no persona {behaviour.target!r}; personas: {', '.join(personas)}.")

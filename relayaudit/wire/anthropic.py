@@ -10,6 +10,9 @@ Quirks handled here:
 - tool_use `input` arrives as a JSON object (re-serialised compactly) or, streamed, as `partial_json`
   fragments (kept exactly as received).
 - `thinking` blocks are reasoning, not answer text.
+- Web search is the `web_search_20250305` server tool (at most MAX_WEB_SEARCHES uses per request). Its
+  `server_tool_use` blocks are searches (`usage.server_tool_use.web_search_requests` when reported); the
+  citations are the text blocks' `web_search_result_location` citations (streamed as `citations_delta`).
 - A stream is complete only when `message_stop` arrives.
 """
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 from relayaudit.errors import TruncatedStreamError, WireError
 from relayaudit.sanitize import excerpt
-from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, NotSent, ToolCall, Usage
+from relayaudit.types import JSON, ChatRequest, Choice, Citation, Completion, FinishReason, NotSent, ToolCall, Usage
 from relayaudit.wire.common import (
     Anomalies,
     EventKinds,
@@ -40,6 +43,9 @@ from relayaudit.wire.sse import SSEEvent
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
+MAX_WEB_SEARCHES = 1
+"""`max_uses` of the web search tool: one search answers a probe's question, and each one is billed."""
+WEB_SEARCH_TOOL = "web_search_20250305"
 FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -47,6 +53,22 @@ FINISH: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+
+
+def web_citations(raw: object) -> list[Citation]:
+    """A text block's web search citations (a `citations` list, or one `citation` of a citations_delta)."""
+    found = []
+    for citation in (as_object(c, "citation") for c in as_list(raw, "citations")):
+        if citation.get("type") == "web_search_result_location":
+            found.append(Citation(text_of(citation.get("url"), "citation url"), opt_str(citation.get("title"))))
+    return found
+
+
+def web_searches(raw: object, anomalies: Anomalies) -> int | None:
+    """`usage.server_tool_use.web_search_requests`, when reported."""
+    usage = anomalies.section(raw, "usage") or {}
+    server = anomalies.section(usage.get("server_tool_use"), "server_tool_use") or {}
+    return anomalies.count(server.get("web_search_requests"), "web_search_requests")
 
 
 def _tool_choice(choice: str) -> JSON:
@@ -118,10 +140,13 @@ class AnthropicMessages:
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
-        if request.tools:
-            body["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
-            ]
+        tools: list[JSON] = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+        ]
+        if request.web_search:
+            tools.append({"type": WEB_SEARCH_TOOL, "name": "web_search", "max_uses": MAX_WEB_SEARCHES})
+        if tools:
+            body["tools"] = tools
         if request.tool_choice is not None:
             body["tool_choice"] = _tool_choice(request.tool_choice)
         if request.stream:
@@ -155,11 +180,15 @@ class AnthropicMessages:
         if "content" not in data:
             raise WireError("The relay's response has no content list.", excerpt(body))
         anomalies = Anomalies()
-        texts, calls = [], []
+        texts, calls, citations = [], [], []
+        searches = 0
         for block in as_list(data.get("content"), "content"):
             block = as_object(block, "content block")
             if block.get("type") == "text":
                 texts.append(text_of(block.get("text"), "text block"))
+                citations.extend(web_citations(block.get("citations")))
+            elif block.get("type") == "server_tool_use":
+                searches += 1
             elif block.get("type") == "tool_use":
                 calls.append(
                     ToolCall(
@@ -181,6 +210,8 @@ class AnthropicMessages:
             model_field=opt_str(data.get("model")),
             response_id=opt_str(data.get("id")),
             anomalies=anomalies.sentences,
+            citations=tuple(citations),
+            web_searches=web_searches(data.get("usage"), anomalies) or searches or None,
         )
 
     def stream_parser(self) -> _MessagesStream:
@@ -196,6 +227,7 @@ class _Block:
     name: str = ""
     id: str | None = None
     json: list[str] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
 
 
 @dataclass
@@ -205,6 +237,7 @@ class _MessagesStream:
     model: str | None = None
     response_id: str | None = None
     stop_reason: str | None = None
+    searches: int | None = None
     stopped: bool = False
     has_content: bool = False
     events: EventKinds = field(default_factory=EventKinds)
@@ -221,6 +254,7 @@ class _MessagesStream:
             self.model = opt_str(message.get("model"))
             self.response_id = opt_str(message.get("id"))
             self.usage = _usage(message.get("usage"), self.anomalies, self.usage)
+            self.searches = web_searches(message.get("usage"), self.anomalies) or self.searches
         elif kind == "content_block_start":
             block = as_object(data.get("content_block"), "content_block")
             self.blocks[index_of(data.get("index"), "content block index", 0)] = _Block(
@@ -228,6 +262,7 @@ class _MessagesStream:
                 text=[text_of(block.get("text"), "text block")],
                 name=opt_str(block.get("name")) or "",
                 id=opt_str(block.get("id")),
+                citations=web_citations(block.get("citations")),
             )
         elif kind == "content_block_delta":
             index = index_of(data.get("index"), "content block index", 0)
@@ -236,6 +271,7 @@ class _MessagesStream:
             delta = as_object(data.get("delta") or {}, "message_delta delta")
             self.stop_reason = opt_str(delta.get("stop_reason")) or self.stop_reason
             self.usage = _usage(data.get("usage"), self.anomalies, self.usage)
+            self.searches = web_searches(data.get("usage"), self.anomalies) or self.searches
         elif kind == "message_stop":
             self.stopped = True
 
@@ -248,6 +284,8 @@ class _MessagesStream:
         elif delta.get("type") == "input_json_delta":
             block.json.append(text_of(delta.get("partial_json"), "partial_json"))
             self.has_content = True
+        elif delta.get("type") == "citations_delta":
+            block.citations.extend(web_citations([delta.get("citation")]))
 
     def finish(self) -> Completion:
         if not self.stopped:
@@ -271,4 +309,6 @@ class _MessagesStream:
             response_id=self.response_id,
             stream_events=tuple(self.events.names),
             anomalies=self.anomalies.sentences,
+            citations=tuple(c for b in ordered if b.kind == "text" for c in b.citations),
+            web_searches=self.searches or sum(b.kind == "server_tool_use" for b in ordered) or None,
         )

@@ -10,6 +10,9 @@ Quirks handled here:
 - Parts marked `thought: true` are reasoning, not answer text.
 - JSON schemas go in `responseJsonSchema` (plain JSON Schema), not the OpenAPI-subset `responseSchema`.
 - Reasoning effort has no exact equivalent (Gemini uses a thinking budget), so it is not sent.
+- Web search is grounding with Google Search (`tools: [{"google_search": {}}]`); the first candidate's
+  `groundingMetadata` lists the sources (`groundingChunks[].web`, the citations) and the queries run
+  (`webSearchQueries`, counted as searches). In a stream the metadata may come in any chunk; the last wins.
 - A prompt blocked outright comes back with `promptFeedback.blockReason` and no candidates; that is an
   answer (content_filter), not a malformed body.
 """
@@ -24,6 +27,7 @@ from relayaudit.types import (
     JSON,
     ChatRequest,
     Choice,
+    Citation,
     Completion,
     FinishReason,
     NotSent,
@@ -189,15 +193,20 @@ class GeminiGenerateContent:
             config["responseJsonSchema"] = (fmt.get("json_schema") or {}).get("schema", {})
         if config:
             body["generationConfig"] = config
+        tools: list[JSON] = []
         if request.tools:
-            body["tools"] = [
+            tools.append(
                 {
                     "functionDeclarations": [
                         {"name": t.name, "description": t.description, "parameters": t.parameters}
                         for t in request.tools
                     ]
                 }
-            ]
+            )
+        if request.web_search:
+            tools.append({"google_search": {}})
+        if tools:
+            body["tools"] = tools
         if request.tool_choice is not None:
             mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}.get(request.tool_choice, "ANY")
             calling: JSON = {"mode": mode}
@@ -245,16 +254,34 @@ class GeminiGenerateContent:
                 )
             )
         usage = _usage(data.get("usageMetadata"), anomalies)
+        citations, searches = grounding(as_object(candidates[0], "candidate").get("groundingMetadata"))
         return Completion(
             choices=tuple(choices),
             usage=usage,
             model_field=opt_str(data.get("modelVersion")),
             response_id=opt_str(data.get("responseId")),
             anomalies=anomalies.sentences,
+            citations=citations,
+            web_searches=searches,
         )
 
     def stream_parser(self) -> _GeminiStream:
         return _GeminiStream()
+
+
+def grounding(raw: object) -> tuple[tuple[Citation, ...], int | None]:
+    """(the grounding sources, the number of search queries run) of a candidate's groundingMetadata."""
+    if raw is None:
+        return (), None
+    metadata = as_object(raw, "groundingMetadata")
+    citations = []
+    for chunk in (as_object(c, "grounding chunk") for c in as_list(metadata.get("groundingChunks"), "groundingChunks")):
+        web = chunk.get("web")
+        if web is not None:
+            web = as_object(web, "grounding chunk web")
+            citations.append(Citation(text_of(web.get("uri"), "grounding uri"), opt_str(web.get("title"))))
+    queries = as_list(metadata.get("webSearchQueries"), "webSearchQueries")
+    return tuple(citations), len(queries) or None
 
 
 @dataclass
@@ -269,6 +296,7 @@ class _GeminiStream:
     response_id: str | None = None
     blocked: str | None = None
     has_content: bool = False
+    grounding: tuple[tuple[Citation, ...], int | None] = ((), None)
     events: EventKinds = field(default_factory=EventKinds)
     anomalies: Anomalies = field(default_factory=Anomalies)
 
@@ -289,6 +317,8 @@ class _GeminiStream:
             # proto3 JSON leaves out index 0, so a missing index means the candidate's position.
             index = index_of(candidate.get("index"), "candidate index", position)
             texts, calls = _parts(candidate)
+            if index == 0 and candidate.get("groundingMetadata") is not None:
+                self.grounding = grounding(candidate["groundingMetadata"])
             self.texts.setdefault(index, []).extend(texts)
             self.calls.setdefault(index, []).extend(calls)
             self.has_content = self.has_content or any(texts) or bool(calls)
@@ -336,4 +366,6 @@ class _GeminiStream:
             response_id=self.response_id,
             stream_events=tuple(self.events.names),
             anomalies=self.anomalies.sentences,
+            citations=self.grounding[0],
+            web_searches=self.grounding[1],
         )

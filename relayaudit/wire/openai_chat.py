@@ -7,6 +7,9 @@ Quirks handled here:
   built with the field name to use.
 - DeepSeek-style `reasoning_content` is hidden reasoning, not answer text, and is left out of `text`.
 - `content` may be null when the model only calls tools.
+- Web search exists only for OpenAI's search models (gpt-4o-search-preview, ...): `web_search_options`,
+  sent when the model's name says "search" and otherwise recorded as not sent. Citations are the message's
+  `url_citation` annotations (in a stream, `delta.annotations`).
 - A stream is complete when `data: [DONE]` arrives or every choice has a finish_reason; otherwise it was
   cut off and TruncatedStreamError is raised.
 """
@@ -21,8 +24,10 @@ from relayaudit.types import (
     JSON,
     ChatRequest,
     Choice,
+    Citation,
     Completion,
     FinishReason,
+    NotSent,
     TokenLogprob,
     ToolCall,
     Usage,
@@ -140,10 +145,18 @@ class OpenAIChat:
                 }
                 for t in request.tools
             ]
+        not_sent: tuple[NotSent, ...] = ()
+        if request.web_search and "search" in model.lower():
+            body["web_search_options"] = {}
+        elif request.web_search:
+            why = "Chat Completions offers web search only to OpenAI's search models; use the Responses dialect"
+            not_sent = (NotSent("web_search", why),)
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        return WireRequest(url=join_url(base_url, "/chat/completions"), body=body, stream=request.stream)
+        return WireRequest(
+            url=join_url(base_url, "/chat/completions"), body=body, stream=request.stream, not_sent=not_sent
+        )
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -181,6 +194,7 @@ class OpenAIChat:
                 )
             )
         usage = openai_usage(data.get("usage"), anomalies)
+        first = as_object(sorted(indexed, key=lambda pair: pair[0])[0][1].get("message"), "choice message")
         return Completion(
             choices=tuple(choices),
             usage=usage,
@@ -188,10 +202,21 @@ class OpenAIChat:
             response_id=opt_str(data.get("id")),
             system_fingerprint=opt_str(data.get("system_fingerprint")),
             anomalies=anomalies.sentences,
+            citations=tuple(chat_citations(first.get("annotations"))),
         )
 
     def stream_parser(self) -> _ChatStream:
         return _ChatStream()
+
+
+def chat_citations(raw: object) -> list[Citation]:
+    """The `url_citation` annotations of a chat message (or of a stream delta)."""
+    found = []
+    for annotation in (as_object(a, "annotation") for a in as_list(raw, "annotations")):
+        if annotation.get("type") == "url_citation":
+            cited = as_object(annotation.get("url_citation"), "url_citation")
+            found.append(Citation(text_of(cited.get("url"), "citation url"), opt_str(cited.get("title"))))
+    return found
 
 
 @dataclass
@@ -210,6 +235,7 @@ class _ChoiceState:
     calls: dict[int, _CallState] = field(default_factory=dict)
     logprobs: list[TokenLogprob] | None = None
     logprobs_dropped: bool = False
+    citations: list[Citation] = field(default_factory=list)
 
 
 @dataclass
@@ -241,6 +267,7 @@ class _ChatStream:
             raw = as_object(raw, "stream choice")
             state = self.choices.setdefault(index_of(raw.get("index"), "stream choice index", 0), _ChoiceState())
             delta = as_object(raw.get("delta") or {}, "stream delta")
+            state.citations.extend(chat_citations(delta.get("annotations")))
             content = text_of(delta.get("content"), "delta content")
             if content:
                 state.text.append(content)
@@ -292,4 +319,5 @@ class _ChatStream:
             system_fingerprint=self.fingerprint,
             stream_events=tuple(self.events.names),
             anomalies=self.anomalies.sentences,
+            citations=tuple(min(self.choices.items())[1].citations),
         )

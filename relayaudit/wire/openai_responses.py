@@ -11,17 +11,20 @@ Quirks handled here:
   (`response.completed` or `response.incomplete`) carries the whole response object, which is parsed
   exactly like a non-streamed body; `response.failed` and `error` are errors; a stream without a terminal
   event was cut off.
+- Web search is the `web_search` tool, with `max_tool_calls` 1 (each search is billed); the output then
+  holds `web_search_call` items (counted as searches) and `url_citation` annotations on the output text
+  (the citations).
 - Finish: status "completed" is stop (tool_calls when the output holds function calls); "incomplete"
   maps `incomplete_details.reason` (max_output_tokens → length, content_filter → content_filter).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from relayaudit.errors import TruncatedStreamError, WireError
 from relayaudit.sanitize import excerpt
-from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, NotSent, ToolCall, Usage
+from relayaudit.types import JSON, ChatRequest, Choice, Citation, Completion, FinishReason, NotSent, ToolCall, Usage
 from relayaudit.wire.common import (
     Anomalies,
     EventKinds,
@@ -38,6 +41,8 @@ from relayaudit.wire.common import (
 from relayaudit.wire.openai_chat import openai_logprobs
 from relayaudit.wire.sse import SSEEvent
 
+MAX_WEB_SEARCHES = 1
+"""`max_tool_calls` with web search: one search answers a probe's question, and each one is billed."""
 _INCOMPLETE: dict[str, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
@@ -64,7 +69,8 @@ def _text_format(response_format: JSON) -> JSON:
 def parse_response_object(data: JSON, raw: bytes | str, anomalies: Anomalies) -> Completion:
     if data.get("object") not in (None, "response") or "output" not in data:
         raise WireError("The relay's body is not a Responses API response object.", excerpt(raw))
-    texts, calls = [], []
+    texts, calls, citations = [], [], []
+    searches = 0
     logprobs: list[object] = []
     for item in (as_object(i, "output item") for i in as_list(data.get("output"), "output")):
         if item.get("type") == "message":
@@ -72,6 +78,9 @@ def parse_response_object(data: JSON, raw: bytes | str, anomalies: Anomalies) ->
                 if part.get("type") == "output_text":
                     texts.append(text_of(part.get("text"), "output_text"))
                     logprobs.extend(as_list(part.get("logprobs"), "logprobs"))
+                    citations.extend(url_citations(part.get("annotations"), "annotations"))
+        elif item.get("type") == "web_search_call":
+            searches += 1
         elif item.get("type") == "function_call":
             calls.append(
                 ToolCall(
@@ -104,7 +113,18 @@ def parse_response_object(data: JSON, raw: bytes | str, anomalies: Anomalies) ->
         model_field=opt_str(data.get("model")),
         response_id=opt_str(data.get("id")),
         anomalies=anomalies.sentences,
+        citations=tuple(citations),
+        web_searches=searches or None,
     )
+
+
+def url_citations(raw: object, what: str) -> list[Citation]:
+    """The `url_citation` annotations of a Responses output_text part."""
+    found = []
+    for annotation in (as_object(a, "annotation") for a in as_list(raw, what)):
+        if annotation.get("type") == "url_citation":
+            found.append(Citation(text_of(annotation.get("url"), "citation url"), opt_str(annotation.get("title"))))
+    return found
 
 
 @dataclass(frozen=True)
@@ -131,11 +151,15 @@ class OpenAIResponses:
             body["text"] = {"format": _text_format(request.response_format)}
         if request.reasoning_effort is not None:
             body["reasoning"] = {"effort": request.reasoning_effort}
-        if request.tools:
-            body["tools"] = [
-                {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
-                for t in request.tools
-            ]
+        tools: list[JSON] = [
+            {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in request.tools
+        ]
+        if request.web_search:
+            tools.append({"type": "web_search"})
+            body["max_tool_calls"] = MAX_WEB_SEARCHES
+        if tools:
+            body["tools"] = tools
         if request.tool_choice is not None:
             body["tool_choice"] = (
                 request.tool_choice
@@ -201,26 +225,9 @@ class _ResponsesStream:
         final = self.final
         if not final.text and self.text:
             # Some relays send an empty output list in the terminal event; the deltas are then the text.
-            first = final.choices[0]
-            final = Completion(
-                choices=(
-                    Choice(
-                        "".join(self.text),
-                        first.finish_reason,
-                        first.raw_finish_reason,
-                        first.tool_calls,
-                        first.logprobs,
-                    ),
-                ),
-                usage=final.usage,
-                model_field=final.model_field,
-                response_id=final.response_id,
-            )
-        return Completion(
-            choices=final.choices,
-            usage=final.usage,
-            model_field=final.model_field,
-            response_id=final.response_id,
+            final = replace(final, choices=(replace(final.choices[0], text="".join(self.text)),))
+        return replace(
+            final,
             stream_events=tuple(self.events.names),
             anomalies=self.anomalies.sentences,
         )

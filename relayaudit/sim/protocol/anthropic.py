@@ -30,6 +30,7 @@ from relayaudit.sim.protocol.common import (
     body_model,
     by_table,
     call_id,
+    dumps,
     each_object,
     finish_word,
     invalid,
@@ -44,7 +45,7 @@ from relayaudit.sim.protocol.common import (
     text_parts,
     unsupported,
 )
-from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, Message, ToolCall, Usage
+from relayaudit.types import JSON, ChatRequest, Choice, Citation, Completion, FinishReason, Message, ToolCall, Usage
 from relayaudit.wire.anthropic import FINISH
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -71,7 +72,11 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
     if body.get("system") is not None:
         system = text_parts(body["system"], "system", _TEXT)
     tools = []
+    web_search = False
     for where, entry in each_object(body.get("tools"), "tools"):
+        if str(entry.get("type", "")).startswith("web_search_"):
+            web_search = True
+            continue
         if entry.get("type") not in (None, "custom"):
             raise unsupported(f"'{where}': a server tool of type {entry.get('type')!r}")
         if entry.get("input_schema") is None:
@@ -97,6 +102,7 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
         tools=tuple(tools),
         tool_choice=tool_choice,
         stream=opt_bool(body.get("stream"), "stream"),
+        web_search=web_search,
     )
     return ParsedRequest(model, request, True)
 
@@ -133,6 +139,37 @@ def _usage(usage: Usage, *, streaming_start: bool = False) -> JSON:
     return out
 
 
+def _with_searches(usage: JSON, completion: Completion) -> JSON:
+    if completion.web_searches:
+        return {**usage, "server_tool_use": {"web_search_requests": completion.web_searches}}
+    return usage
+
+
+def _citation(citation: Citation) -> JSON:
+    return {
+        "type": "web_search_result_location",
+        "url": citation.url,
+        "title": citation.title,
+        "encrypted_index": "Eo8BCioIAhgBIiQ",
+        "cited_text": "",
+    }
+
+
+def _search_blocks(completion: Completion, response_id: str) -> list[JSON]:
+    """Each search as Anthropic returns it: the server_tool_use block, then its web_search_tool_result."""
+    blocks: list[JSON] = []
+    for k in range(completion.web_searches or 0):
+        use_id = call_id("anthropic", response_id, (1, k), None) or f"srvtoolu_{k}"
+        query = {"query": completion.text[:60]}
+        blocks.append({"type": "server_tool_use", "id": use_id, "name": "web_search", "input": query})
+        results = [
+            {"type": "web_search_result", "url": c.url, "title": c.title, "encrypted_content": "", "page_age": None}
+            for c in completion.citations
+        ]
+        blocks.append({"type": "web_search_tool_result", "tool_use_id": use_id, "content": results})
+    return blocks
+
+
 def _message(completion: Completion, model: str, response_id: str, *, content: list[JSON]) -> JSON:
     choice = completion.choices[0]
     return {
@@ -143,7 +180,7 @@ def _message(completion: Completion, model: str, response_id: str, *, content: l
         "content": content,
         "stop_reason": _finish(choice),
         "stop_sequence": None,
-        "usage": _usage(completion.usage),
+        "usage": _with_searches(_usage(completion.usage), completion),
     }
 
 
@@ -159,9 +196,12 @@ def _tool_use(response_id: str, k: int, call: ToolCall) -> JSON:
 
 def render_body(completion: Completion, model: str, response_id: str, _created: int) -> JSON:
     choice = completion.choices[0]
-    content: list[JSON] = []
+    content: list[JSON] = _search_blocks(completion, response_id)
     if _has_text_block(choice):
-        content.append({"type": "text", "text": choice.text})
+        text: JSON = {"type": "text", "text": choice.text}
+        if completion.citations:
+            text["citations"] = [_citation(c) for c in completion.citations]
+        content.append(text)
     for k, call in enumerate(choice.tool_calls):
         content.append({**_tool_use(response_id, k, call), "input": arguments_object(call.arguments, "Anthropic")})
     return _message(completion, model, response_id, content=content)
@@ -177,9 +217,21 @@ def render_stream(
     start.update(stop_reason=None, usage=_usage(completion.usage, streaming_start=True))
     emit("message_start", message=start)
     index = 0
+    for block in _search_blocks(completion, response_id):
+        if block["type"] == "server_tool_use":
+            emit("content_block_start", index=index, content_block={**block, "input": {}})
+            delta = {"type": "input_json_delta", "partial_json": dumps(block["input"])}
+            emit("content_block_delta", index=index, delta=delta)
+        else:
+            emit("content_block_start", index=index, content_block=block)
+        emit("content_block_stop", index=index)
+        index += 1
     if _has_text_block(choice):
         emit("content_block_start", index=index, content_block={"type": "text", "text": ""})
         emit("ping")
+        for citation in completion.citations:
+            cited: JSON = {"type": "citations_delta", "citation": _citation(citation)}
+            emit("content_block_delta", index=index, delta=cited)
         for piece in split_text(choice.text):
             emit("content_block_delta", bool(piece), index=index, delta={"type": "text_delta", "text": piece})
         emit("content_block_stop", index=index)
@@ -194,6 +246,7 @@ def render_stream(
         emit("content_block_stop", index=index)
         index += 1
     usage = {} if completion.usage.completion_tokens is None else {"output_tokens": completion.usage.completion_tokens}
+    usage = _with_searches(usage, completion)
     emit("message_delta", delta={"stop_reason": _finish(choice), "stop_sequence": None}, usage=usage)
     emit("message_stop")
     return stream.events

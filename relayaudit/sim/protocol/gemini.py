@@ -107,6 +107,7 @@ def parse_request(body: JSON, path_model: str | None, path_stream: bool) -> Pars
         tools=_tools(body),
         tool_choice=_tool_choice(body),
         stream=path_stream,
+        web_search=_web_search(body),
     )
     return ParsedRequest(model, request, True)
 
@@ -127,9 +128,16 @@ def _response_format(config: JSON) -> JSON | None:
     return {"type": "json_schema", "json_schema": {"schema": as_object(schema, "generationConfig.responseJsonSchema")}}
 
 
+def _web_search(body: JSON) -> bool:
+    """Grounding with Google Search asked for (`google_search`, or `googleSearch` in camelCase)."""
+    return any(_field(entry, "googleSearch") is not None for _, entry in each_object(body.get("tools"), "tools"))
+
+
 def _tools(body: JSON) -> tuple[Tool, ...]:
     tools = []
     for where, entry in each_object(body.get("tools"), "tools"):
+        if _field(entry, "googleSearch") is not None:
+            continue
         declarations = _field(entry, "functionDeclarations")
         if declarations is None:
             raise unsupported(f"'{where}': a tool other than functionDeclarations ({', '.join(entry) or 'empty'})")
@@ -257,6 +265,18 @@ def _call_parts(choice: Choice) -> list[JSON]:
     return parts
 
 
+def _grounding(completion: Completion) -> JSON:
+    """groundingMetadata for the sources and queries of a grounded answer."""
+    return {
+        "webSearchQueries": [completion.text[:60]] * (completion.web_searches or 0),
+        "groundingChunks": [{"web": {"uri": c.url, "title": c.title}} for c in completion.citations],
+        "groundingSupports": [
+            {"segment": {"startIndex": 0, "endIndex": len(completion.text)}, "groundingChunkIndices": [k]}
+            for k in range(len(completion.citations))
+        ],
+    }
+
+
 def _response(candidates: list[JSON], completion: Completion, model: str, response_id: str, usage: JSON | None) -> JSON:
     body: JSON = {"candidates": candidates}
     if usage is not None:
@@ -276,6 +296,8 @@ def render_body(completion: Completion, model: str, response_id: str, _created: 
         )
         for index, choice in enumerate(completion.choices)
     ]
+    if completion.citations or completion.web_searches:
+        candidates[0]["groundingMetadata"] = _grounding(completion)
     return _response(candidates, completion, model, response_id, _usage(completion.usage))
 
 
@@ -298,6 +320,8 @@ def render_stream(
         finish = _finish(choice)
         if finish is not None:
             candidates[-1][0]["finishReason"] = finish
+        if index == 0 and (completion.citations or completion.web_searches):
+            candidates[-1][0]["groundingMetadata"] = _grounding(completion)
         per_choice.append(candidates)
     ordered = interleave(per_choice)
     usage = _usage(completion.usage)

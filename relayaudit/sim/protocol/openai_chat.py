@@ -116,6 +116,7 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
         tool_choice=tool_choice(body.get("tool_choice"), "tool_choice"),
         reasoning_effort=opt_string(body.get("reasoning_effort"), "reasoning_effort"),
         stream=stream,
+        web_search=body.get("web_search_options") is not None,
     )
     return ParsedRequest(model, request, include_usage or not stream)
 
@@ -205,6 +206,14 @@ def _finish(choice: Choice) -> str | None:
     return finish_word(choice, by_table(FINISH), _DEFAULTS)
 
 
+def _annotations(completion: Completion) -> list[JSON]:
+    end = len(completion.text)
+    return [
+        {"type": "url_citation", "url_citation": {"start_index": 0, "end_index": end, "url": c.url, "title": c.title}}
+        for c in completion.citations
+    ]
+
+
 def render_body(completion: Completion, model: str, response_id: str, created: int) -> JSON:
     choices = []
     for index, choice in enumerate(completion.choices):
@@ -212,7 +221,7 @@ def render_body(completion: Completion, model: str, response_id: str, created: i
             "role": "assistant",
             "content": None if choice.tool_calls and not choice.text else choice.text,
             "refusal": None,
-            "annotations": [],
+            "annotations": _annotations(completion) if index == 0 else [],
         }
         if choice.tool_calls:
             message["tool_calls"] = [
@@ -283,6 +292,8 @@ def render_stream(
             for piece in split_text(call.arguments):
                 delta = {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}
                 events.append(SSEChunk(None, dumps(chunk(index, delta)), True))
+        if index == 0 and completion.citations:
+            events.append(SSEChunk(None, dumps(chunk(index, {"annotations": _annotations(completion)})), False))
         events.append(SSEChunk(None, dumps(chunk(index, {}, finish=_finish(choice))), False))
         sequences.append(events)
     out = interleave(sequences)

@@ -99,7 +99,11 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
             raise invalid(f"'text.format.type' must be 'text', 'json_object' or 'json_schema', got {kind!r}.")
     reasoning = as_object(body.get("reasoning") or {}, "reasoning")
     tools = []
+    web_search = False
     for where, entry in each_object(body.get("tools"), "tools"):
+        if entry.get("type") in ("web_search", "web_search_preview"):
+            web_search = True
+            continue
         if entry.get("type") != "function":
             raise unsupported(f"'{where}': a tool of type {entry.get('type')!r}")
         tools.append(make_tool(entry.get("name"), entry.get("description"), entry.get("parameters"), where))
@@ -116,6 +120,7 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
         tool_choice=tool_choice(body.get("tool_choice"), "tool_choice"),
         reasoning_effort=opt_string(reasoning.get("effort"), "reasoning.effort"),
         stream=opt_bool(body.get("stream"), "stream"),
+        web_search=web_search,
     )
     return ParsedRequest(model, request, True)
 
@@ -166,17 +171,36 @@ def _usage(usage: Usage) -> JSON | None:
 
 @dataclass(frozen=True)
 class _Items:
+    searches: tuple[JSON, ...]
     message: JSON | None
     calls: tuple[JSON, ...]
 
 
-def _items(choice: Choice, response_id: str) -> _Items:
+def _annotations(completion: Completion) -> list[JSON]:
+    end = len(completion.text)
+    return [
+        {"type": "url_citation", "start_index": 0, "end_index": end, "url": c.url, "title": c.title or ""}
+        for c in completion.citations
+    ]
+
+
+def _items(completion: Completion, response_id: str) -> _Items:
+    choice = completion.choices[0]
+    searches = tuple(
+        {
+            "id": _item_id("ws_", response_id, f"search/{k}"),
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "search", "query": choice.text[:60]},
+        }
+        for k in range(completion.web_searches or 0)
+    )
     message = None
     status = "incomplete" if _status(choice)[0] == "incomplete" else "completed"
     if choice.text or choice.logprobs or not choice.tool_calls:  # logprobs need a text part to ride on
         part = {
             "type": "output_text",
-            "annotations": [],
+            "annotations": _annotations(completion),
             "logprobs": logprob_entries(choice.logprobs or (), bytes_first=True),
             "text": choice.text,
         }
@@ -198,14 +222,14 @@ def _items(choice: Choice, response_id: str) -> _Items:
         }
         for k, call in enumerate(choice.tool_calls)
     )
-    return _Items(message, calls)
+    return _Items(searches, message, calls)
 
 
 def _response(completion: Completion, model: str, response_id: str, created: int, *, in_progress: bool = False) -> JSON:
     choice = completion.choices[0]
     status, reason = _status(choice)
-    items = _items(choice, response_id)
-    output = ([] if items.message is None else [items.message]) + list(items.calls)
+    items = _items(completion, response_id)
+    output = [*items.searches, *([] if items.message is None else [items.message]), *items.calls]
     body: JSON = {"id": response_id, "object": "response", "created_at": created}
     if in_progress:
         body["status"] = "in_progress"
@@ -227,7 +251,7 @@ def _response(completion: Completion, model: str, response_id: str, created: int
             "temperature": 1.0,
             "text": {"format": {"type": "text"}},
             "tool_choice": "auto",
-            "tools": [],
+            "tools": [{"type": "web_search"}] if items.searches else [],
             "top_p": 1.0,
             "truncation": "disabled",
             "usage": None if in_progress else _usage(completion.usage),
@@ -251,8 +275,14 @@ def render_stream(
     starting = _response(completion, model, response_id, created, in_progress=True)
     emit("response.created", response=starting)
     emit("response.in_progress", response=starting)
-    items = _items(choice, response_id)
+    items = _items(completion, response_id)
     position = 0
+    for search in items.searches:
+        emit("response.output_item.added", output_index=position, item={**search, "status": "in_progress"})
+        for phase in ("in_progress", "searching", "completed"):
+            emit(f"response.web_search_call.{phase}", output_index=position, item_id=search["id"])
+        emit("response.output_item.done", output_index=position, item=search)
+        position += 1
     if items.message is not None:
         message = items.message
         item_id = message["id"]
@@ -271,6 +301,8 @@ def render_stream(
             logprobs = logprob_entries(entries, bytes_first=True)
             emit("response.output_text.delta", bool(piece), **where, delta=piece, logprobs=logprobs)
         part = message["content"][0]
+        for k, annotation in enumerate(part["annotations"]):
+            emit("response.output_text.annotation.added", **where, annotation_index=k, annotation=annotation)
         emit("response.output_text.done", **where, text=choice.text, logprobs=part["logprobs"])
         emit("response.content_part.done", **where, part=part)
         emit("response.output_item.done", output_index=position, item=message)
