@@ -86,7 +86,8 @@ class ModelInfo:
         registry price are counted at SEARCH_PRICE_BOUND, so a budget is never overrun by them."""
         if self.price_in is None or self.price_out is None:
             return None
-        searches = web_searches * (self.price_web_search or SEARCH_PRICE_BOUND) / 1000
+        per_thousand = SEARCH_PRICE_BOUND if self.price_web_search is None else self.price_web_search
+        searches = web_searches * per_thousand / 1000
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1_000_000 + searches
 
 

@@ -37,6 +37,7 @@ from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, Ru
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.request import chat_request
 from relayaudit.models import ModelInfo
+from relayaudit.sanitize import strip_control
 from relayaudit.stats import StatResult, categorical_test
 from relayaudit.stats.result import insufficient
 from relayaudit.types import Citation, Observation
@@ -133,8 +134,9 @@ def citations_candidate(observations: Sequence[Observation]) -> Candidate | None
         reason=reason,
     )
     example = next((c.url for o in cited if o.completion for c in o.completion.citations if real_url(c)), None)
-    figures = f"Answers citing a source: relay {_share(len(cited), len(answers))}, {real} citations with real URLs" + (
-        f" (e.g. {example[:100]})" if example else ""
+    shown = f" (e.g. {strip_control(example)[:100]})" if example else ""
+    figures = (
+        f"Answers citing a source: relay {_share(len(cited), len(answers))}, {real} citations with real URLs{shown}"
     )
     estimate = {
         "cited_answers": len(cited),
