@@ -2,7 +2,7 @@
 and timing in a cell of its own; other suites, e.g. output, with --suites) on the simulator.
 
     python bench/integrity.py [--audits 30] [--workers 2] [--scenarios 'honest;inject_system:tokens=40;...']
-        [--suites usage,params,cache,tools,metadata,context,memory]
+        [--suites usage,params,cache,tools,metadata,context,memory] [--model gpt-4o]
         [--timing-audits 30] [--timing-speed 1.0] [--timing-scenarios 'honest;substitute:atlas-mini;...']
         [--alpha 0.01] [--seed 0] [--markdown]
 
@@ -117,6 +117,8 @@ SHORT = {
     "cut_stream:3001": "cut3k",
     "cut_stream:2999": "cut3k-line",
     "cut_stream:6000": "cut6k",
+    "strip_web": "strip-web",
+    "substitute:borealis": "borealis",
 }
 # (column, check, estimate key, mode or None for both, digits): the checks' key figures, averaged per
 # scenario; a yes/no figure averages to the share of audits in which it was true.
@@ -130,6 +132,7 @@ ESTIMATES = (
     ("middle_truncated (share)", "context.effective", "middle_truncated", None, 2),
     ("recalled_turns", "memory.recall", "recalled_turns", None, 0),
     ("max_output_tokens", "output.cap", "max_output_tokens", None, 0),
+    ("answers citing a source", "web.citations", "cited_answers", None, 1),
 )
 TIMING_ESTIMATES = (
     ("output speed, relay / baseline (medians)", "timing.speed", "ratio", "baseline", 2),
@@ -153,6 +156,8 @@ class Task:
     speed: float = 0.0
     suites: tuple[str, ...] = SUITES
     """The integrity cell's suites, sent together in one audit."""
+    model: str = MODEL
+    """The claimed model (the registry's facts for it apply; the persona answering is always atlas)."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +235,7 @@ def run_integrity_task(task: Task) -> TaskResult:
         root = Path(scratch)
         started = time.perf_counter()
         baseline = prepare_baseline(
-            RunOptions(base_url=BASE_URL, model=MODEL, suites=task.suites, no_key=True, out=root / "baseline")
+            RunOptions(base_url=BASE_URL, model=task.model, suites=task.suites, no_key=True, out=root / "baseline")
         )
         seed = seed_for(task.seed, task.cell, task.index, "baseline")
         collect(baseline, SimConfig(persona=PERSONA, seed=seed))
@@ -243,10 +248,10 @@ def run_integrity_task(task: Task) -> TaskResult:
                 started = time.perf_counter()
                 if mode == "baseline":
                     prepared = prepare_audit(
-                        RunOptions(base_url=BASE_URL, model=MODEL, no_key=True, out=out), baseline.store.path
+                        RunOptions(base_url=BASE_URL, model=task.model, no_key=True, out=out), baseline.store.path
                     )
                 else:
-                    options = RunOptions(base_url=BASE_URL, model=MODEL, suites=task.suites, no_key=True, out=out)
+                    options = RunOptions(base_url=BASE_URL, model=task.model, suites=task.suites, no_key=True, out=out)
                     prepared = prepare_audit(options, None)
                 collect(prepared, config)
                 collected = time.perf_counter()
@@ -455,9 +460,9 @@ def estimates_table(
     out.table(title, columns, table)
 
 
-def plan_rows(suites: Sequence[str]) -> dict[str, tuple[int, int, int, float | None]]:
-    """What `relayaudit plan --model gpt-4o --suite X` shows, per suite (the same library calls)."""
-    facts = model_facts(MODEL, FactOverrides())
+def plan_rows(suites: Sequence[str], model: str) -> dict[str, tuple[int, int, int, float | None]]:
+    """What `relayaudit plan --model M --suite X` shows, per suite (the same library calls)."""
+    facts = model_facts(model, FactOverrides())
     found = {}
     for name in (*suites, TIMING_SUITE):
         shown = estimate_suites(load_suites([name]), facts)
@@ -466,15 +471,17 @@ def plan_rows(suites: Sequence[str]) -> dict[str, tuple[int, int, int, float | N
     return found
 
 
-def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]], suites: Sequence[str]) -> None:
-    planned = plan_rows(suites)
+def cost_table(
+    out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]], suites: Sequence[str], model: str
+) -> None:
+    planned = plan_rows(suites, model)
     columns = (
         "suite",
         "requests (honest)",
         "requests, range over scenarios",
         "prompt tokens (honest)",
         "completion tokens (honest)",
-        "USD at gpt-4o prices (honest)",
+        f"USD at {model} prices (honest)",
         "`plan`: requests (at most)",
         "`plan`: prompt tokens",
         "`plan`: max completion tokens",
@@ -533,7 +540,7 @@ def cost_table(out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]],
         )
     )
     title = (
-        f"Cost per audit and suite, claimed model {MODEL} (measured on the honest relay with a baseline: "
+        f"Cost per audit and suite, claimed model {model} (measured on the honest relay with a baseline: "
         "requests include retries, tokens as the relay reported them; `plan` counts first-round requests only)"
     )
     out.table(title, columns, table)
@@ -565,6 +572,7 @@ def main() -> None:
     parser.add_argument(
         "--suites", default=",".join(SUITES), help="comma-separated: the suites of the integrity cell's one audit"
     )
+    parser.add_argument("--model", default=MODEL, help="the claimed model of the integrity cell (default gpt-4o)")
     parser.add_argument("--timing-audits", type=int, default=30, help="timing cell: audits per scenario (0: skip)")
     parser.add_argument("--timing-speed", type=float, default=1.0, help="timing cell: simulator pacing (1 = real)")
     parser.add_argument("--timing-scenarios", default=";".join(TIMING_SCENARIOS))
@@ -576,7 +584,10 @@ def main() -> None:
     scenarios = tuple(s for s in args.scenarios.split(";") if s)
     timing_scenarios = tuple(s for s in args.timing_scenarios.split(";") if s)
     suites = tuple(s for s in args.suites.split(",") if s)
-    tasks = [Task("integrity", i, scenarios, args.alpha, args.seed, suites=suites) for i in range(args.audits)]
+    tasks = [
+        Task("integrity", i, scenarios, args.alpha, args.seed, suites=suites, model=args.model)
+        for i in range(args.audits)
+    ]
     if args.timing_audits and timing_scenarios:
         tasks += [
             Task("timing", i, timing_scenarios, args.alpha, args.seed, args.timing_speed)
@@ -601,7 +612,7 @@ def main() -> None:
         out,
         grouped,
         "integrity",
-        f"Verdicts, suites {', '.join(suites)} in one audit (alpha {args.alpha:g}, claimed {MODEL})",
+        f"Verdicts, suites {', '.join(suites)} in one audit (alpha {args.alpha:g}, claimed {args.model})",
     )
     for mode in MODES:
         checks_table(out, grouped, "integrity", mode, scenarios)
@@ -628,7 +639,7 @@ def main() -> None:
             TIMING_ESTIMATES,
             "Timing estimates, mean (min–max) over the audits (output speed in reported tokens per second)",
         )
-    cost_table(out, grouped, suites)
+    cost_table(out, grouped, suites, args.model)
     inconclusive_notes(out, grouped)
     for cell in ("integrity", "timing"):
         times = [r.baseline_s for r in results if r.cell == cell]
