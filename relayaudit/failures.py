@@ -61,6 +61,7 @@ _PARAMETER_WORDS = {
     "json_schema": r"response_?format|json|response_?(?:mime_?type|schema)",
     "reasoning_effort": r"reasoning|thinking",
     "web_search": r"web_?search|google_?search|grounding|server[_ ]tool",
+    "vision": r"image|vision|multimodal|inline_?data",
 }
 # How a relay (or the official API) says that a prompt is longer than its window.
 _CONTEXT_WORDS = re.compile(

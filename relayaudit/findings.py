@@ -43,6 +43,7 @@ Category = Literal[
     "timing",
     "output",
     "web",
+    "vision",
 ]
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 """The JSON report's finding categories (a contract): every check belongs to exactly one."""

@@ -12,16 +12,20 @@ price: the dialects are told to search at most once (Anthropic's `max_uses`, the
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from relayaudit.images import png_size
 from relayaudit.kinds import KINDS, PlannedRequest
 from relayaudit.kinds.base import AdaptiveKind
 from relayaudit.models import ModelInfo
 from relayaudit.stats.power import mcnemar_power, mmd_power
 from relayaudit.suite import Suite
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
-from relayaudit.types import ChatRequest, Completion, Observation
+from relayaudit.types import ChatRequest, Completion, ImagePart, Observation
 
 Followups = Callable[[list[Observation]], list[PlannedRequest]]
 
@@ -71,12 +75,48 @@ def followups_for(
     return followups
 
 
+def image_price_tokens(provider: str, image: ImagePart) -> int:
+    """Prompt tokens an image is billed as, by the provider's published rule (the most of the three rules for
+    other providers, and for an image whose size cannot be read): OpenAI 85 + 170 per 512-pixel tile (high
+    detail, after fitting in 2048 x 2048 and the short side in 768), Anthropic width x height / 750, Google
+    258 per image up to 384 x 384 and per 768-pixel tile above. (OpenAI's mini models count more tokens per
+    image at a lower price per token.)"""
+    size = png_size(_decoded(image.data))
+    if size is None:
+        return IMAGE_TOKENS_UNKNOWN
+    width, height = size
+    rules = {
+        "openai": _openai_image_tokens(width, height),
+        "anthropic": max(1, -(-width * height // 750)),
+        "google": 258 if max(width, height) <= 384 else 258 * -(-width // 768) * -(-height // 768),
+    }
+    return rules.get(provider, max(rules.values()))
+
+
+IMAGE_TOKENS_UNKNOWN = 1600
+"""An image of unknown size: about the most any provider bills for an image at its default resolution."""
+
+
+def _openai_image_tokens(width: int, height: int) -> int:
+    fit = min(1.0, 2048 / max(width, height))
+    short = min(1.0, 768 / (min(width, height) * fit))
+    return 85 + 170 * math.ceil(width * fit * short / 512) * math.ceil(height * fit * short / 512)
+
+
+def _decoded(data: str) -> bytes:
+    try:
+        return base64.b64decode(data[:64] + "=" * (-len(data[:64]) % 4))  # the header is in the first bytes
+    except (ValueError, binascii.Error):
+        return b""
+
+
 class TokenEstimator:
     """Counts prompt tokens of a request the way the claimed model would, or approximately."""
 
     def __init__(self, model: ModelInfo) -> None:
         self._tokenizer: Tokenizer | None = get_tokenizer(model.tokenizer) if model.tokenizer else None
         self._max_output = model.max_output
+        self._provider = model.provider
 
     @property
     def exact(self) -> bool:
@@ -88,7 +128,9 @@ class TokenEstimator:
         return int(len(text) / CHARS_PER_TOKEN) + 1
 
     def prompt_tokens(self, request: ChatRequest) -> int:
-        return chat_prompt_tokens(self._count, request)
+        """The text's tokens, plus each image's as the claimed model's provider prices images."""
+        images = sum(image_price_tokens(self._provider, i) for m in request.messages for i in m.images)
+        return chat_prompt_tokens(self._count, request) + images
 
     def max_completion_tokens(self, request: ChatRequest) -> int:
         bound = request.max_tokens or self._max_output or DEFAULT_MAX_TOKENS

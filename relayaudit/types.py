@@ -25,6 +25,16 @@ def utc_now() -> str:
 
 
 @dataclass(frozen=True)
+class ImagePart:
+    """An image sent with a turn, inline (each dialect has a form for base64 data)."""
+
+    media_type: str
+    """e.g. "image/png"."""
+    data: str
+    """The image's bytes, base64-encoded."""
+
+
+@dataclass(frozen=True)
 class Message:
     """One conversation turn. The system prompt travels separately in ChatRequest.system."""
 
@@ -32,6 +42,13 @@ class Message:
     """Who speaks: "user" or "assistant"."""
     content: str
     """The turn's text."""
+    images: tuple[ImagePart, ...] = ()
+    """Images sent with the text (user turns), in order after it."""
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> Message:
+        images = tuple(ImagePart(**i) for i in data.get("images", ()))
+        return cls(data["role"], data["content"], images)
 
 
 @dataclass(frozen=True)
@@ -93,7 +110,7 @@ class ChatRequest:
     @classmethod
     def from_dict(cls, data: JSON) -> ChatRequest:
         values = dict(data)
-        values["messages"] = tuple(Message(**m) for m in data["messages"])
+        values["messages"] = tuple(Message.from_dict(m) for m in data["messages"])
         values["stop"] = tuple(data.get("stop", ()))
         values["tools"] = tuple(Tool(**t) for t in data.get("tools", ()))
         return cls(**values)
@@ -106,6 +123,9 @@ class ChatRequest:
         for name, unset in _HASHED_WHEN_SET.items():
             if data[name] == unset:
                 del data[name]
+        for message in data["messages"]:
+            if not message["images"]:
+                del message["images"]
         # temperature = 1 and temperature = 1.0 are the same request: hash the number, not its Python type.
         for name in ("temperature", "top_p"):
             if data[name] is not None:

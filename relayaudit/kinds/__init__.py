@@ -17,6 +17,7 @@ from relayaudit.kinds import (
     timing,
     tools,
     usage,
+    vision,
     web,
 )
 from relayaudit.kinds.base import PlannedRequest, ProbeKind, ProbeSpec
@@ -36,6 +37,7 @@ KINDS: dict[str, ProbeKind] = {
     timing.KIND.name: timing.KIND,
     output.KIND.name: output.KIND,
     web.KIND.name: web.KIND,
+    vision.KIND.name: vision.KIND,
 }
 
 DIALECT_BOUND_CHECKS: frozenset[str] = metadata.DIALECT_BOUND

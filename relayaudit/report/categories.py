@@ -40,6 +40,7 @@ AREAS = (
     Area("tools", "Tools", ("tools",)),
     Area("output", "Output length", ("output",)),
     Area("web", "Web search", ("web",)),
+    Area("vision", "Images", ("vision",)),
     Area("caching", "Caching and privacy", ("cache",)),
     Area("metadata", "Metadata", ("metadata",)),
     Area("performance", "Performance", ("timing",)),
@@ -225,6 +226,28 @@ def _web_divergent(findings: Sequence[Finding]) -> str:
     return "Handles web search unlike the official API"
 
 
+def _vision_divergent(findings: Sequence[Finding]) -> str:
+    checks = _by_check(_failing(findings))
+    if "vision.accepted" in checks:
+        return "Refuses images the official API takes for this model"
+    billed = checks.get("vision.billed_vs_baseline")
+    if billed is not None:
+        return (
+            f"Shrinks or drops images: it bills {billed.estimate['image_tokens_relay']:,.0f} prompt tokens per image "
+            f"(the official API: {billed.estimate['image_tokens_baseline']:,.0f})"
+        )
+    read = checks.get("vision.read")
+    if read is not None:
+        return f"Images do not reach the model: none of {read.estimate.get('answers', 0)} answers reads its image"
+    accuracy = checks.get("vision.accuracy")
+    if accuracy is not None and isinstance(accuracy.estimate.get("read_relay"), float):
+        return (
+            f"Images reach the model degraded: {_pct(accuracy.estimate['read_relay'])} of them read (the official "
+            f"API: {_pct(accuracy.estimate['read_baseline'])})"
+        )
+    return "Handles images unlike the official API"
+
+
 def _caching_divergent(findings: Sequence[Finding]) -> str:
     checks = _by_check(_failing(findings))
     parts = []
@@ -255,6 +278,7 @@ DIVERGENT_HEADLINES: dict[str, Callable[[Sequence[Finding]], str]] = {
     "tools": _tools_divergent,
     "output": _output_divergent,
     "web": _web_divergent,
+    "vision": _vision_divergent,
     "caching": _caching_divergent,
 }
 
@@ -267,6 +291,7 @@ CONSISTENT_HEADLINES = {
     "tools": "Calls tools as the official API does ({n})",
     "output": "Writes answers as long as asked ({n})",
     "web": "Web search reaches the model: answers cite their sources ({n})",
+    "vision": "Images reach the model intact: it reads them ({n})",
     "caching": "No stored answers served in place of the model ({n})",
     "metadata": "Response metadata as the official API's ({n})",
     "performance": "No difference in speed or errors found ({n})",

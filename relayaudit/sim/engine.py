@@ -6,14 +6,26 @@ same Completion, which the server then renders in whatever dialect was asked for
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from relayaudit.images import image_tokens, png_size
 from relayaudit.sim.language import Word, WordModel, stable_seed
 from relayaudit.sim.personas import Persona
-from relayaudit.sim.tasks import Decision, answer_task, choose_tool, schema_value, tool_arguments, wants_uppercase
+from relayaudit.sim.tasks import (
+    Answer,
+    Decision,
+    answer_task,
+    choose_tool,
+    read_image,
+    schema_value,
+    tool_arguments,
+    wants_uppercase,
+)
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
 from relayaudit.types import ChatRequest, Choice, Citation, Completion, FinishReason, TokenLogprob, ToolCall, Usage
 
@@ -75,7 +87,10 @@ class PersonaEngine:
         self.words = WordModel(self.persona.name, self.persona.style, self.quantize)
 
     def prompt_tokens(self, request: ChatRequest) -> int:
-        return chat_prompt_tokens(self.tokenizer.count, request)
+        """The text's tokens plus each image's (images.image_tokens of its size)."""
+        sizes = [png_size(_image_bytes(i.data)) for m in request.messages for i in m.images]
+        pictures = sum(image_tokens(*size) if size else 1 for size in sizes)
+        return chat_prompt_tokens(self.tokenizer.count, request) + pictures
 
     def generate(self, request: ChatRequest, seed: int) -> Completion:
         prompt_tokens = self.prompt_tokens(request)
@@ -90,6 +105,8 @@ class PersonaEngine:
                 f"max_tokens is too large: {request.max_tokens}. This model supports at most "
                 f"{self.persona.max_output} completion tokens."
             )
+        if any(m.images for m in request.messages) and not self.persona.vision:
+            raise RequestRejected("Image input is not supported with this model.", code="unsupported_parameter")
         if request.web_search and not self.persona.web_search:
             raise RequestRejected("Tool 'web_search' is not supported with this model.", code="unsupported_parameter")
         choices = [self._choice(request, stable_seed(seed, index)) for index in range(request.n or 1)]
@@ -124,7 +141,8 @@ class PersonaEngine:
             call = ToolCall(name=tool.name, arguments=arguments)  # the renderer gives it each dialect's id format
             return Choice(text="", finish_reason="tool_calls", raw_finish_reason="tool_calls", tool_calls=(call,))
         words: list[Word] | None = None
-        answer = answer_task(self.persona, request, decide)
+        images = request.messages[-1].images
+        answer = Answer(read_image(images[0]), "vision") if images else answer_task(self.persona, request, decide)
         if answer is not None:
             text, natural = answer.text, True
         else:
@@ -194,6 +212,13 @@ def _wants_json(request: ChatRequest) -> bool:
 def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
     positions = [text.find(s) for s in stops if s and s in text]
     return min(positions) if positions else None
+
+
+def _image_bytes(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error):
+        return b""
 
 
 def token_pieces(tokenizer: Tokenizer, text: str) -> list[str]:

@@ -56,6 +56,9 @@ class Persona:
     """Output speed at speed 1."""
     system_fingerprint: str | None = None
     """OpenAI-style backend fingerprint, if it reports one."""
+    vision: bool = False
+    """Whether it reads images (read from their pixels: sim.tasks.read_image); images are refused with HTTP
+    400 otherwise."""
     web_search: bool = False
     """Whether its API offers server-side web search (answers then cite their sources); a request for it
     is refused with HTTP 400 otherwise."""
@@ -81,6 +84,7 @@ PERSONAS: dict[str, Persona] = {
             tool_call_rate=0.97,
             instruction_rate=0.99,
             terse=False,
+            vision=True,
             web_search=True,
             ttft_s=0.35,
             tokens_per_s=60.0,
@@ -105,6 +109,7 @@ PERSONAS: dict[str, Persona] = {
             tool_call_rate=0.88,
             instruction_rate=0.93,
             terse=False,
+            vision=True,
             web_search=True,
             ttft_s=0.2,
             tokens_per_s=120.0,

@@ -16,6 +16,7 @@ from relayaudit.sim.behaviours import (
     CapOutput,
     CutContext,
     CutStream,
+    DownscaleImages,
     Fault,
     FaultBehaviour,
     HostileUsage,
@@ -26,6 +27,7 @@ from relayaudit.sim.behaviours import (
     LeakHeaders,
     Quantize,
     RewriteModel,
+    StripImages,
     StripTools,
     StripWeb,
     Substitute,
@@ -113,6 +115,13 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         behaviour = StripTools()
     elif name == "strip_web":
         behaviour = StripWeb()
+    elif name == "strip_images":
+        behaviour = StripImages()
+    elif name == "downscale_images":
+        factor = _number(spec, _first(positional, named, "factor"), float, "a factor")
+        if factor <= 1:
+            raise ConfigError(f"Behaviour {spec!r}: the factor must be above 1 (2 halves each side).")
+        behaviour = DownscaleImages(factor)
     elif name in ("cap_output", "cut_stream"):
         tokens = _number(spec, _first(positional, named, "tokens"), int, "a token count")
         if tokens < 1:
@@ -160,8 +169,8 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         raise ConfigError(
             f"Unknown behaviour {name!r} in {spec!r}.",
             "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, hostile_usage, "
-            "ignore_params, "
-            "strip_tools, strip_web, cap_output, cut_stream, tamper_tools, cache, rewrite_model, leak_headers, fault.",
+            "ignore_params, strip_tools, strip_web, strip_images, downscale_images, cap_output, cut_stream, "
+            "tamper_tools, cache, rewrite_model, leak_headers, fault.",
         )
     if isinstance(behaviour, Substitute) and personas and behaviour.target not in personas:
         raise ConfigError(f"Behaviour {spec!r}: no persona {behaviour.target!r}; personas: {', '.join(personas)}.")

@@ -12,6 +12,7 @@ item (a greedy model makes the same mistake every time), above 0 by the request'
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from relayaudit.images import ImageError, count_squares, decode_png, read_word
 from relayaudit.sim.bank import bank_reply
 from relayaudit.sim.facts import all_answers, lookup
 from relayaudit.sim.language import stable_seed
 from relayaudit.sim.personas import Persona
-from relayaudit.types import ChatRequest, Tool
+from relayaudit.types import ChatRequest, ImagePart, Tool
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,19 @@ def number_words(n: int) -> str:
             rest = n % size
             return f"{number_words(n // size)} {name}" + ("" if rest == 0 else " " + number_words(rest))
     raise AssertionError("unreachable")
+
+
+def read_image(image: ImagePart) -> str:
+    """What a vision model says about a probe image: the code word it reads and the red squares it counts,
+    both made out from the pixels (relayaudit.images), or that it cannot read it."""
+    try:
+        raster = decode_png(base64.b64decode(image.data, validate=True))
+    except (ValueError, ImageError):
+        return "I can't open this image."
+    word = read_word(raster)
+    if not word:
+        return "I can't make out a code word in this image."
+    return f"{word}, {count_squares(raster)}"
 
 
 def _reply_with(persona: Persona, prompt: str, context: list[str], decide: Decision) -> Answer | None:

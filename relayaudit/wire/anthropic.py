@@ -22,7 +22,18 @@ from dataclasses import dataclass, field
 
 from relayaudit.errors import TruncatedStreamError, WireError
 from relayaudit.sanitize import excerpt
-from relayaudit.types import JSON, ChatRequest, Choice, Citation, Completion, FinishReason, NotSent, ToolCall, Usage
+from relayaudit.types import (
+    JSON,
+    ChatRequest,
+    Choice,
+    Citation,
+    Completion,
+    FinishReason,
+    Message,
+    NotSent,
+    ToolCall,
+    Usage,
+)
 from relayaudit.wire.common import (
     Anomalies,
     EventKinds,
@@ -69,6 +80,17 @@ def web_searches(raw: object, anomalies: Anomalies) -> int | None:
     usage = anomalies.section(raw, "usage") or {}
     server = anomalies.section(usage.get("server_tool_use"), "server_tool_use") or {}
     return anomalies.count(server.get("web_search_requests"), "web_search_requests")
+
+
+def _content(message: Message) -> str | list[JSON]:
+    """The text alone, or base64 image blocks then the text (Anthropic's advice: images first)."""
+    if not message.images:
+        return message.content
+    images: list[JSON] = [
+        {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}}
+        for i in message.images
+    ]
+    return [*images, {"type": "text", "text": message.content}]
 
 
 def _tool_choice(choice: str) -> JSON:
@@ -130,7 +152,7 @@ class AnthropicMessages:
         body: JSON = {
             "model": model,
             "max_tokens": max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [{"role": m.role, "content": _content(m)} for m in request.messages],
         }
         if request.system is not None:
             body["system"] = request.system

@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeGuard
 
 from relayaudit.errors import WireError
 from relayaudit.sanitize import excerpt, redact
-from relayaudit.types import JSON, ChatRequest, Completion, FinishReason, NotSent
+from relayaudit.types import JSON, ChatRequest, Completion, FinishReason, ImagePart, NotSent
 from relayaudit.wire.sse import SSEEvent
 
 
@@ -29,6 +29,11 @@ class WireRequest:
     """Whether the response should be an SSE stream."""
     not_sent: tuple[NotSent, ...] = ()
     """Parameters the dialect could not express as asked."""
+
+
+def data_url(image: ImagePart) -> str:
+    """An inline image as a data URL (OpenAI's image_url and input_image take one)."""
+    return f"data:{image.media_type};base64,{image.data}"
 
 
 class StreamParser(Protocol):

@@ -164,7 +164,13 @@ class GeminiGenerateContent:
         url = join_url(base_url, f"/v1beta/models/{model}{method}", ("/v1beta", "/v1"))
         body: JSON = {
             "contents": [
-                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                {
+                    "role": "model" if m.role == "assistant" else "user",
+                    "parts": [
+                        {"text": m.content},
+                        *({"inline_data": {"mime_type": i.media_type, "data": i.data}} for i in m.images),
+                    ],
+                }
                 for m in request.messages
             ]
         }

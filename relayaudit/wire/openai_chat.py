@@ -27,6 +27,7 @@ from relayaudit.types import (
     Citation,
     Completion,
     FinishReason,
+    Message,
     NotSent,
     TokenLogprob,
     ToolCall,
@@ -38,6 +39,7 @@ from relayaudit.wire.common import (
     WireRequest,
     as_list,
     as_object,
+    data_url,
     finish_reason,
     index_of,
     is_number,
@@ -108,6 +110,14 @@ def openai_logprobs(raw: object, anomalies: Anomalies) -> tuple[TokenLogprob, ..
     return tuple(result) if plausible else None
 
 
+def _content(message: Message) -> str | list[JSON]:
+    """The text alone, or text and image_url parts when the turn has images."""
+    if not message.images:
+        return message.content
+    parts: list[JSON] = [{"type": "text", "text": message.content}]
+    return parts + [{"type": "image_url", "image_url": {"url": data_url(i)}} for i in message.images]
+
+
 @dataclass(frozen=True)
 class OpenAIChat:
     """OpenAI Chat Completions. `max_tokens_field` is "max_completion_tokens" for reasoning models."""
@@ -119,7 +129,7 @@ class OpenAIChat:
         messages: list[JSON] = []
         if request.system is not None:
             messages.append({"role": "system", "content": request.system})
-        messages.extend({"role": m.role, "content": m.content} for m in request.messages)
+        messages.extend({"role": m.role, "content": _content(m)} for m in request.messages)
         body: JSON = {"model": model, "messages": messages}
         optional: JSON = {
             "temperature": request.temperature,

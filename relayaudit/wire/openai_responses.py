@@ -24,13 +24,25 @@ from dataclasses import dataclass, field, replace
 
 from relayaudit.errors import TruncatedStreamError, WireError
 from relayaudit.sanitize import excerpt
-from relayaudit.types import JSON, ChatRequest, Choice, Citation, Completion, FinishReason, NotSent, ToolCall, Usage
+from relayaudit.types import (
+    JSON,
+    ChatRequest,
+    Choice,
+    Citation,
+    Completion,
+    FinishReason,
+    Message,
+    NotSent,
+    ToolCall,
+    Usage,
+)
 from relayaudit.wire.common import (
     Anomalies,
     EventKinds,
     WireRequest,
     as_list,
     as_object,
+    data_url,
     join_url,
     load_json,
     opt_str,
@@ -127,6 +139,14 @@ def url_citations(raw: object, what: str) -> list[Citation]:
     return found
 
 
+def _content(message: Message) -> str | list[JSON]:
+    """The text alone, or input_text and input_image parts when the turn has images."""
+    if not message.images:
+        return message.content
+    parts: list[JSON] = [{"type": "input_text", "text": message.content}]
+    return parts + [{"type": "input_image", "image_url": data_url(i)} for i in message.images]
+
+
 @dataclass(frozen=True)
 class OpenAIResponses:
     name: str = "openai-responses"
@@ -134,7 +154,7 @@ class OpenAIResponses:
     def build(self, base_url: str, model: str, request: ChatRequest) -> WireRequest:
         body: JSON = {
             "model": model,
-            "input": [{"role": m.role, "content": m.content} for m in request.messages],
+            "input": [{"role": m.role, "content": _content(m)} for m in request.messages],
             "store": False,
         }
         optional: JSON = {

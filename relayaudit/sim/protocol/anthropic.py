@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Final
 
 from relayaudit.sim.protocol.common import (
+    ImageReader,
     ParsedRequest,
     SSEChunk,
     TypedEvents,
@@ -30,6 +31,7 @@ from relayaudit.sim.protocol.common import (
     body_model,
     by_table,
     call_id,
+    content_parts,
     dumps,
     each_object,
     finish_word,
@@ -45,7 +47,18 @@ from relayaudit.sim.protocol.common import (
     text_parts,
     unsupported,
 )
-from relayaudit.types import JSON, ChatRequest, Choice, Citation, Completion, FinishReason, Message, ToolCall, Usage
+from relayaudit.types import (
+    JSON,
+    ChatRequest,
+    Choice,
+    Citation,
+    Completion,
+    FinishReason,
+    ImagePart,
+    Message,
+    ToolCall,
+    Usage,
+)
 from relayaudit.wire.anthropic import FINISH
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -53,6 +66,19 @@ from relayaudit.wire.anthropic import FINISH
 
 _TEXT: Final = frozenset({"text"})
 _SKIP: Final = frozenset({"thinking", "redacted_thinking"})
+
+
+def _image(part: JSON, where: str) -> ImagePart:
+    source = as_object(part.get("source"), f"{where}.source")
+    if source.get("type") != "base64":
+        raise unsupported(f"'{where}.source': an image source of type {source.get('type')!r} (only base64 is)")
+    return ImagePart(
+        as_string(source.get("media_type"), f"{where}.source.media_type"),
+        as_string(source.get("data"), f"{where}.source.data"),
+    )
+
+
+_IMAGES: Final[dict[str, ImageReader]] = {"image": _image}
 
 
 def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool) -> ParsedRequest:
@@ -66,8 +92,8 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
         if role not in ("user", "assistant"):
             hint = " (use the top-level 'system' parameter for a system prompt)" if role == "system" else ""
             raise invalid(f"'{where}.role' must be 'user' or 'assistant', got {role!r}{hint}.")
-        text = text_parts(message.get("content"), f"{where}.content", _TEXT, _SKIP)
-        messages.append(Message(role, text))
+        text, images = content_parts(message.get("content"), f"{where}.content", _TEXT, _SKIP, _IMAGES)
+        messages.append(Message(role, text, images))
     system = None
     if body.get("system") is not None:
         system = text_parts(body["system"], "system", _TEXT)

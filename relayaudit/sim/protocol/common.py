@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, TokenLogprob, Tool
+from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, ImagePart, TokenLogprob, Tool
 
 INVALID: Final = "invalid_request_error"
 
@@ -175,18 +175,49 @@ def join_system(parts: list[str]) -> str | None:
     return "\n\n".join(parts) if parts else None
 
 
+ImageReader = Callable[[JSON, str], ImagePart]
+"""Reads one image part of a dialect's content list (its JSON and where it is, for errors)."""
+
+
 def text_parts(value: object, where: str, text_types: frozenset[str], skip: frozenset[str] = frozenset()) -> str:
     """A content given as a string or as a list of typed parts, of which only text parts are supported."""
+    return content_parts(value, where, text_types, skip)[0]
+
+
+def content_parts(
+    value: object,
+    where: str,
+    text_types: frozenset[str],
+    skip: frozenset[str] = frozenset(),
+    images: dict[str, ImageReader] | None = None,
+) -> tuple[str, tuple[ImagePart, ...]]:
+    """A content given as a string or as a list of typed parts: its text, and its images where the dialect's
+    image part types are given (`images`: part type -> reader); any other part is unsupported."""
     if isinstance(value, str):
-        return value
-    texts = []
+        return value, ()
+    texts, found = [], []
     for part_where, part in each_object(value, where, required=True):
         kind = part.get("type")
         if kind in text_types:
             texts.append(as_string(part.get("text"), f"{part_where}.text"))
+        elif images and isinstance(kind, str) and kind in images:
+            found.append(images[kind](part, part_where))
         elif kind not in skip:
-            raise unsupported(f"'{part_where}': content of type {kind!r} (only text is)")
-    return "".join(texts)
+            raise unsupported(
+                f"'{part_where}': content of type {kind!r} (only {'text and images' if images else 'text'} are)"
+            )
+    return "".join(texts), tuple(found)
+
+
+_DATA_URL = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=]+)")
+
+
+def data_url_image(url: object, where: str) -> ImagePart:
+    """An image given as a data URL; an image at a web address is unsupported (the simulator has no network)."""
+    match = _DATA_URL.fullmatch(as_string(url, where))
+    if match is None:
+        raise unsupported(f"'{where}': an image that is not inline base64 data")
+    return ImagePart(match.group(1), match.group(2))
 
 
 def make_tool(name: object, description: object, parameters: object, where: str) -> Tool:

@@ -49,7 +49,18 @@ from relayaudit.sim.protocol.common import (
     text_pieces,
     unsupported,
 )
-from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason, Message, TokenLogprob, Tool, Usage
+from relayaudit.types import (
+    JSON,
+    ChatRequest,
+    Choice,
+    Completion,
+    FinishReason,
+    ImagePart,
+    Message,
+    TokenLogprob,
+    Tool,
+    Usage,
+)
 from relayaudit.wire.gemini import FINISH
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -64,14 +75,26 @@ def _field(obj: JSON, camel: str) -> Any:
 
 
 def _text(value: object, where: str) -> str:
+    return _parts(value, where)[0]
+
+
+def _parts(value: object, where: str) -> tuple[str, tuple[ImagePart, ...]]:
+    """A content's text (thoughts left out) and its inline images."""
     content = as_object(value, where)
-    texts = []
+    texts, images = [], []
     for part_where, part in each_object(content.get("parts"), f"{where}.parts", required=True):
-        if "text" not in part:
-            raise unsupported(f"'{part_where}': a part holding {', '.join(part) or 'nothing'} (only text is)")
-        if not part.get("thought"):
+        inline = _field(part, "inlineData")
+        if inline is not None:
+            data = as_object(inline, f"{part_where}.inline_data")
+            mime = as_string(_field(data, "mimeType"), f"{part_where}.inline_data.mime_type")
+            images.append(ImagePart(mime, as_string(data.get("data"), f"{part_where}.inline_data.data")))
+        elif "text" not in part:
+            raise unsupported(
+                f"'{part_where}': a part holding {', '.join(part) or 'nothing'} (only text and inline data are)"
+            )
+        elif not part.get("thought"):
             texts.append(as_string(part["text"], f"{part_where}.text"))
-    return "".join(texts)
+    return "".join(texts), tuple(images)
 
 
 def parse_request(body: JSON, path_model: str | None, path_stream: bool) -> ParsedRequest:
@@ -84,7 +107,7 @@ def parse_request(body: JSON, path_model: str | None, path_stream: bool) -> Pars
         role = content.get("role") or "user"
         if role not in ("user", "model"):
             raise invalid(f"'{where}.role' must be 'user' or 'model', got {role!r}.")
-        messages.append(Message("assistant" if role == "model" else "user", _text(content, where)))
+        messages.append(Message("assistant" if role == "model" else "user", *_parts(content, where)))
     raw_system = _field(body, "systemInstruction")
     system = None if raw_system is None else _text(raw_system, "systemInstruction")
     config = as_object(_field(body, "generationConfig") or {}, "generationConfig")

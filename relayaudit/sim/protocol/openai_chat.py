@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from relayaudit.sim.protocol.common import (
+    ImageReader,
     ParsedRequest,
     SSEChunk,
     as_object,
@@ -26,6 +27,8 @@ from relayaudit.sim.protocol.common import (
     body_model,
     by_table,
     call_id,
+    content_parts,
+    data_url_image,
     dumps,
     each_object,
     finish_word,
@@ -54,6 +57,11 @@ from relayaudit.wire.openai_chat import FINISH
 # requests
 
 _TEXT: Final = frozenset({"text"})
+_IMAGES: Final[dict[str, ImageReader]] = {
+    "image_url": lambda part, where: data_url_image(
+        as_object(part.get("image_url"), f"{where}.image_url").get("url"), f"{where}.image_url.url"
+    )
+}
 REFUSAL: Final = frozenset({"refusal"})
 """Content parts an assistant message may hold besides text, skipped when read back."""
 
@@ -69,7 +77,8 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
         if role in ("system", "developer"):
             system.append(text_parts(content, f"{where}.content", _TEXT))
         elif role == "user":
-            messages.append(Message("user", text_parts(content, f"{where}.content", _TEXT)))
+            text, images = content_parts(content, f"{where}.content", _TEXT, images=_IMAGES)
+            messages.append(Message("user", text, images))
         elif role == "assistant":
             if message.get("tool_calls") or message.get("function_call"):
                 raise unsupported(f"'{where}': an assistant message with tool calls")

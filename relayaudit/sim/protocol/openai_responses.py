@@ -24,6 +24,7 @@ from typing import Final
 
 from relayaudit.sim.protocol.common import (
     HEX,
+    ImageReader,
     ParsedRequest,
     SSEChunk,
     TypedEvents,
@@ -32,6 +33,8 @@ from relayaudit.sim.protocol.common import (
     as_string,
     body_model,
     call_id,
+    content_parts,
+    data_url_image,
     derived_rng,
     draw,
     each_object,
@@ -46,7 +49,6 @@ from relayaudit.sim.protocol.common import (
     opt_number,
     opt_string,
     split_text,
-    text_parts,
     text_pieces,
     unsupported,
 )
@@ -57,6 +59,9 @@ from relayaudit.types import JSON, ChatRequest, Choice, Completion, FinishReason
 # requests
 
 _TEXT: Final = frozenset({"input_text", "output_text", "text"})
+_IMAGES: Final[dict[str, ImageReader]] = {
+    "input_image": lambda part, where: data_url_image(part.get("image_url"), f"{where}.image_url")
+}
 
 
 def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool) -> ParsedRequest:
@@ -73,11 +78,12 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
             if kind != "message":
                 raise unsupported(f"'{where}': an input item of type {kind!r} (only messages are)")
             role = item.get("role")
-            text = text_parts(item.get("content"), f"{where}.content", _TEXT, REFUSAL)
+            readers = _IMAGES if role == "user" else None
+            text, images = content_parts(item.get("content"), f"{where}.content", _TEXT, REFUSAL, readers)
             if role in ("system", "developer"):
                 system.append(text)
             elif role in ("user", "assistant"):
-                messages.append(Message(role, text))
+                messages.append(Message(role, text, images))
             else:
                 raise invalid(
                     f"'{where}.role' must be one of 'user', 'assistant', 'system', 'developer'; got {role!r}."
