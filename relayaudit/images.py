@@ -205,14 +205,22 @@ def _colour(rgb: RGB, name: str) -> bool:
 def read_word(raster: Raster) -> str:
     """The block-capital word in the image, read from its pixels ("" when no glyph can be made out).
 
-    The dark pixels' bounding box gives the word's place; its height is 7 font pixels, which gives the
-    scale; each glyph cell is sampled at the centre of its 5 x 7 font pixels and matched to the nearest
+    The first band of rows with dark pixels gives the word's place; its height is 7 font pixels, which gives
+    the scale; each glyph cell is sampled at the centre of its 5 x 7 font pixels and matched to the nearest
     glyph, which must differ in at most 3 of the 35 pixels."""
     dark = [(i % raster.width, i // raster.width) for i, rgb in enumerate(raster.pixels) if _dark(rgb)]
     if not dark:
         return ""
-    left, right = min(x for x, _ in dark), max(x for x, _ in dark)
-    top, bottom = min(y for _, y in dark), max(y for _, y in dark)
+    # The word is the first unbroken band of rows holding dark pixels (every glyph row has one); the squares
+    # below it may look dark too (in grey, red is dark), but a blank gap separates them.
+    rows = sorted({y for _, y in dark})
+    top = bottom = rows[0]
+    for y in rows[1:]:
+        if y != bottom + 1:
+            break
+        bottom = y
+    band = [x for x, y in dark if top <= y <= bottom]
+    left, right = min(band), max(band)
     scale = (bottom - top + 1) / GLYPH_H
     if scale < 1:
         return ""
