@@ -229,9 +229,9 @@ def read_word(raster: Raster) -> str:
     for index in range(count):
         bits = []
         for bit in range(GLYPH_W * GLYPH_H):
-            x = left + (index * (GLYPH_W + 1) + bit % GLYPH_W + 0.5) * scale
-            y = top + (bit // GLYPH_W + 0.5) * scale
-            bits.append(0 <= int(x) < raster.width and _dark(raster.at(int(x), min(int(y), raster.height - 1))))
+            column = int(left + (index * (GLYPH_W + 1) + bit % GLYPH_W + 0.5) * scale)
+            row = min(int(top + (bit // GLYPH_W + 0.5) * scale), raster.height - 1)
+            bits.append(0 <= column < raster.width and _dark(raster.at(column, row)))
         best = min(FONT, key=lambda ch: sum(a != b for a, b in zip(FONT[ch], bits, strict=True)))
         if sum(a != b for a, b in zip(FONT[best], bits, strict=True)) > 3:
             return ""
