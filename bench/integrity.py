@@ -119,6 +119,9 @@ SHORT = {
     "cut_stream:6000": "cut6k",
     "strip_web": "strip-web",
     "substitute:borealis": "borealis",
+    "strip_images": "strip-img",
+    "downscale_images:2": "half-img",
+    "downscale_images:3": "third-img",
 }
 # (column, check, estimate key, mode or None for both, digits): the checks' key figures, averaged per
 # scenario; a yes/no figure averages to the share of audits in which it was true.
@@ -133,6 +136,8 @@ ESTIMATES = (
     ("recalled_turns", "memory.recall", "recalled_turns", None, 0),
     ("max_output_tokens", "output.cap", "max_output_tokens", None, 0),
     ("answers citing a source", "web.citations", "cited_answers", None, 1),
+    ("images read", "vision.read", "read", None, 1),
+    ("image tokens billed", "vision.read", "image_tokens", None, 0),
 )
 TIMING_ESTIMATES = (
     ("output speed, relay / baseline (medians)", "timing.speed", "ratio", "baseline", 2),
