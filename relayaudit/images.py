@@ -162,6 +162,8 @@ def decode_png(data: bytes) -> Raster:
 
 
 def _unfilter(kind: int, row: bytearray, previous: bytearray, bpp: int) -> None:
+    if kind == 0:
+        return  # the row is stored as it is (the common case, and this writer's)
     for i in range(len(row)):
         left = row[i - bpp] if i >= bpp else 0
         up = previous[i]
@@ -176,7 +178,7 @@ def _unfilter(kind: int, row: bytearray, previous: bytearray, bpp: int) -> None:
             p = left + up - corner
             pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
             row[i] = (row[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
-        elif kind != 0:
+        else:
             raise ImageError(f"PNG row filter {kind} does not exist")
 
 

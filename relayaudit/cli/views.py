@@ -122,7 +122,7 @@ def run_summary(store: RunStore, summary: CollectSummary) -> Table:
 
 def personas_table(personas: list[Persona]) -> Table:
     table = Table(title="Simulated models (personas)", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("persona", "vendor", "tokenizer", "context", "arith.", "facts", "style"):
+    for column in ("persona", "vendor", "tokenizer", "context", "output", "arith.", "facts", "also", "style"):
         table.add_column(column, no_wrap=column in ("persona", "tokenizer"))
     for p in personas:
         table.add_row(
@@ -130,8 +130,10 @@ def personas_table(personas: list[Persona]) -> Table:
             p.vendor,
             p.tokenizer,
             f"{p.context_window // 1000}K",
+            f"{p.max_output // 1000}K",
             f"{p.arithmetic_accuracy:.0%}",
             f"{p.fact_accuracy:.0%}",
+            "+".join(name for name, has in (("web", p.web_search), ("images", p.vision)) if has) or "–",
             "+".join(p.style.flavours) + (", terse" if p.terse else ""),
         )
     return table
