@@ -48,6 +48,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.request import chat_request
+from relayaudit.kinds.shares import share_candidate, share_text
 from relayaudit.kinds.tools_checks import (
     NO_CALL,
     VARIANT_SEP,
@@ -63,7 +64,6 @@ from relayaudit.kinds.tools_checks import (
     schema_valid,
 )
 from relayaudit.stats import StatResult, categorical_test
-from relayaudit.stats.result import insufficient
 from relayaudit.types import Observation, Tool
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -134,18 +134,6 @@ def _validate_case(probe: ProbeSpec, index: int, case: Any, offered: dict[str, T
                 raise field_error(probe, f"{where}.arguments.{key}", f"invalid under the tool's schema ({problems[0]})")
 
 
-def _share(part: int, whole: int, noun: str = "") -> str:
-    noun = f" {noun}" if noun else ""
-    return f"{part} of {whole}{noun} ({part / whole:.0%})" if whole else f"no{noun or ' data'}"
-
-
-def _rate_test(base: list[bool], rel: list[bool], what: str) -> StatResult:
-    """Fisher's exact test on two shares (categorical_test with two categories and no strata)."""
-    if not base or not rel:
-        return insufficient(f"Fisher's exact test on {what}", len(base), len(rel), f"no {what} on one side")
-    return categorical_test(base, rel)
-
-
 def decision_candidate(base: list[Observation], rel: list[Observation], settings: CompareSettings) -> Candidate:
     base_auto = [o for o in base if forced(o) is None]
     rel_auto = [o for o in rel if forced(o) is None]
@@ -173,7 +161,8 @@ def decision_candidate(base: list[Observation], rel: list[Observation], settings
     figures = (
         f"Tool calls on the same prompts: relay F1 {'n/a' if f1 is None else f'{f1:.2f}'} against the baseline's "
         f"decisions (TP {tp}, FP {fp}, FN {fn}, TN {tn}); relay called a tool in "
-        f"{_share(rel_calls, len(rel_auto), 'answers')}, baseline in {_share(base_calls, len(base_auto), 'answers')}"
+        f"{share_text(rel_calls, len(rel_auto), 'answers')}, baseline in "
+        f"{share_text(base_calls, len(base_auto), 'answers')}"
     )
     estimate = {
         "f1": f1,
@@ -196,19 +185,6 @@ def _pinned(observations: list[Observation]) -> list[bool]:
     return [k for k in kept if k is not None]
 
 
-def rate_candidate(check: str, base: list[bool], rel: list[bool], what: str, figure: str) -> Candidate:
-    result = _rate_test(base, rel, what)
-    b, r = sum(base), sum(rel)
-    figures = f"{figure}: relay {_share(r, len(rel), what)}, baseline {_share(b, len(base), what)}"
-    estimate = {
-        "rate_relay": r / len(rel) if rel else None,
-        "rate_baseline": b / len(base) if base else None,
-        "n_relay": len(rel),
-        "n_baseline": len(base),
-    }
-    return Candidate(check, "tools", result, figures, estimate)
-
-
 def choice_candidate(rel: list[Observation]) -> Candidate | None:
     cases = [(o, choice) for o in rel if (choice := forced(o)) is not None]
     if not cases:
@@ -229,7 +205,7 @@ def choice_candidate(rel: list[Observation]) -> Candidate | None:
         reason="" if not n_ignored else f"{n_ignored} of {len(cases)} answers ignored tool_choice ({example})",
     )
     figures = (
-        f"tool_choice honoured: relay {_share(len(cases) - n_ignored, len(cases), 'answers')}; "
+        f"tool_choice honoured: relay {share_text(len(cases) - n_ignored, len(cases), 'answers')}; "
         "the official API obeys it in all (100%)"
     )
     return Candidate("tools.choice", "tools", result, figures, {"honoured_share": share, "ignored": dict(ignored)})
@@ -299,8 +275,9 @@ class ToolsKind:
             return []  # the official model called nothing: no tool use to compare
         candidates = [
             decision_candidate(base, rel, settings),
-            rate_candidate(
+            share_candidate(
                 "tools.schema",
+                "tools",
                 _validity(base),
                 _validity(rel),
                 "tool calls",
@@ -310,8 +287,9 @@ class ToolsKind:
         base_pinned = _pinned(base)
         if base_pinned:
             candidates.append(
-                rate_candidate(
+                share_candidate(
                     "tools.arguments",
+                    "tools",
                     base_pinned,
                     _pinned(rel),
                     "pinned calls",

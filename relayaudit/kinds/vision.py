@@ -37,15 +37,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayaudit.failures import names_parameter
 from relayaudit.findings import Candidate
 from relayaudit.images import WORD_ALPHABET, draw, encode_png
 from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.kinds.feature_checks import accepted_candidate as accepted_candidate_for
+from relayaudit.kinds.feature_checks import held_to, used_at_least_once
 from relayaudit.kinds.request import chat_request
+from relayaudit.kinds.shares import share_candidate, share_text
 from relayaudit.models import ModelInfo
-from relayaudit.stats import StatResult, categorical_test
-from relayaudit.stats.result import insufficient
+from relayaudit.stats import StatResult
 from relayaudit.types import ChatRequest, ImagePart, Message, Observation
 
 PROMPT = (
@@ -55,8 +56,6 @@ PROMPT = (
 CONTROL = "control"
 DEFAULTS = {"images": 4, "scale": 8}
 LIMITS = {"images": (1, 20), "scale": (2, 16)}
-MIN_ANSWERS = 3
-"""Answers needed before "no answer reads its image" is decisive."""
 BILLED_FLOOR = 0.9
 """Below this share of the official image tokens, images were dropped or shrunk (honest: exactly 1)."""
 WORD_LENGTH = 6
@@ -127,38 +126,11 @@ def image_tokens(observations: Sequence[Observation]) -> float | None:
     return float(statistics.median(billed) - statistics.median(control))
 
 
-def _share(part: int, whole: int) -> str:
-    return f"{part} of {whole} answers ({part / whole:.0%})" if whole else "no answers"
-
-
 def accepted_candidate(observations: Sequence[Observation]) -> Candidate | None:
     sent = [
         o for o in observations if o.final and expected(o.variant) is not None and o.outcome in ("ok", "http_error")
     ]
-    if not sent:
-        return None
-    rejected = [
-        o for o in sent if o.outcome == "http_error" and names_parameter(o.error_excerpt or o.error or "", "vision")
-    ]
-    said = (rejected[0].error_excerpt or rejected[0].error or "error")[:160] if rejected else ""
-    reason = (
-        f"the relay refused {len(rejected)} of {len(sent)} requests with an image (HTTP {rejected[0].http_status}: "
-        f"{said})"
-        if rejected
-        else ""
-    )
-    result = StatResult(
-        "deterministic: the official API takes images for this model, so every request with one is answered",
-        float(len(rejected)),
-        None,
-        None,
-        0,
-        len(sent),
-        passed=not rejected,
-        reason=reason,
-    )
-    figures = f"Requests with an image refused: relay {len(rejected)} of {len(sent)}; the official API takes images"
-    return Candidate("vision.accepted", "vision", result, figures, {"refused": len(rejected), "sent": len(sent)})
+    return accepted_candidate_for("vision", sent, "vision", "requests with an image", "takes images")
 
 
 def read_candidate(observations: Sequence[Observation]) -> Candidate | None:
@@ -167,17 +139,14 @@ def read_candidate(observations: Sequence[Observation]) -> Candidate | None:
         return None
     read = sum(reads(o) for o in answers)
     counted = sum(counts(o) for o in answers)
-    passed: bool | None = True if read else (False if len(answers) >= MIN_ANSWERS else None)
-    if passed is False:
-        example = (answers[0].completion.text if answers[0].completion else "")[:80]
-        reason = (
-            f"none of {len(answers)} answers reads the code word in its image (e.g. {example!r}): the images did "
-            "not reach the model intact (dropped, replaced with text, or shrunk until unreadable)"
-        )
-    elif passed is None:
-        reason = f"no answer reads its image, but {len(answers)} answers are too few to judge (at least {MIN_ANSWERS})"
-    else:
-        reason = ""
+    example = (answers[0].completion.text if answers[0].completion else "")[:80]
+    passed, reason = used_at_least_once(
+        read,
+        len(answers),
+        f"none of {len(answers)} answers reads the code word in its image (e.g. {example!r}): the images did not "
+        "reach the model intact (dropped, replaced with text, or shrunk until unreadable)",
+        "reads its image",
+    )
     tokens = image_tokens(observations)
     result = StatResult(
         "deterministic: a vision model reads six block capitals at this size",
@@ -191,8 +160,8 @@ def read_candidate(observations: Sequence[Observation]) -> Candidate | None:
     )
     billed = f"; {tokens:,.0f} prompt tokens billed per image" if tokens is not None else ""
     figures = (
-        f"Images read: relay read the code word in {_share(read, len(answers))} and counted the squares right in "
-        f"{counted}{billed}"
+        f"Images read: relay read the code word in {share_text(read, len(answers), 'answers')} and counted the "
+        f"squares right in {counted}{billed}"
     )
     estimate: dict[str, Any] = {
         "read": read,
@@ -207,18 +176,7 @@ def accuracy_candidate(baseline: Sequence[Observation], relay: Sequence[Observat
     base, rel = [reads(o) for o in _image_answers(baseline)], [reads(o) for o in _image_answers(relay)]
     if not any(base):
         return None  # the official model read nothing: no accuracy to hold the relay to
-    if rel:
-        result = categorical_test(base, rel)
-    else:
-        result = insufficient("Fisher's exact test on images read", len(base), 0, "no relay answers")
-    figures = f"Code words read: relay {_share(sum(rel), len(rel))}, baseline {_share(sum(base), len(base))}"
-    estimate = {
-        "read_relay": sum(rel) / len(rel) if rel else None,
-        "read_baseline": sum(base) / len(base),
-        "n_relay": len(rel),
-        "n_baseline": len(base),
-    }
-    return Candidate("vision.accuracy", "vision", result, figures, estimate)
+    return share_candidate("vision.accuracy", "vision", base, rel, "answers", "Code words read")
 
 
 def billed_candidate(baseline: Sequence[Observation], relay: Sequence[Observation]) -> Candidate | None:
@@ -249,9 +207,7 @@ def billed_candidate(baseline: Sequence[Observation], relay: Sequence[Observatio
 
 
 def _judged(claim: ModelInfo, observations: Sequence[Observation]) -> bool:
-    if claim.known:
-        return claim.has("vision")
-    return any(reads(o) for o in _image_answers(observations))
+    return held_to(claim, "vision", lambda: any(reads(o) for o in _image_answers(observations)))
 
 
 def _request(probe: ProbeSpec, images: tuple[ImagePart, ...]) -> ChatRequest:

@@ -31,19 +31,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from relayaudit.failures import names_parameter
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
+from relayaudit.kinds.feature_checks import accepted_candidate as accepted_candidate_for
+from relayaudit.kinds.feature_checks import held_to, used_at_least_once
 from relayaudit.kinds.request import chat_request
+from relayaudit.kinds.shares import share_candidate, share_text
 from relayaudit.models import ModelInfo
 from relayaudit.sanitize import strip_control
-from relayaudit.stats import StatResult, categorical_test
-from relayaudit.stats.result import insufficient
+from relayaudit.stats import StatResult
 from relayaudit.types import Citation, Observation
-
-MIN_ANSWERS = 3
-"""Answers needed before "no answer cites a source" is decisive."""
 
 
 def real_url(citation: Citation) -> bool:
@@ -64,45 +62,9 @@ def answered(observations: Sequence[Observation]) -> list[Observation]:
     return [o for o in observations if o.final and o.outcome == "ok" and o.completion is not None and _web_sent(o)]
 
 
-def refused(observations: Sequence[Observation]) -> list[Observation]:
-    return [
-        o
-        for o in observations
-        if o.final
-        and o.outcome == "http_error"
-        and _web_sent(o)
-        and names_parameter(o.error_excerpt or o.error or "", "web_search")
-    ]
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{part} of {whole} answers ({part / whole:.0%})" if whole else "no answers"
-
-
 def accepted_candidate(observations: Sequence[Observation]) -> Candidate | None:
     sent = [o for o in observations if o.final and _web_sent(o) and o.outcome in ("ok", "http_error")]
-    if not sent:
-        return None
-    rejected = refused(observations)
-    said = (rejected[0].error_excerpt or rejected[0].error or "error")[:160] if rejected else ""
-    result = StatResult(
-        "deterministic: the official API accepts web search for this model, so every request with it is answered",
-        float(len(rejected)),
-        None,
-        None,
-        0,
-        len(sent),
-        passed=not rejected,
-        reason=f"the relay refused web search in {len(rejected)} of {len(sent)} requests (HTTP "
-        f"{rejected[0].http_status}: {said})"
-        if rejected
-        else "",
-    )
-    figures = (
-        f"Requests with web search refused: relay {len(rejected)} of {len(sent)}; the official API accepts the tool "
-        "for this model"
-    )
-    return Candidate("web.accepted", "web", result, figures, {"refused": len(rejected), "sent": len(sent)})
+    return accepted_candidate_for("web", sent, "web_search", "requests with web search", "accepts the tool")
 
 
 def citations_candidate(observations: Sequence[Observation]) -> Candidate | None:
@@ -112,17 +74,14 @@ def citations_candidate(observations: Sequence[Observation]) -> Candidate | None
     cited = [o for o in answers if cites(o)]
     listed = sum(len(o.completion.citations) for o in answers if o.completion)
     real = sum(real_url(c) for o in answers if o.completion for c in o.completion.citations)
-    passed: bool | None = True if cited else (False if len(answers) >= MIN_ANSWERS else None)
-    if passed is False:
-        reason = (
-            f"none of {len(answers)} answers to questions that need a live source cites one"
-            + (f" ({listed} citations without a real URL)" if listed else "")
-            + ": web search did not reach the model (removed by the relay, or answered from the model's memory)"
-        )
-    elif passed is None:
-        reason = f"no answer cites a source, but {len(answers)} answers are too few to judge (at least {MIN_ANSWERS})"
-    else:
-        reason = ""
+    passed, reason = used_at_least_once(
+        len(cited),
+        len(answers),
+        f"none of {len(answers)} answers to questions that need a live source cites one"
+        + (f" ({listed} citations without a real URL)" if listed else "")
+        + ": web search did not reach the model (removed by the relay, or answered from the model's memory)",
+        "cites a source",
+    )
     result = StatResult(
         "deterministic: an official API with web search cites sources for questions about today's facts",
         float(len(cited)),
@@ -135,9 +94,8 @@ def citations_candidate(observations: Sequence[Observation]) -> Candidate | None
     )
     example = next((c.url for o in cited if o.completion for c in o.completion.citations if real_url(c)), None)
     shown = f" (e.g. {strip_control(example)[:100]})" if example else ""
-    figures = (
-        f"Answers citing a source: relay {_share(len(cited), len(answers))}, {real} citations with real URLs{shown}"
-    )
+    relay_share = share_text(len(cited), len(answers), "answers")
+    figures = f"Answers citing a source: relay {relay_share}, {real} citations with real URLs{shown}"
     estimate = {
         "cited_answers": len(cited),
         "answers": len(answers),
@@ -152,25 +110,11 @@ def rate_candidate(baseline: Sequence[Observation], relay: Sequence[Observation]
     base, rel = [cites(o) for o in answered(baseline)], [cites(o) for o in answered(relay)]
     if not any(base):
         return None  # the official API cited nothing: no rate to hold the relay to
-    if not rel:
-        result = insufficient("Fisher's exact test on answers citing a source", len(base), 0, "no relay answers")
-    else:
-        result = categorical_test(base, rel)
-    figures = f"Answers citing a source: relay {_share(sum(rel), len(rel))}, baseline {_share(sum(base), len(base))}"
-    estimate = {
-        "rate_relay": sum(rel) / len(rel) if rel else None,
-        "rate_baseline": sum(base) / len(base),
-        "n_relay": len(rel),
-        "n_baseline": len(base),
-    }
-    return Candidate("web.citation_rate", "web", result, figures, estimate)
+    return share_candidate("web.citation_rate", "web", base, rel, "answers", "Answers citing a source")
 
 
 def _judged(claim: ModelInfo, observations: Sequence[Observation]) -> bool:
-    """Whether the relay is held to web search: the claim has it, or (unknown model) an answer cited."""
-    if claim.known:
-        return claim.has("web_search")
-    return any(cites(o) for o in answered(observations))
+    return held_to(claim, "web_search", lambda: any(cites(o) for o in answered(observations)))
 
 
 @dataclass(frozen=True)

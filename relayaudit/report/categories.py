@@ -240,10 +240,10 @@ def _vision_divergent(findings: Sequence[Finding]) -> str:
     if read is not None:
         return f"Images do not reach the model: none of {read.estimate.get('answers', 0)} answers reads its image"
     accuracy = checks.get("vision.accuracy")
-    if accuracy is not None and isinstance(accuracy.estimate.get("read_relay"), float):
+    if accuracy is not None and isinstance(accuracy.estimate.get("rate_relay"), float):
         return (
-            f"Images reach the model degraded: {_pct(accuracy.estimate['read_relay'])} of them read (the official "
-            f"API: {_pct(accuracy.estimate['read_baseline'])})"
+            f"Images reach the model degraded: {_pct(accuracy.estimate['rate_relay'])} of them read (the official "
+            f"API: {_pct(accuracy.estimate['rate_baseline'])})"
         )
     return "Handles images unlike the official API"
 
