@@ -265,6 +265,10 @@ def test_the_baseline_comparisons() -> None:
     blind = [control(56), *(answer("No image.", prompt_tokens=56, sample=s) for s in range(8))]
     accuracy = {c.check: c for c in KIND.compare(official, blind, claim, SETTINGS)}["vision.accuracy"]
     assert accuracy.result.pvalue is not None and accuracy.result.pvalue < 0.001
+    assert not accuracy.weak
+    # Standard sends each image once: too few answers to test, so the comparison only reports (weak).
+    few = {c.check: c for c in KIND.compare(official[:4], official[:4], claim, SETTINGS)}["vision.accuracy"]
+    assert few.weak and not few.result.sufficient
     assert KIND.compare(blind, official, claim, SETTINGS) == [
         c for c in KIND.compare(blind, official, claim, SETTINGS) if c.check == "vision.billed_vs_baseline"
     ]  # the official model read nothing: no accuracy to hold the relay to

@@ -9,6 +9,7 @@ answers (one answer from memory is something an honest model does).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from relayaudit.failures import names_parameter
@@ -56,6 +57,12 @@ def accepted_candidate(
     )
     figures = f"{feature.capitalize()} refused: relay {len(rejected)} of {len(sent)}; the official API {official}"
     return Candidate(f"{category}.accepted", category, result, figures, {"refused": len(rejected), "sent": len(sent)})
+
+
+def compared_share(candidate: Candidate) -> Candidate:
+    """A share compared with the baseline's, made weak when there are too few answers to test (standard asks
+    each question once): the deterministic checks decide then, and the comparison only reports."""
+    return candidate if candidate.result.sufficient else dataclasses.replace(candidate, weak=True)
 
 
 def used_at_least_once(used: int, answers: int, none_used: str, nothing: str) -> tuple[bool | None, str]:

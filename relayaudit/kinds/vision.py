@@ -19,7 +19,8 @@ not know, once any answer read its image):
   vision model reads six block capitals at this size; reading none means the images did not reach it.
 Checks against the baseline (compare), skipped when the baseline read nothing:
 - vision.accuracy: the share of answers reading the code word, relay vs baseline (Fisher's exact test),
-  which also sees images shrunk until some become unreadable.
+  which also sees images shrunk until some become unreadable; weak when either side has too few answers to
+  test (standard sends each image once).
 - vision.billed_vs_baseline: tokens billed per image — an image request's prompt tokens minus the control
   request's — relay vs baseline for the identical requests (deterministic: tokenization and image pricing
   are; fails below 90% of the official figure: images dropped, replaced or shrunk before billing).
@@ -42,7 +43,7 @@ from relayaudit.images import WORD_ALPHABET, draw, encode_png
 from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.feature_checks import accepted_candidate as accepted_candidate_for
-from relayaudit.kinds.feature_checks import held_to, used_at_least_once
+from relayaudit.kinds.feature_checks import compared_share, held_to, used_at_least_once
 from relayaudit.kinds.request import chat_request
 from relayaudit.kinds.shares import share_candidate, share_text
 from relayaudit.models import ModelInfo
@@ -176,7 +177,7 @@ def accuracy_candidate(baseline: Sequence[Observation], relay: Sequence[Observat
     base, rel = [reads(o) for o in _image_answers(baseline)], [reads(o) for o in _image_answers(relay)]
     if not any(base):
         return None  # the official model read nothing: no accuracy to hold the relay to
-    return share_candidate("vision.accuracy", "vision", base, rel, "answers", "Code words read")
+    return compared_share(share_candidate("vision.accuracy", "vision", base, rel, "answers", "Code words read"))
 
 
 def billed_candidate(baseline: Sequence[Observation], relay: Sequence[Observation]) -> Candidate | None:

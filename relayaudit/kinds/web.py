@@ -21,7 +21,8 @@ does not know, once any answer cited a source):
   never reached the model.
 Check against the baseline (compare), skipped when the baseline cited nothing:
 - web.citation_rate: the share of answers citing a source, relay vs baseline (Fisher's exact test), which
-  also sees a relay that strips the tool from some requests only.
+  also sees a relay that strips the tool from some requests only; weak when either side has too few answers
+  to test (standard asks each question once), so the deterministic checks decide there.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import NO_NEEDS, Needs, PlannedRequest, ProbeSpec, RunBasis, field_error, is_text_list
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.feature_checks import accepted_candidate as accepted_candidate_for
-from relayaudit.kinds.feature_checks import held_to, used_at_least_once
+from relayaudit.kinds.feature_checks import compared_share, held_to, used_at_least_once
 from relayaudit.kinds.request import chat_request
 from relayaudit.kinds.shares import share_candidate, share_text
 from relayaudit.models import ModelInfo
@@ -110,7 +111,7 @@ def rate_candidate(baseline: Sequence[Observation], relay: Sequence[Observation]
     base, rel = [cites(o) for o in answered(baseline)], [cites(o) for o in answered(relay)]
     if not any(base):
         return None  # the official API cited nothing: no rate to hold the relay to
-    return share_candidate("web.citation_rate", "web", base, rel, "answers", "Answers citing a source")
+    return compared_share(share_candidate("web.citation_rate", "web", base, rel, "answers", "Answers citing a source"))
 
 
 def _judged(claim: ModelInfo, observations: Sequence[Observation]) -> bool:
