@@ -595,7 +595,7 @@ UNSUPPORTED: list[tuple[str, dict[str, Any]]] = [
         "openai-responses",
         {"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
     ),
-    ("openai-responses", {"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
+    ("openai-responses", {"model": "m", "input": "x", "tools": [{"type": "file_search"}]}),
     (
         "anthropic",
         {
@@ -610,17 +610,17 @@ UNSUPPORTED: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "anthropic",
-        {"model": "c", "max_tokens": 5, "messages": MSG, "tools": [{"type": "web_search_20250305", "name": "w"}]},
+        {"model": "c", "max_tokens": 5, "messages": MSG, "tools": [{"type": "bash_20250124", "name": "bash"}]},
     ),
     ("gemini", {"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}]}),
-    ("gemini", {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": ""}}]}]}),
-    ("gemini", {**GEMINI_OK, "tools": [{"googleSearch": {}}]}),
+    ("gemini", {"contents": [{"role": "user", "parts": [{"fileData": {"fileUri": "gs://b/cat.png"}}]}]}),
+    ("gemini", {**GEMINI_OK, "tools": [{"codeExecution": {}}]}),
     ("gemini", {**GEMINI_OK, "generationConfig": {"responseMimeType": "text/x.enum"}}),
 ]
 
 
 @pytest.mark.parametrize(("dialect", "body"), UNSUPPORTED)
-def test_tool_results_images_and_server_tools_are_refused_as_unsupported(dialect: str, body: dict[str, Any]) -> None:
+def test_tool_results_images_by_address_and_other_server_tools_are_refused_as_unsupported(dialect: str, body: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_request(dialect, body, "gemini-x" if dialect == "gemini" else None)
     assert caught.value.status == 400
