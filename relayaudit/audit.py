@@ -33,7 +33,19 @@ from relayaudit.store import RunStore
 from relayaudit.types import utc_now
 
 DEFAULT_AUDIT_SUITE = "quick"
-BASELINE_FREE_SUITES = ("usage", "params", "cache", "tools", "metadata", "memory", "context", "output", "web", "vision")
+BASELINE_FREE_SUITES = (
+    "usage",
+    "params",
+    "cache",
+    "tools",
+    "metadata",
+    "memory",
+    "context",
+    "output",
+    "web",
+    "vision",
+    "privacy",
+)
 """What an audit without a baseline sends by default: the suites whose checks need none."""
 
 

@@ -44,6 +44,7 @@ Category = Literal[
     "output",
     "web",
     "vision",
+    "privacy",
 ]
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 """The JSON report's finding categories (a contract): every check belongs to exactly one."""

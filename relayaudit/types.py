@@ -63,7 +63,7 @@ class Tool:
     """JSON Schema of the arguments object."""
 
 
-_HASHED_WHEN_SET: dict[str, Any] = {"web_search": False}
+_HASHED_WHEN_SET: dict[str, Any] = {"web_search": False, "store": False, "previous_response_id": None}
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,11 @@ class ChatRequest:
     web_search: bool = False
     """Offer the provider's own server-side web search (OpenAI's web_search tool or web_search_options,
     Anthropic's web search server tool, Gemini's google_search grounding)."""
+    store: bool = False
+    """Ask the provider to keep the response for later retrieval (OpenAI Responses `store`); relayaudit sends
+    `store: false` otherwise, so audit traffic is not kept."""
+    previous_response_id: str | None = None
+    """Continue the stored conversation of this response id (OpenAI Responses)."""
 
     def to_dict(self) -> JSON:
         return asdict(self)

@@ -620,7 +620,9 @@ UNSUPPORTED: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("dialect", "body"), UNSUPPORTED)
-def test_tool_results_images_by_address_and_other_server_tools_are_refused_as_unsupported(dialect: str, body: dict[str, Any]) -> None:
+def test_tool_results_images_by_address_and_other_server_tools_are_refused_as_unsupported(
+    dialect: str, body: dict[str, Any]
+) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_request(dialect, body, "gemini-x" if dialect == "gemini" else None)
     assert caught.value.status == 400

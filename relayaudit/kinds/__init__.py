@@ -13,6 +13,7 @@ from relayaudit.kinds import (
     metadata,
     output,
     params,
+    privacy,
     prompt,
     timing,
     tools,
@@ -38,6 +39,7 @@ KINDS: dict[str, ProbeKind] = {
     output.KIND.name: output.KIND,
     web.KIND.name: web.KIND,
     vision.KIND.name: vision.KIND,
+    privacy.KIND.name: privacy.KIND,
 }
 
 DIALECT_BOUND_CHECKS: frozenset[str] = metadata.DIALECT_BOUND

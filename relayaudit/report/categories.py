@@ -41,7 +41,7 @@ AREAS = (
     Area("output", "Output length", ("output",)),
     Area("web", "Web search", ("web",)),
     Area("vision", "Images", ("vision",)),
-    Area("caching", "Caching and privacy", ("cache",)),
+    Area("caching", "Caching and privacy", ("cache", "privacy")),
     Area("metadata", "Metadata", ("metadata",)),
     Area("performance", "Performance", ("timing",)),
 )
@@ -258,6 +258,8 @@ def _caching_divergent(findings: Sequence[Finding]) -> str:
         parts.append(f"serves stored answers to repeated requests instead of asking the model{shown}")
     if "cache.cross_key" in checks:
         parts.append("gives one API key answers stored for another")
+    if "privacy.stored_responses" in checks:
+        parts.append("lets one customer continue another customer's stored conversations")
     return _sentence(parts) if parts else "Caches answers unlike the official API"
 
 
@@ -292,7 +294,7 @@ CONSISTENT_HEADLINES = {
     "output": "Writes answers as long as asked ({n})",
     "web": "Web search reaches the model: answers cite their sources ({n})",
     "vision": "Images reach the model intact: it reads them ({n})",
-    "caching": "No stored answers served in place of the model ({n})",
+    "caching": "No stored answers served in place of the model, nothing stored shared between keys ({n})",
     "metadata": "Response metadata as the official API's ({n})",
     "performance": "No difference in speed or errors found ({n})",
 }

@@ -12,6 +12,8 @@ SPEC is `name` or `name:ARGS`, ARGS comma-separated positional values or key=val
     ignore_params:P[,P...]        these request parameters are dropped (temperature, top_p, max_tokens, stop,
                                   seed, n, logprobs, response_format, tool_choice, reasoning_effort, stream)
     strip_tools                   tool definitions are removed
+    shared_store                  stored responses (Responses `store`) are kept in one store for all keys, so one
+                                  customer can continue another's conversation (a relay pooling accounts)
     strip_web                     the web search tool is removed (the model answers from memory, citing nothing)
     strip_images                  images are removed from every message (the model sees the text alone)
     downscale_images:F            images shrunk by the factor F (box filter) and re-encoded as PNG
@@ -135,6 +137,9 @@ class Context:
     """A fault to serve instead of an answer."""
     cache_key: str | None = None
     """Set by the cache behaviour."""
+    store_owner: str | None = None
+    """Whose stored responses (OpenAI Responses `store`) this request reads and writes: None for its own key's,
+    "" for one store shared by every key (the shared_store behaviour: a relay pooling upstream accounts)."""
     served_model: str | None = None
     """The model that really answered (its own model field), before any rewriting."""
 
@@ -324,6 +329,14 @@ class IgnoreParams(Behaviour):
 class StripTools(Behaviour):
     def before(self, ctx: Context) -> None:
         ctx.request = dataclasses.replace(ctx.request, tools=(), tool_choice=None)
+
+
+@dataclass
+class SharedStore(Behaviour):
+    """A relay forwarding every customer through one upstream account: stored responses are shared."""
+
+    def before(self, ctx: Context) -> None:
+        ctx.store_owner = ""
 
 
 @dataclass

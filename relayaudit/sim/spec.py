@@ -27,6 +27,7 @@ from relayaudit.sim.behaviours import (
     LeakHeaders,
     Quantize,
     RewriteModel,
+    SharedStore,
     StripImages,
     StripTools,
     StripWeb,
@@ -113,6 +114,8 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         behaviour = IgnoreParams(params)
     elif name == "strip_tools":
         behaviour = StripTools()
+    elif name == "shared_store":
+        behaviour = SharedStore()
     elif name == "strip_web":
         behaviour = StripWeb()
     elif name == "strip_images":
@@ -169,8 +172,8 @@ def parse_behaviour(spec: str, personas: tuple[str, ...] = ()) -> Behaviour:
         raise ConfigError(
             f"Unknown behaviour {name!r} in {spec!r}.",
             "Known: substitute, quantize, cut_context, keep_last, inject_system, inflate_usage, hostile_usage, "
-            "ignore_params, strip_tools, strip_web, strip_images, downscale_images, cap_output, cut_stream, "
-            "tamper_tools, cache, rewrite_model, leak_headers, fault.",
+            "ignore_params, strip_tools, shared_store, strip_web, strip_images, downscale_images, cap_output, "
+            "cut_stream, tamper_tools, cache, rewrite_model, leak_headers, fault.",
         )
     if isinstance(behaviour, Substitute) and personas and behaviour.target not in personas:
         raise ConfigError(f"Behaviour {spec!r}: no persona {behaviour.target!r}; personas: {', '.join(personas)}.")

@@ -47,6 +47,7 @@ from relayaudit.wire.common import (
     load_json,
     opt_str,
     parse_json_event,
+    stored_not_sent,
     tail_excerpt,
     text_of,
 )
@@ -184,6 +185,7 @@ class AnthropicMessages:
         not_sent.extend(
             NotSent(p, "Anthropic Messages has no such parameter") for p, asked in unsupported.items() if asked
         )
+        not_sent.extend(stored_not_sent(request, "Anthropic Messages"))
         return WireRequest(
             url=join_url(base_url, "/v1/messages", ("/v1",)),
             body=body,

@@ -31,6 +31,13 @@ class WireRequest:
     """Parameters the dialect could not express as asked."""
 
 
+def stored_not_sent(request: ChatRequest, dialect: str) -> tuple[NotSent, ...]:
+    """Stored responses exist only in OpenAI's Responses API: what another dialect cannot ask for."""
+    why = f"{dialect} keeps no responses to retrieve (only OpenAI's Responses API does)"
+    asked = {"store": request.store, "previous_response_id": request.previous_response_id is not None}
+    return tuple(NotSent(name, why) for name, wanted in asked.items() if wanted)
+
+
 def data_url(image: ImagePart) -> str:
     """An inline image as a data URL (OpenAI's image_url and input_image take one)."""
     return f"data:{image.media_type};base64,{image.data}"

@@ -50,6 +50,7 @@ from relayaudit.wire.common import (
     load_json,
     opt_str,
     parse_json_event,
+    stored_not_sent,
     tail_excerpt,
     text_of,
 )
@@ -219,9 +220,9 @@ class GeminiGenerateContent:
             if request.tool_choice not in ("auto", "none", "required"):
                 calling["allowedFunctionNames"] = [request.tool_choice]
             body["toolConfig"] = {"functionCallingConfig": calling}
-        not_sent: tuple[NotSent, ...] = ()
+        not_sent = stored_not_sent(request, "Gemini generateContent")
         if request.reasoning_effort is not None:
-            not_sent = (NotSent("reasoning_effort", "Gemini uses a thinking budget, not an effort level"),)
+            not_sent += (NotSent("reasoning_effort", "Gemini uses a thinking budget, not an effort level"),)
         return WireRequest(url=url, body=body, stream=request.stream, not_sent=not_sent)
 
     def auth_headers(self, key: str) -> dict[str, str]:

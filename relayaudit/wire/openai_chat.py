@@ -48,6 +48,7 @@ from relayaudit.wire.common import (
     load_json,
     opt_str,
     parse_json_event,
+    stored_not_sent,
     tail_excerpt,
     text_of,
 )
@@ -164,6 +165,7 @@ class OpenAIChat:
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        not_sent += stored_not_sent(request, "Chat Completions")
         return WireRequest(
             url=join_url(base_url, "/chat/completions"), body=body, stream=request.stream, not_sent=not_sent
         )

@@ -5,7 +5,8 @@ Quirks handled here:
 - There is no stop, seed or n: such parameters are recorded as not sent.
 - JSON output goes in `text.format`; reasoning effort in `reasoning.effort`; logprobs need
   `include: ["message.output_text.logprobs"]` plus `top_logprobs`.
-- We send `store: false` so audit traffic is not kept by the provider.
+- We send `store: false` so audit traffic is not kept by the provider, except where a probe asks for storage
+  (`ChatRequest.store`: the privacy kind), with `previous_response_id` to continue a stored conversation.
 - Streams are typed events (`response.created`, `response.output_text.delta`,
   `response.function_call_arguments.delta`, `response.completed`, ...). The terminal event
   (`response.completed` or `response.incomplete`) carries the whole response object, which is parsed
@@ -155,7 +156,7 @@ class OpenAIResponses:
         body: JSON = {
             "model": model,
             "input": [{"role": m.role, "content": _content(m)} for m in request.messages],
-            "store": False,
+            "store": request.store,
         }
         optional: JSON = {
             "instructions": request.system,
@@ -163,6 +164,7 @@ class OpenAIResponses:
             "top_p": request.top_p,
             "max_output_tokens": request.max_tokens,
             "top_logprobs": request.top_logprobs,
+            "previous_response_id": request.previous_response_id,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         if request.logprobs or request.top_logprobs is not None:

@@ -127,6 +127,8 @@ def parse_request(body: JSON, _model_in_path: str | None, _stream_in_path: bool)
         reasoning_effort=opt_string(reasoning.get("effort"), "reasoning.effort"),
         stream=opt_bool(body.get("stream"), "stream"),
         web_search=web_search,
+        store=opt_bool(body.get("store", True), "store"),
+        previous_response_id=opt_string(body.get("previous_response_id"), "previous_response_id"),
     )
     return ParsedRequest(model, request, True)
 
