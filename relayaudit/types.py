@@ -63,7 +63,8 @@ class Tool:
     """JSON Schema of the arguments object."""
 
 
-_HASHED_WHEN_SET: dict[str, Any] = {"web_search": False, "store": False, "previous_response_id": None}
+_ADDED_FIELDS: dict[str, Any] = {"web_search": False, "store": False, "previous_response_id": None}
+"""Fields added after run format 2, with their unset values: stored and hashed only when set."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,14 @@ class ChatRequest:
     """Continue the stored conversation of this response id (OpenAI Responses)."""
 
     def to_dict(self) -> JSON:
-        return asdict(self)
+        """Plain JSON data. Fields added after run format 2 are left out while unset (and a turn's images while
+        it has none), so a request that uses none of them is stored, and hashed, exactly as before."""
+        data = asdict(self)
+        for name, unset in _ADDED_FIELDS.items():
+            if data[name] == unset:
+                del data[name]
+        data["messages"] = [{k: v for k, v in message.items() if k != "images" or v} for message in data["messages"]]
+        return data
 
     @classmethod
     def from_dict(cls, data: JSON) -> ChatRequest:
@@ -122,15 +130,9 @@ class ChatRequest:
 
     def request_hash(self) -> str:
         """sha256 of the canonical JSON form: identical requests share a hash across runs and machines."""
+        # to_dict leaves out unset new fields, so stored runs and shared baselines keep the hashes their
+        # requests were recorded with (usage and cache checks pair requests by hash).
         data = self.to_dict()
-        # Fields added after run format 2 are hashed only when set, so stored runs and shared baselines keep
-        # the hashes their requests were recorded with (usage and cache checks pair requests by hash).
-        for name, unset in _HASHED_WHEN_SET.items():
-            if data[name] == unset:
-                del data[name]
-        for message in data["messages"]:
-            if not message["images"]:
-                del message["images"]
         # temperature = 1 and temperature = 1.0 are the same request: hash the number, not its Python type.
         for name in ("temperature", "top_p"):
             if data[name] is not None:

@@ -409,7 +409,7 @@ SDK_CASES: list[tuple[str, dict[str, Any], ChatRequest]] = [
     (
         "openai-responses",
         {"model": "gpt-5", "input": "Just a string", "instructions": "Sys", "store": True, "truncation": "auto"},
-        ChatRequest(messages=(Message("user", "Just a string"),), system="Sys"),
+        ChatRequest(messages=(Message("user", "Just a string"),), system="Sys", store=True),
     ),
     (
         "openai-responses",
@@ -433,6 +433,7 @@ SDK_CASES: list[tuple[str, dict[str, Any], ChatRequest]] = [
             reasoning_effort="low",
             tools=(Tool("g", "", {"type": "object"}),),
             tool_choice="g",
+            store=True,  # the Responses API stores unless told not to
         ),
     ),
     (

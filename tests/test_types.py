@@ -257,6 +257,9 @@ CHANGED_VALUES: dict[str, Any] = {
     "tool_choice": "auto",
     "reasoning_effort": "high",
     "stream": False,
+    "web_search": True,
+    "store": True,
+    "previous_response_id": "resp_1",
 }
 
 
