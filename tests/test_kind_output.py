@@ -18,7 +18,7 @@ from relayaudit.models import load_registry
 from relayaudit.report.categories import CategoryResult
 from relayaudit.report.figures import key_figures
 from relayaudit.report.record import Report
-from relayaudit.sim.behaviours import CapOutput, CutStream
+from relayaudit.sim.feature_behaviours import CapOutput, CutStream
 from relayaudit.sim.spec import parse_behaviour
 from relayaudit.sim.tasks import number_words
 from relayaudit.suite import load_suite, parse_suite

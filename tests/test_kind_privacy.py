@@ -18,7 +18,7 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.privacy import KIND, QUESTION, RECALL, RECALL_KEY2, STORE, canary
 from relayaudit.serve import serve_in_thread
 from relayaudit.sim.app import SimConfig, build_app
-from relayaudit.sim.behaviours import SharedStore
+from relayaudit.sim.feature_behaviours import SharedStore
 from relayaudit.sim.spec import parse_behaviour
 from relayaudit.store import RunStore
 from relayaudit.testing import ask, basis, observation

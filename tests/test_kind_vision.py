@@ -33,7 +33,7 @@ from relayaudit.kinds.vision import CONTROL, KIND, PROMPT, image_for
 from relayaudit.models import load_registry
 from relayaudit.plan import TokenEstimator, image_price_tokens
 from relayaudit.report.record import Report
-from relayaudit.sim.behaviours import DownscaleImages, StripImages
+from relayaudit.sim.feature_behaviours import DownscaleImages, StripImages
 from relayaudit.sim.protocol import parse_request
 from relayaudit.sim.protocol.common import ProtocolError
 from relayaudit.sim.spec import parse_behaviour

@@ -24,7 +24,7 @@ from relayaudit.record_checks import check_observation
 from relayaudit.report.html import render_html
 from relayaudit.report.markdown import render_markdown
 from relayaudit.report.record import Report
-from relayaudit.sim.behaviours import StripWeb
+from relayaudit.sim.feature_behaviours import StripWeb
 from relayaudit.sim.spec import parse_behaviour
 from relayaudit.spend import MAX_SEARCHES_BILLED, charge
 from relayaudit.suite import load_suite, load_suites

@@ -13,10 +13,7 @@ from relayaudit.sim.behaviours import (
     LEAK_STYLES,
     Behaviour,
     Cache,
-    CapOutput,
     CutContext,
-    CutStream,
-    DownscaleImages,
     Fault,
     FaultBehaviour,
     HostileUsage,
@@ -27,12 +24,17 @@ from relayaudit.sim.behaviours import (
     LeakHeaders,
     Quantize,
     RewriteModel,
-    SharedStore,
-    StripImages,
     StripTools,
-    StripWeb,
     Substitute,
     TamperTools,
+)
+from relayaudit.sim.feature_behaviours import (
+    CapOutput,
+    CutStream,
+    DownscaleImages,
+    SharedStore,
+    StripImages,
+    StripWeb,
 )
 
 
