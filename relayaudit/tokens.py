@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from relayaudit.errors import TokenizerDataError, UnknownTokenizerError
+from relayaudit.errors import RelayAuditError, TokenizerDataError, UnknownTokenizerError
 from relayaudit.sim_words import SimWordsTokenizer
 
 if TYPE_CHECKING:
@@ -203,6 +203,17 @@ def get_tokenizer(name: str) -> Tokenizer:
         f"Known tokenizers: {', '.join(TOKENIZERS)}; pass one with --tokenizer, "
         "or none to skip the checks that need one.",
     )
+
+
+def available_tokenizer(name: str | None) -> Tokenizer | None:
+    """The tokenizer `name`, or None when there is none (no name, or its optional package is not installed
+    here): for checks that then fall back to reported usage or word counts."""
+    if not name:
+        return None
+    try:
+        return get_tokenizer(name)
+    except RelayAuditError:
+        return None
 
 
 _FINGERPRINT_TEXT = (

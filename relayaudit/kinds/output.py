@@ -43,7 +43,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayaudit.errors import RelayAuditError
 from relayaudit.failures import names_parameter
 from relayaudit.findings import Candidate
 from relayaudit.kinds.base import Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
@@ -51,7 +50,7 @@ from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.request import chat_request
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
-from relayaudit.tokens import Tokenizer, get_tokenizer
+from relayaudit.tokens import Tokenizer, available_tokenizer
 from relayaudit.types import Observation
 
 DEEP = 10**9  # "no cap": the claimed model's max_output limits the request instead
@@ -76,15 +75,6 @@ def asked_tokens(probe: ProbeSpec) -> int:
     tested = int(probe.fields.get("max_output_tested", DEFAULTS["max_output_tested"]))
     ceiling = probe.facts.max_output if probe.facts is not None else None
     return min(tested, ceiling) if ceiling else tested
-
-
-def _tokenizer(claim: ModelInfo) -> Tokenizer | None:
-    if not claim.tokenizer:
-        return None
-    try:
-        return get_tokenizer(claim.tokenizer)
-    except RelayAuditError:  # an optional tokenizer package is not installed: use the reported usage
-        return None
 
 
 @dataclass(frozen=True)
@@ -152,7 +142,7 @@ def read_answer(observation: Observation, tokenizer: Tokenizer | None) -> Answer
 
 
 def answers(observations: Sequence[Observation], claim: ModelInfo) -> list[Answer]:
-    tokenizer = _tokenizer(claim)
+    tokenizer = available_tokenizer(claim.tokenizer)
     read = (read_answer(o, tokenizer) for o in observations if o.final)
     return [a for a in read if a is not None]
 

@@ -16,13 +16,12 @@ from itertools import combinations, pairwise
 from statistics import median
 from typing import Any
 
-from relayaudit.errors import RelayAuditError
 from relayaudit.failures import names_parameter
 from relayaudit.findings import Candidate
 from relayaudit.models import ModelInfo
 from relayaudit.stats import StatResult
 from relayaudit.stats.result import insufficient
-from relayaudit.tokens import Tokenizer, get_tokenizer
+from relayaudit.tokens import available_tokenizer
 from relayaudit.types import Observation
 
 MARGIN = 0.3
@@ -102,15 +101,6 @@ def _parse_json(text: str) -> tuple[bool, Any]:
         return False, None
 
 
-def _tokenizer(claim: ModelInfo) -> Tokenizer | None:
-    if not claim.tokenizer:
-        return None
-    try:
-        return get_tokenizer(claim.tokenizer)
-    except RelayAuditError:  # an optional tokenizer package is not installed: count words instead
-        return None
-
-
 @dataclass(frozen=True)
 class ParamEffect:
     """What one parameter check found: whether the parameter took effect and was honoured correctly, the
@@ -171,7 +161,7 @@ def _repeatability(arms: Arms, repeat: str, sample: str, what: str) -> ParamEffe
 def _max_tokens(arms: Arms, claim: ModelInfo) -> ParamEffect:
     answers = answered(arms.get("on", []))
     limit = max((o.request.max_tokens or 0 for o in answers), default=0)
-    tokenizer = _tokenizer(claim)
+    tokenizer = available_tokenizer(claim.tokenizer)
     unit = "tokens" if tokenizer else "words"
     lengths = [
         tokenizer.count(o.completion.text) if tokenizer else len(o.completion.text.split())

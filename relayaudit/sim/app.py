@@ -50,8 +50,9 @@ from relayaudit.sim.protocol import (
 )
 from relayaudit.sim.relay import Upstream, UpstreamPool
 from relayaudit.sim.spec import parse_behaviour
+from relayaudit.sim.stored import ResponseStore
 from relayaudit.tokens import Tokenizer, get_tokenizer
-from relayaudit.types import JSON, Completion, Message
+from relayaudit.types import JSON, Completion
 
 FLOOD_COPIES = 250_000
 """Items in a `flood` answer: about 10 MB of JSON, like the hostile answer that once locked a run directory."""
@@ -129,9 +130,8 @@ class Simulator:
     max_in_flight: int = 0
     pool: UpstreamPool | None = None
     """Relay mode's clients to the upstream, one per model name."""
-    stored: dict[str, dict[str, tuple[Message, ...]]] = field(default_factory=dict)
-    """Stored conversations (OpenAI Responses `store`) by owner (a key's hash, or "" when shared) and
-    response id; a continuation (`previous_response_id`) reads only its owner's."""
+    stored: ResponseStore = field(default_factory=ResponseStore)
+    """Stored conversations (OpenAI Responses `store`) per owner (sim mode; in relay mode the upstream keeps them)."""
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -214,9 +214,9 @@ class Simulator:
             return await self._fault(ctx, ctx.fault, credential)
         completion = self._cached(ctx)
         if completion is None:
-            continued = self._continued(ctx)
-            if isinstance(continued, Response):
-                return continued
+            refused = self.stored.continue_request(ctx) if self.pool is None else None
+            if refused is not None:
+                return self._error(ctx.dialect, 400, refused)
             answered = await self._answer(ctx)
             if isinstance(answered, Response):
                 return answered
@@ -225,30 +225,9 @@ class Simulator:
         for behaviour in self.behaviours:
             completion = behaviour.after(ctx, completion)
         response_id = new_response_id(ctx.dialect, random.Random(stable_seed("id", self.config.seed, self.requests)))
-        self._store(ctx, response_id, completion)
+        if self.pool is None:
+            self.stored.keep(ctx, response_id, completion)
         return await self._render(ctx, completion, parsed.include_usage, response_id)
-
-    def _owner(self, ctx: Context) -> str:
-        return ctx.key_id if ctx.store_owner is None else ctx.store_owner
-
-    def _continued(self, ctx: Context) -> Response | None:
-        """A continuation of a stored conversation gets its turns put before its own (sim mode; in relay mode
-        the upstream keeps the store); an id its owner never stored is refused as OpenAI refuses it."""
-        previous = ctx.request.previous_response_id
-        if previous is None or self.pool is not None:
-            return None
-        history = self.stored.get(self._owner(ctx), {}).get(previous)
-        if history is None:
-            return self._error(ctx.dialect, 400, f"Previous response with id '{previous}' not found.")
-        ctx.request = dataclasses.replace(
-            ctx.request, messages=(*history, *ctx.request.messages), previous_response_id=None
-        )
-        return None
-
-    def _store(self, ctx: Context, response_id: str, completion: Completion) -> None:
-        if ctx.dialect == "openai-responses" and ctx.request.store and self.pool is None:
-            turns = (*ctx.request.messages, Message("assistant", completion.text))
-            self.stored.setdefault(self._owner(ctx), {})[response_id] = turns
 
     def _cached(self, ctx: Context) -> Completion | None:
         for behaviour in self.behaviours:
