@@ -2,7 +2,7 @@
 and timing in a cell of its own; other suites, e.g. output, with --suites) on the simulator.
 
     python bench/integrity.py [--audits 30] [--workers 2] [--scenarios 'honest;inject_system:tokens=40;...']
-        [--suites usage,params,cache,tools,metadata,context,memory] [--model gpt-4o]
+        [--suites usage,params,cache,tools,metadata,context,memory] [--model gpt-4o] [--dialect D] [--second-key]
         [--timing-audits 30] [--timing-speed 1.0] [--timing-scenarios 'honest;substitute:atlas-mini;...']
         [--alpha 0.01] [--seed 0] [--markdown]
 
@@ -35,6 +35,11 @@ Design:
   latency and decoding speed), with a baseline only (timing has no baseline-free check).
 - Run directories live in a temporary directory, deleted when each baseline's audits are done.
 - Analysis: alpha 0.01, `calibration_splits=0` (calibration is benchmarked in bench/compare_scale.py).
+- `--second-key`: relay runs send with two keys (two made-up values in environment variables of this process,
+  never real keys), as `--second-key-env` does, so the cache probes' cross-key requests and the privacy
+  stage's calls to stored-object APIs run; the simulator keeps what each key stores apart unless a scenario
+  has `shared_store`. The object calls per audit are printed after the cost table. `--dialect` picks the
+  wire for every run (default: the claimed model's; privacy's stored responses need openai-responses).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
@@ -73,6 +79,8 @@ PERSONA = "atlas"
 BASE_URL = "http://localhost/v1"  # never dialled: every request goes through httpx.ASGITransport
 SETTINGS = ClientSettings(concurrency=16, max_attempts=2, backoff_base=0.05, total_timeout=30)
 SUITES = ("usage", "params", "cache", "tools", "metadata", "context", "memory")
+BENCH_KEYS = ("RELAYAUDIT_BENCH_KEY", "RELAYAUDIT_BENCH_KEY2")
+"""Variables holding the made-up keys of --second-key (set by main, inherited by the workers)."""
 TIMING_SUITE = "timing"
 MODES = ("baseline", "none")
 MODE_LABELS = {"baseline": "with baseline", "none": "no baseline"}
@@ -122,6 +130,7 @@ SHORT = {
     "strip_images": "strip-img",
     "downscale_images:2": "half-img",
     "downscale_images:3": "third-img",
+    "shared_store": "shared",
 }
 # (column, check, estimate key, mode or None for both, digits): the checks' key figures, averaged per
 # scenario; a yes/no figure averages to the share of audits in which it was true.
@@ -163,6 +172,10 @@ class Task:
     """The integrity cell's suites, sent together in one audit."""
     model: str = MODEL
     """The claimed model (the registry's facts for it apply; the persona answering is always atlas)."""
+    dialect: str | None = None
+    """The wire of every run (None: the claimed model's)."""
+    second_key: bool = False
+    """Relay runs send with a second key too (the cache's cross-key requests, the privacy stage)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,8 @@ class AuditRow:
     suites: dict[str, SuiteCost]
     collect_s: float
     compare_s: float
+    object_calls: int = 0
+    """Calls the privacy stage made to stored-object APIs (with --second-key)."""
 
 
 @dataclass
@@ -231,6 +246,7 @@ def audit_row(
         suites=per_suite(relay),
         collect_s=times[0],
         compare_s=times[1],
+        object_calls=len(relay.object_calls()),
     )
 
 
@@ -240,10 +256,18 @@ def run_integrity_task(task: Task) -> TaskResult:
         root = Path(scratch)
         started = time.perf_counter()
         baseline = prepare_baseline(
-            RunOptions(base_url=BASE_URL, model=task.model, suites=task.suites, no_key=True, out=root / "baseline")
+            RunOptions(
+                base_url=BASE_URL,
+                model=task.model,
+                suites=task.suites,
+                no_key=True,
+                out=root / "baseline",
+                dialect=task.dialect,
+            )
         )
         seed = seed_for(task.seed, task.cell, task.index, "baseline")
         collect(baseline, SimConfig(persona=PERSONA, seed=seed))
+        keys = {"key_env": BENCH_KEYS[0], "second_key_env": BENCH_KEYS[1]} if task.second_key else {"no_key": True}
         result = TaskResult(task.cell, time.perf_counter() - started)
         for scenario in task.scenarios:
             for mode in MODES:
@@ -251,13 +275,10 @@ def run_integrity_task(task: Task) -> TaskResult:
                 seed = seed_for(task.seed, task.cell, task.index, scenario, mode)
                 config = SimConfig(persona=PERSONA, behaviours=behaviours_of(scenario), seed=seed)
                 started = time.perf_counter()
-                if mode == "baseline":
-                    prepared = prepare_audit(
-                        RunOptions(base_url=BASE_URL, model=task.model, no_key=True, out=out), baseline.store.path
-                    )
-                else:
-                    options = RunOptions(base_url=BASE_URL, model=task.model, suites=task.suites, no_key=True, out=out)
-                    prepared = prepare_audit(options, None)
+                options = RunOptions(
+                    base_url=BASE_URL, model=task.model, suites=task.suites, out=out, dialect=task.dialect, **keys
+                )
+                prepared = prepare_audit(options, baseline.store.path if mode == "baseline" else None)
                 collect(prepared, config)
                 collected = time.perf_counter()
                 relay = RunStore.open(out)
@@ -578,6 +599,8 @@ def main() -> None:
         "--suites", default=",".join(SUITES), help="comma-separated: the suites of the integrity cell's one audit"
     )
     parser.add_argument("--model", default=MODEL, help="the claimed model of the integrity cell (default gpt-4o)")
+    parser.add_argument("--dialect", default=None, help="the wire of every run (default: the claimed model's)")
+    parser.add_argument("--second-key", action="store_true", help="relay runs send with a second key too")
     parser.add_argument("--timing-audits", type=int, default=30, help="timing cell: audits per scenario (0: skip)")
     parser.add_argument("--timing-speed", type=float, default=1.0, help="timing cell: simulator pacing (1 = real)")
     parser.add_argument("--timing-scenarios", default=";".join(TIMING_SCENARIOS))
@@ -589,8 +612,19 @@ def main() -> None:
     scenarios = tuple(s for s in args.scenarios.split(";") if s)
     timing_scenarios = tuple(s for s in args.timing_scenarios.split(";") if s)
     suites = tuple(s for s in args.suites.split(",") if s)
+    os.environ[BENCH_KEYS[0]], os.environ[BENCH_KEYS[1]] = "bench-key-customer-a", "bench-key-customer-b"
     tasks = [
-        Task("integrity", i, scenarios, args.alpha, args.seed, suites=suites, model=args.model)
+        Task(
+            "integrity",
+            i,
+            scenarios,
+            args.alpha,
+            args.seed,
+            suites=suites,
+            model=args.model,
+            dialect=args.dialect,
+            second_key=args.second_key,
+        )
         for i in range(args.audits)
     ]
     if args.timing_audits and timing_scenarios:
@@ -645,6 +679,9 @@ def main() -> None:
             "Timing estimates, mean (min–max) over the audits (output speed in reported tokens per second)",
         )
     cost_table(out, grouped, suites, args.model)
+    calls = [r.object_calls for (cell, _, _), rows in grouped.items() if cell == "integrity" for r in rows]
+    if any(calls):
+        out.line(f"\nCalls to stored-object APIs (the privacy stage, free) per audit: {summary(calls, 1)}.")
     inconclusive_notes(out, grouped)
     for cell in ("integrity", "timing"):
         times = [r.baseline_s for r in results if r.cell == cell]

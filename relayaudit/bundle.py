@@ -38,13 +38,13 @@ SIGNATURE = "signature.json"
 MAX_INDEX_BYTES = 1_000_000
 MAX_OBSERVATIONS_BYTES = 4_000_000_000
 _RUN_MEMBER = re.compile(
-    r"(manifest\.json|observations\.jsonl|registry\.toml|suites/(banks/)?[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.toml)"
+    r"(manifest\.json|observations\.jsonl|object_calls\.jsonl|registry\.toml|suites/(banks/)?[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.toml)"
 )
 """The files a run directory holds; nothing else may be in a bundle (besides the index and the signature)."""
 
 
 def _limit(name: str) -> int:
-    if name == "observations.jsonl":
+    if name in ("observations.jsonl", "object_calls.jsonl"):
         return MAX_OBSERVATIONS_BYTES
     return MAX_MANIFEST_BYTES if name == "manifest.json" else MAX_COPY_BYTES
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -39,8 +39,11 @@ from relayaudit.failures import classify_status, looks_like_html, retried
 from relayaudit.sanitize import contains_secret, excerpt, redact
 from relayaudit.types import Cause, ChatRequest, Completion, Endpoint, NotSent, Outcome, utc_now
 from relayaudit.wire import SSEDecoder, WireDialect, get_dialect, select_headers
+from relayaudit.wire.objects import ObjectRequest
 
 MAX_ERROR_BODY = 64_000
+MAX_OBJECT_BODY = 4_000_000
+"""The largest stored-object answer read (a listing of a pooled account's files can be long)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,39 @@ class Attempt:
     @property
     def retryable(self) -> bool:
         return self.outcome == "transport_error" or self.truncated_stream
+
+
+@dataclass(frozen=True)
+class CallAnswer:
+    """The answer to one stored-object call (RelayClient.call): after retries, the last try's."""
+
+    attempts: int
+    """Tries made; the number of this try while retrying."""
+    outcome: Outcome
+    """ok (2xx), http_error (any other status the relay chose), or transport_error."""
+    at: str
+    http_status: int | None = None
+    body: bytes = b""
+    """The answer as it came (at most MAX_OBJECT_BODY bytes): not yet redacted, never stored as it is."""
+    retry_after: float | None = None
+    error: str | None = None
+    """Redacted one-line description for anything but ok."""
+    failure: Cause | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome == "transport_error"
+
+
+class _Retryable(Protocol):
+    @property
+    def retryable(self) -> bool: ...
+
+    @property
+    def retry_after(self) -> float | None: ...
+
+
+_Try = TypeVar("_Try", bound=_Retryable)
 
 
 @dataclass(frozen=True)
@@ -246,20 +282,44 @@ class RelayClient:
 
         `on_retry(+1)` is called when a retry is decided and `on_retry(-1)` when it starts (live progress)."""
         wire = self.dialect.build(self.endpoint.base_url, self.endpoint.model, request)
-        attempts: list[Attempt] = []
+
+        def attempt(number: int) -> Awaitable[Attempt]:
+            return self._attempt(number, wire.url, wire.body, wire.headers, wire.stream)
+
+        attempts = await self._with_retries(attempt, on_retry)
+        return Exchange(tuple(attempts), wire.not_sent)
+
+    async def call(self, request: ObjectRequest) -> CallAnswer:
+        """One call to a stored-object API (files, stored responses), with send's slots, pacing and retries.
+
+        2xx is ok. Network failures and the statuses retried for chat requests (5xx, 429, 408) are retried and
+        never evidence. Every other status is the relay's answer and is kept as it came: a 404 for another
+        customer's file is exactly what an honest relay says, so it is not classified as a refusal here."""
+        answers = await self._with_retries(lambda number: self._call_once(number, request), None)
+        return dataclasses.replace(answers[-1], attempts=len(answers))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The keys every kept text must be scrubbed of (this client's and the run's other key)."""
+        return self._secrets
+
+    async def _with_retries(
+        self, attempt: Callable[[int], Awaitable[_Try]], on_retry: Callable[[int], None] | None
+    ) -> list[_Try]:
+        tries: list[_Try] = []
         for number in range(1, self.settings.max_attempts + 1):
             await self._pacer.wait()
             async with self._slots, self._gate or contextlib.nullcontext():
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
-                    attempt = await self._attempt(number, wire.url, wire.body, wire.headers, wire.stream)
+                    result = await attempt(number)
                 finally:
                     self.in_flight -= 1
-            attempts.append(attempt)
-            if not attempt.retryable or number == self.settings.max_attempts:
+            tries.append(result)
+            if not result.retryable or number == self.settings.max_attempts:
                 break
-            delay = attempt.retry_after if attempt.retry_after is not None else self.backoff(number)
+            delay = result.retry_after if result.retry_after is not None else self.backoff(number)
             if delay > self.settings.max_retry_after:
                 break
             if on_retry:
@@ -269,7 +329,47 @@ class RelayClient:
             finally:
                 if on_retry:
                     on_retry(-1)
-        return Exchange(tuple(attempts), wire.not_sent)
+        return tries
+
+    async def _call_once(self, number: int, request: ObjectRequest) -> CallAnswer:
+        headers = dict(request.headers)
+        if self._key:
+            headers.update(self.dialect.auth_headers(self._key))
+        status: int | None = None
+        try:
+            async with asyncio.timeout(self.settings.total_timeout):
+                async with self._http.stream(
+                    request.method, request.url, content=request.content, headers=headers
+                ) as response:
+                    status = response.status_code
+                    if status < 300:
+                        body = await self._read_capped(response, MAX_OBJECT_BODY)
+                        return CallAnswer(number, "ok", utc_now(), status, body)
+                    body = await self._read_error_body(response)
+                    cause = classify_status(status, body)
+                    retry = cause is not None and retried(cause)
+                    return CallAnswer(
+                        number,
+                        "transport_error" if retry else "http_error",
+                        utc_now(),
+                        status,
+                        body,
+                        retry_after=parse_retry_after(response.headers.get("retry-after")),
+                        error=f"HTTP {status} from the relay",
+                        failure=cause if retry else None,
+                    )
+        except TimeoutError:
+            return self._call_failed(number, "timeout", f"no answer within {self.settings.total_timeout:g} s", status)
+        except httpx.TimeoutException as exc:
+            return self._call_failed(number, "timeout", f"timed out ({type(exc).__name__})", status)
+        except httpx.TransportError as exc:
+            return self._call_failed(number, "network", f"{type(exc).__name__}: {exc}", status)
+        except TransportError as exc:
+            return self._call_failed(number, "oversized", exc.message, status)
+
+    def _call_failed(self, number: int, cause: Cause, message: str, status: int | None) -> CallAnswer:
+        error = redact(message, self._secrets)[:500]
+        return CallAnswer(number, "transport_error", utc_now(), status, error=error, failure=cause)
 
     async def _attempt(
         self, number: int, url: str, body: dict[str, object], extra: tuple[tuple[str, str], ...], stream: bool

@@ -84,6 +84,8 @@ class CollectSummary:
     """The last error message of units left unsettled (first few)."""
     diagnosis: Diagnosis | None = None
     """Why the circuit breaker stopped the run (status "stopped")."""
+    object_calls: int = 0
+    """Calls to stored-object APIs the privacy stage made after collection (relayaudit.stored_objects)."""
 
 
 class _Budget:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from relayaudit.images import png_size
 from relayaudit.kinds import KINDS, PlannedRequest
 from relayaudit.kinds.base import AdaptiveKind
+from relayaudit.kinds.privacy import object_targets
 from relayaudit.models import ModelInfo
 from relayaudit.stats.power import mcnemar_power, mmd_power
 from relayaudit.suite import Suite
@@ -162,6 +164,8 @@ class Estimate:
     """Upper bound on cost at the model's prices, or None without prices."""
     exact_tokens: bool
     """True when counted with the model's own tokenizer, False when estimated from characters."""
+    object_calls: int = 0
+    """At most this many calls to stored-object APIs after collection (the privacy stage; free of charge)."""
 
 
 def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[PlannedRequest] | None = None) -> Estimate:
@@ -183,10 +187,17 @@ def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[Planne
 
 
 def estimate_suites(suites: list[Suite], model: ModelInfo, samples: int | None = None, key_slots: int = 1) -> Estimate:
-    """`estimate` of everything the suites can send for `model`, adaptive follow-ups at their most."""
-    return estimate(
+    """`estimate` of everything the suites can send for `model`, adaptive follow-ups at their most, and the
+    privacy stage's object calls when there is a second key."""
+    planned = estimate(
         build_plan(suites, samples, model, key_slots), model, adaptive_bound(suites, samples, model, key_slots)
     )
+    return dataclasses.replace(planned, object_calls=most_object_calls(suites) if key_slots > 1 else 0)
+
+
+def most_object_calls(suites: list[Suite]) -> int:
+    """The privacy stage's calls at most, for a run of these suites with a second key."""
+    return sum(t.most_calls for t in object_targets([p for suite in suites for p in suite.probes], run_id=""))
 
 
 @dataclass(frozen=True)

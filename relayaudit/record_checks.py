@@ -35,7 +35,7 @@ _USAGE_FIELDS = (
 )
 
 
-def _fail(where: str, field: str, expected: str) -> RunStoreError:
+def field_error(where: str, field: str, expected: str) -> RunStoreError:
     return RunStoreError(
         f"{where}: field {field!r} must be {expected}.",
         "The run directory was edited or damaged; use the original (a baseline can be recorded again).",
@@ -49,7 +49,7 @@ def text(data: dict[str, Any], field: str, where: str, *, limit: int, optional: 
         return
     if not isinstance(value, str) or len(value) > limit or (not optional and not value):
         expected = f"a{'' if optional else ' non-empty'} string of at most {limit:,} characters"
-        raise _fail(where, parent + field, expected)
+        raise field_error(where, parent + field, expected)
 
 
 def whole(
@@ -60,7 +60,7 @@ def whole(
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(where, parent + field, f"a whole number from {low:,} to {high:,}")
+        raise field_error(where, parent + field, f"a whole number from {low:,} to {high:,}")
 
 
 def check_manifest(data: dict[str, Any]) -> None:
@@ -76,27 +76,27 @@ def check_manifest(data: dict[str, Any]) -> None:
     whole(data, "samples", where, low=1, high=MAX_SAMPLES, optional=True)
     whole(data, "planned_requests", where, low=0, high=MAX_PLANNED, optional=True)
     if data.get("role", "run") not in ("run", "baseline"):
-        raise _fail(where, "role", '"run" or "baseline"')
+        raise field_error(where, "role", '"run" or "baseline"')
     if data.get("status", "running") not in _RUN_STATUSES:
-        raise _fail(where, "status", "one of " + ", ".join(sorted(_RUN_STATUSES)))
+        raise field_error(where, "status", "one of " + ", ".join(sorted(_RUN_STATUSES)))
     endpoint = data.get("endpoint")
     if not isinstance(endpoint, dict):
-        raise _fail(where, "endpoint", "a JSON object")
+        raise field_error(where, "endpoint", "a JSON object")
     text(endpoint, "base_url", where, limit=2000, parent="endpoint.")
     text(endpoint, "model", where, limit=300, parent="endpoint.")
     if endpoint.get("dialect") not in DIALECTS:
-        raise _fail(where, "endpoint.dialect", "one of " + ", ".join(DIALECTS))
+        raise field_error(where, "endpoint.dialect", "one of " + ", ".join(DIALECTS))
     key_env = endpoint.get("key_env")
     if key_env is not None and not (isinstance(key_env, str) and ENV_NAME.fullmatch(key_env)):
-        raise _fail(where, "endpoint.key_env", "an environment variable's name, or null")
+        raise field_error(where, "endpoint.key_env", "an environment variable's name, or null")
     suites = data.get("suites")
     if not isinstance(suites, list) or len(suites) > MAX_SUITES:
-        raise _fail(where, "suites", f"a list of at most {MAX_SUITES} suites")
+        raise field_error(where, "suites", f"a list of at most {MAX_SUITES} suites")
     for index, ref in enumerate(suites):
         _stored_file(ref, f"suites[{index}]")
     banks = data.get("banks", [])
     if not isinstance(banks, list) or len(banks) > MAX_SUITES:
-        raise _fail(where, "banks", f"a list of at most {MAX_SUITES} banks")
+        raise field_error(where, "banks", f"a list of at most {MAX_SUITES} banks")
     for index, ref in enumerate(banks):
         _stored_file(ref, f"banks[{index}]")
     if data.get("registry") is not None:
@@ -107,17 +107,17 @@ def check_manifest(data: dict[str, Any]) -> None:
 def _stored_file(ref: Any, field: str) -> None:
     where = "manifest.json"
     if not isinstance(ref, dict):
-        raise _fail(where, field, "a JSON object")
+        raise field_error(where, field, "a JSON object")
     text(ref, "name", where, limit=80, parent=f"{field}.")
     text(ref, "file", where, limit=200, parent=f"{field}.")
     if not (isinstance(ref.get("sha256"), str) and _SHA256.fullmatch(ref["sha256"])):
-        raise _fail(where, f"{field}.sha256", "64 lower-case hex digits")
+        raise field_error(where, f"{field}.sha256", "64 lower-case hex digits")
 
 
 def _object(data: dict[str, Any], field: str) -> dict[str, Any] | None:
     value = data.get(field)
     if value is not None and not isinstance(value, dict):
-        raise _fail("manifest.json", field, "a JSON object or null")
+        raise field_error("manifest.json", field, "a JSON object or null")
     return value
 
 
@@ -125,10 +125,10 @@ def _manifest_options(data: dict[str, Any]) -> None:
     """The typed plan and analysis options of format 2 (format 1's `extra`, mapped onto them)."""
     where = "manifest.json"
     if not isinstance(data.get("deep_context", False), bool):
-        raise _fail(where, "deep_context", "true or false")
+        raise field_error(where, "deep_context", "true or false")
     second = data.get("second_key_env")
     if second is not None and not (isinstance(second, str) and ENV_NAME.fullmatch(second)):
-        raise _fail(where, "second_key_env", "an environment variable's name, or null")
+        raise field_error(where, "second_key_env", "an environment variable's name, or null")
     text(data, "baseline_run", where, limit=200, optional=True)
     given = _object(data, "facts_given") or {}
     text(given, "tokenizer", where, limit=64, optional=True, parent="facts_given.")
@@ -138,17 +138,25 @@ def _manifest_options(data: dict[str, Any]) -> None:
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0
         ):
-            raise _fail(where, f"facts_given.{price}", "a finite number of 0 or more, or null")
+            raise field_error(where, f"facts_given.{price}", "a finite number of 0 or more, or null")
     if (tokenizer := _object(data, "tokenizer")) is not None:
         text(tokenizer, "name", where, limit=64, parent="tokenizer.")
         if not (isinstance(tokenizer.get("fingerprint"), str) and _SHA256.fullmatch(tokenizer["fingerprint"])):
-            raise _fail(where, "tokenizer.fingerprint", "64 lower-case hex digits")
+            raise field_error(where, "tokenizer.fingerprint", "64 lower-case hex digits")
     if (provenance := _object(data, "provenance")) is not None:
         for name in ("recorded_with", "recorded_at", "model"):
             text(provenance, name, where, limit=300, parent="provenance.")
         text(provenance, "official_base_url", where, limit=2000, optional=True, parent="provenance.")
         if not isinstance(provenance.get("used_official_base_url"), bool):
-            raise _fail(where, "provenance.used_official_base_url", "true or false")
+            raise field_error(where, "provenance.used_official_base_url", "true or false")
+
+
+def check_cause_and_outcome(record: dict[str, Any], where: str) -> None:
+    """`outcome` is one of the outcomes of a call, and `failure` a known cause or null."""
+    if record.get("outcome") not in _OUTCOMES:
+        raise field_error(where, "outcome", "one of " + ", ".join(sorted(_OUTCOMES)))
+    if record.get("failure") is not None and record.get("failure") not in CAUSES:
+        raise field_error(where, "failure", "one of " + ", ".join(CAUSES) + ", or null")
 
 
 def check_observation(record: dict[str, Any], line: int) -> None:
@@ -160,35 +168,32 @@ def check_observation(record: dict[str, Any], line: int) -> None:
     whole(record, "attempt", where, low=1, high=100)
     whole(record, "key_slot", where, low=0, high=1, optional=True)
     whole(record, "http_status", where, low=100, high=599, optional=True)
-    if record.get("outcome") not in _OUTCOMES:
-        raise _fail(where, "outcome", "one of " + ", ".join(sorted(_OUTCOMES)))
-    if record.get("failure") is not None and record.get("failure") not in CAUSES:
-        raise _fail(where, "failure", "one of " + ", ".join(CAUSES) + ", or null")
+    check_cause_and_outcome(record, where)
     if not isinstance(record.get("final"), bool):
-        raise _fail(where, "final", "true or false")
+        raise field_error(where, "final", "true or false")
     cost = record.get("cost_usd")
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost)):
-        raise _fail(where, "cost_usd", "a finite number or null")
+        raise field_error(where, "cost_usd", "a finite number or null")
     completion = record.get("completion")
     if completion is None:
         return
     if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
-        raise _fail(where, "completion", "a JSON object with a list of choices")
+        raise field_error(where, "completion", "a JSON object with a list of choices")
     usage = completion.get("usage", {})
     if not isinstance(usage, dict):
-        raise _fail(where, "completion.usage", "a JSON object")
+        raise field_error(where, "completion.usage", "a JSON object")
     for name in _USAGE_FIELDS:
         whole(usage, name, where, low=0, high=100_000_000, optional=True, parent="completion.usage.")
     whole(completion, "web_searches", where, low=0, high=1_000_000, optional=True, parent="completion.")
     citations = completion.get("citations", [])
     if not isinstance(citations, list) or len(citations) > MAX_LIST:
-        raise _fail(where, "completion.citations", f"a list of at most {MAX_LIST} citations")
+        raise field_error(where, "completion.citations", f"a list of at most {MAX_LIST} citations")
     for index, citation in enumerate(citations):
         parent = f"completion.citations[{index}]."
         if not isinstance(citation, dict) or set(citation) - {"url", "title"}:
-            raise _fail(where, parent.rstrip("."), "a JSON object with a url and a title")
+            raise field_error(where, parent.rstrip("."), "a JSON object with a url and a title")
         text(citation, "url", where, limit=MAX_URL_CHARS, parent=parent)
         text(citation, "title", where, limit=MAX_FIELD_CHARS, optional=True, parent=parent)
     for index, choice in enumerate(completion["choices"]):
         if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
-            raise _fail(where, f"completion.choices[{index}].text", "a string")
+            raise field_error(where, f"completion.choices[{index}].text", "a string")

@@ -57,7 +57,7 @@ def claim_of(manifest: Manifest, registry: Registry) -> ModelInfo:
 def run_basis(store: RunStore) -> RunBasis:
     registry = stored_registry(store)
     probes = {probe.id: probe for suite in stored_suites(store) for probe in suite.probes}
-    return RunBasis(claim_of(store.manifest, registry), registry, probes)
+    return RunBasis(claim_of(store.manifest, registry), registry, probes, store.manifest.run_id, store.object_calls())
 
 
 def tokenizer_identity(claim: ModelInfo) -> TokenizerIdentity | None:

@@ -6,6 +6,7 @@ commands (baseline, audit, demo) call these functions directly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -24,6 +25,7 @@ from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.failures import RelayUnusableError
 from relayaudit.kinds import PlannedRequest, get_kind
+from relayaudit.kinds.privacy import ObjectTarget, object_targets
 from relayaudit.manifest import Manifest, Provenance
 from relayaudit.models import FactOverrides as FactOverrides
 from relayaudit.models import ModelInfo, Registry, load_registry, parse_registry
@@ -33,6 +35,7 @@ from relayaudit.record_checks import MAX_PLANNED
 from relayaudit.resources import registry_text
 from relayaudit.run_basis import gaps, stored_registry, stored_suites, tokenizer_identity
 from relayaudit.store import RunStore
+from relayaudit.stored_objects import audit_stored_objects
 from relayaudit.suite import Suite, load_suites
 from relayaudit.types import DIALECTS, ENV_NAME, Dialect, Endpoint, utc_now
 from relayaudit.wire import get_dialect
@@ -88,6 +91,8 @@ class PreparedRun:
     """The run's second key (key slot 1), when it has one."""
     preflight: bool = True
     """Check the relay with one cheap request before collecting."""
+    object_targets: tuple[ObjectTarget, ...] = ()
+    """The privacy stage's work after collection (only with a second key: relayaudit.stored_objects)."""
 
     @property
     def key_slots(self) -> int:
@@ -301,8 +306,13 @@ def prepare_new_run(
         [(bank.name, bank.text) for bank in banks.values()],
         registry_copy,
     )
-    worst = estimate(plan, model, adaptive_bound(planned_suites, options.samples, model, slots))
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, options.preflight)
+    targets = _object_targets(suites, run_id, second_key)
+    worst = _with_object_calls(
+        estimate(plan, model, adaptive_bound(planned_suites, options.samples, model, slots)), targets
+    )
+    return PreparedRun(
+        store, plan, model, key, worst, budget, warnings, followups, second_key, options.preflight, targets
+    )
 
 
 def prepare_resume(
@@ -338,8 +348,18 @@ def prepare_resume(
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None, stop_reason=None)
     followups = followups_for(suites, manifest.samples, model, slots)
-    worst = estimate(plan, model, adaptive_bound(suites, manifest.samples, model, slots))
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, preflight)
+    targets = _object_targets(suites, manifest.run_id, second_key)
+    worst = _with_object_calls(estimate(plan, model, adaptive_bound(suites, manifest.samples, model, slots)), targets)
+    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, preflight, targets)
+
+
+def _with_object_calls(worst: Estimate, targets: tuple[ObjectTarget, ...]) -> Estimate:
+    return dataclasses.replace(worst, object_calls=sum(t.most_calls for t in targets))
+
+
+def _object_targets(suites: list[Suite], run_id: str, second_key: str | None) -> tuple[ObjectTarget, ...]:
+    probes = [probe for suite in suites for probe in suite.probes]
+    return tuple(object_targets(probes, run_id)) if second_key else ()
 
 
 async def run_collection(
@@ -380,7 +400,7 @@ async def run_collection(
                     saved="Only the preflight request was sent; once fixed, continue with: relayaudit run --resume "
                     f"{prepared.store.path}",
                 )
-        return await collect(
+        summary = await collect(
             prepared.plan,
             prepared.store,
             client,
@@ -391,3 +411,6 @@ async def run_collection(
             second_client=second,
             spent_before=spent,
         )
+        if second is not None and prepared.object_targets and summary.status != "stopped":
+            summary.object_calls = await audit_stored_objects(prepared.store, client, second, prepared.object_targets)
+        return summary

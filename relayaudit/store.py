@@ -4,6 +4,8 @@
       manifest.json          relayaudit.manifest.Manifest: schema, run id, endpoint (key env var name only),
                              claimed model, stored files with sha256, facts given, plan options, status
       observations.jsonl     one JSON record per attempt, appended and flushed as each attempt ends
+      object_calls.jsonl     the privacy stage's calls to stored-object APIs (files, stored responses), one
+                             record per call, appended the same way; absent when the run made none
       suites/NAME.toml       exact copies of the suites used
       suites/banks/NAME.toml exact copies of the banks they draw on (format 2)
       registry.toml          the model registry the run was planned with (format 2)
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +39,7 @@ except ImportError:  # pragma: no cover - Windows has no flock; runs there are n
 
 from relayaudit.errors import RunStoreError
 from relayaudit.manifest import Manifest, StoredFile
+from relayaudit.object_calls import OBJECT_CALL_SCHEMA, ObjectCall, check_object_call
 from relayaudit.record_checks import MAX_MANIFEST_BYTES, check_observation
 from relayaudit.types import JSON, Observation
 
@@ -81,6 +84,10 @@ class RunStore:
     @property
     def observations_path(self) -> Path:
         return self.path / "observations.jsonl"
+
+    @property
+    def object_calls_path(self) -> Path:
+        return self.path / "object_calls.jsonl"
 
     @classmethod
     def create(
@@ -185,15 +192,23 @@ class RunStore:
                     error=f"an answer making a record of {size:,} characters was not stored",
                 )
             )
-        self._cut_torn_tail()
-        with self.observations_path.open("a", encoding="utf-8") as handle:
+        self._append_line(self.observations_path, line)
+
+    def append_object_call(self, call: ObjectCall) -> None:
+        """Append one stored-object call (the privacy stage) to object_calls.jsonl, as observations are."""
+        record = {"schema": OBJECT_CALL_SCHEMA, **call.to_dict()}
+        self._append_line(self.object_calls_path, json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n")
+
+    def _append_line(self, path: Path, line: str) -> None:
+        self._cut_torn_tail(path)
+        with path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
 
-    def _cut_torn_tail(self) -> None:
+    @staticmethod
+    def _cut_torn_tail(path: Path) -> None:
         """Remove a last line left without its newline by a crash, so the next record starts clean."""
-        path = self.observations_path
         size = path.stat().st_size if path.exists() else 0
         if size == 0:
             return
@@ -205,27 +220,39 @@ class RunStore:
             content = handle.read()
             handle.truncate(content.rfind(b"\n") + 1)
 
-    def _records(self) -> Iterator[JSON]:
-        if not self.observations_path.is_file():
+    @staticmethod
+    def _records(path: Path, schema: str, check: Callable[[dict[str, Any], int], None]) -> Iterator[JSON]:
+        if not path.is_file():
             return
-        with self.observations_path.open("rb") as handle:
+        with path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 if not raw.endswith(b"\n"):
                     return  # torn last line: absent
                 if len(raw) > MAX_RECORD_BYTES:
-                    raise RunStoreError(f"observations.jsonl line {number} is larger than {MAX_RECORD_BYTES} bytes.")
+                    raise RunStoreError(f"{path.name} line {number} is larger than {MAX_RECORD_BYTES} bytes.")
                 try:
                     record = json.loads(raw)
                 except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or digits
-                    raise RunStoreError(f"observations.jsonl line {number} is not valid JSON.") from exc
-                if not isinstance(record, dict) or record.get("schema") != OBSERVATION_SCHEMA:
-                    raise RunStoreError(f"observations.jsonl line {number} is not a {OBSERVATION_SCHEMA} record.")
-                check_observation(record, number)
+                    raise RunStoreError(f"{path.name} line {number} is not valid JSON.") from exc
+                if not isinstance(record, dict) or record.get("schema") != schema:
+                    raise RunStoreError(f"{path.name} line {number} is not a {schema} record.")
+                check(record, number)
                 yield record
+
+    def object_calls(self) -> list[ObjectCall]:
+        """The stored-object calls the run made (none when it has no object_calls.jsonl)."""
+        try:
+            return [
+                ObjectCall.from_dict(r)
+                for r in self._records(self.object_calls_path, OBJECT_CALL_SCHEMA, check_object_call)
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunStoreError(f"object_calls.jsonl holds a malformed record ({exc}).") from exc
 
     def observations(self) -> list[Observation]:
         try:
-            return [Observation.from_dict(r) for r in self._records()]
+            records = self._records(self.observations_path, OBSERVATION_SCHEMA, check_observation)
+            return [Observation.from_dict(r) for r in records]
         except (KeyError, TypeError, ValueError) as exc:
             raise RunStoreError(f"observations.jsonl holds a malformed record ({exc}).") from exc
 

@@ -177,12 +177,16 @@ def test_two_keys_over_http(servers: Any, tmp_path: Path, monkeypatch: pytest.Mo
         "leaked": False,
         "own_recalled": True,
         "second_key_status": 400,
+        "second_key_fetch_status": 404,  # fetched by id after collection: not found for another account
+        "deleted": True,  # and deleted with the main key
     }
     pooled = audit_two_keys(servers("shared_store", seed=121), tmp_path / "pooled")
     assert pooled["privacy.stored_responses"]["status"] == "fail" and pooled["exit"] == 1
-    # Chat Completions stores nothing to retrieve: the store request goes out, nothing is judged.
+    assert pooled["privacy.stored_responses"]["estimate"]["second_key_fetch_status"] == 200
+    # Chat Completions stores nothing to retrieve: the store request goes out, nothing is judged (the files
+    # probe still runs, and passes).
     chat = audit_two_keys(servers(seed=122), tmp_path / "chat", dialect="openai")
-    assert "privacy.stored_responses" not in chat and chat["exit"] == 3
+    assert "privacy.stored_responses" not in chat and chat["privacy.stored_files"]["status"] == "pass"
     sent = [o for o in RunStore.open(tmp_path / "pooled").observations() if o.probe_id == "privacy.stored"]
     assert sorted((o.variant, o.key_slot) for o in sent) == [(RECALL, 0), (RECALL_KEY2, 1), (STORE, 0)]
     stored = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "pooled").rglob("*") if p.is_file())

@@ -248,6 +248,13 @@ def plan(
     drop: Annotated[float, typer.Option(min=0.01, max=1, help="--power: accuracy lost by the relay.")] = 0.1,
     alpha: Annotated[float, typer.Option(min=1e-6, max=0.5, help="--power: per-test significance level.")] = 0.01,
     target: Annotated[float, typer.Option(min=0.1, max=0.999, help="--power: power to reach.")] = 0.9,
+    second_key: Annotated[
+        bool,
+        typer.Option(
+            "--second-key",
+            help="Plan as a run with --second-key-env does: cache and privacy probes also ask with a second key.",
+        ),
+    ] = False,
 ) -> None:
     """Requests, tokens and worst-case cost of suites per model — offline, nothing is sent.
 
@@ -277,4 +284,5 @@ def plan(
     suites = load_suites(suite_names)
     facts = FactOverrides(tokenizer=tokenizer, price_in=price_in, price_out=price_out)
     claims = [model_facts(n, facts) for n in names]  # the plan depends on the model (window, capabilities)
-    out.print(render.plan_table([estimate_suites(suites, c, samples) for c in claims], suite_names))
+    slots = 2 if second_key else 1
+    out.print(render.plan_table([estimate_suites(suites, c, samples, slots) for c in claims], suite_names))

@@ -27,7 +27,9 @@ def announce(prepared: PreparedRun) -> None:
         err.print(f"[yellow]warning:[/] {inert(warning)}")
     e = prepared.estimate
     if prepared.second_key:
-        err.print("A second key is in use: cache probes also ask through it (replies shared between customers).")
+        err.print(
+            "A second key is in use: cache and privacy probes also ask through it (data shared between customers)."
+        )
     err.print(
         f"{e.requests} requests planned"
         + (f" and up to {e.adaptive_requests} adaptive follow-ups" if e.adaptive_requests else "")
@@ -36,7 +38,9 @@ def announce(prepared: PreparedRun) -> None:
             if prepared.preflight
             else ""
         )
-        + f", worst-case cost {money(e.max_cost_usd)}; "
+        + f", worst-case cost {money(e.max_cost_usd)}"
+        + (f", then up to {e.object_calls} free calls to stored-object APIs" if e.object_calls else "")
+        + "; "
         f"run directory {inert(str(prepared.store.path))}"
     )
 

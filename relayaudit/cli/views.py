@@ -91,9 +91,10 @@ def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
     for column in ("model", "requests", "prompt tokens", "max completion tokens", "max cost"):
         table.add_column(column, justify="right" if column != "model" else "left")
     for e in estimates:
+        requests = f"{e.requests} + up to {e.adaptive_requests}" if e.adaptive_requests else str(e.requests)
         table.add_row(
             e.model,
-            f"{e.requests} + up to {e.adaptive_requests}" if e.adaptive_requests else str(e.requests),
+            requests + (f" (+ {e.object_calls} free object calls)" if e.object_calls else ""),
             f"{e.prompt_tokens:,}" + ("" if e.exact_tokens else " (approx.)"),
             f"{e.max_completion_tokens:,}",
             money(e.max_cost_usd),

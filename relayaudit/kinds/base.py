@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from relayaudit.errors import SuiteError
 from relayaudit.kinds.banks import Bank
 from relayaudit.models import ModelInfo, Registry
+from relayaudit.object_calls import ObjectCall
 from relayaudit.types import ChatRequest, Observation
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ class RunBasis:
     """The run's copy of the model registry."""
     probes: Mapping[str, ProbeSpec]
     """The run's probes by id, banks resolved from the run's own copies."""
+    run_id: str = ""
+    object_calls: Sequence[ObjectCall] = ()
+    """The run's calls to stored-object APIs (the privacy stage: relayaudit.stored_objects)."""
 
 
 @dataclass(frozen=True)

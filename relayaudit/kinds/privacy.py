@@ -1,45 +1,70 @@
 """The `privacy` kind: whether another customer can read what you stored at the relay.
 
 Relays that pool upstream accounts send every customer through the same few official accounts, so objects
-the official API stores for one customer are stored in an account others use too. This kind tests the
-stored responses of OpenAI's Responses API, which a chat-shaped request can create and read back:
+the official API stores for one customer are stored in an account others use too. A probe's `stored` field
+says which objects it tests; nothing is sent for either without a second key (`--second-key-env`, another
+account at the same relay).
 
+`stored = "responses"` (the default) — OpenAI's stored responses, which chat-shaped requests create:
 1. `store` — with your main key, a conversation holding a canary code word is stored (`store: true`);
 2. `recall` — with your main key, a continuation of it (`previous_response_id`) asks for the code word:
    the control, which shows the relay keeps stored responses at all;
-3. `recall.key2` — the same continuation with your second key (`--second-key-env`, another account at the
-   same relay). An official API refuses it ("Previous response ... not found"): the response belongs to
-   another organisation. An answer naming the canary is your first account's conversation, read with the
-   second account's key.
+3. `recall.key2` — the same continuation with your second key. An official API refuses it ("Previous
+   response ... not found"): the response belongs to another organisation. An answer naming the canary is
+   your first account's conversation, read with the second account's key.
+After collection the privacy stage (relayaudit.stored_objects) fetches the response by id with the second key
+and deletes it with the main key. The follow-ups depend on the response id the first answer returned
+(adaptive; a resumed run derives the same ones). Nothing is judged where the dialect has no stored responses
+(every dialect but openai-responses records `store` as not sent). The canary is fixed by the probe id: what
+makes a leak certain is the object id (the second key reads the very response the first key stored).
 
-The follow-ups depend on the response id the first answer returned (adaptive; a resumed run derives the
-same ones). Nothing is sent without a second key, nor judged where the dialect has no stored responses
-(every dialect but openai-responses records `store` as not sent). The canary is fixed by the probe id:
-what makes a leak certain is the object id (the second key reads the very response the first key stored),
-not the word. Stored responses cannot be deleted through a chat-shaped request; OpenAI keeps them 30 days,
-and this one holds only the canary.
+`stored = "files"` — uploaded files, in every dialect: no chat request at all; the privacy stage uploads,
+lists, fetches and deletes (kinds/stored_files.py says what it judges).
 
-Check (check; no baseline needed, compare adds nothing):
-- privacy.stored_responses: the second key's continuation does not carry the canary (deterministic).
-  Passes with a note when your own continuation did not recall it either: the relay keeps no stored
-  responses, so none can leak this way.
+Checks (check; no baseline needed, compare adds nothing):
+- privacy.stored_responses: the second key neither continues the stored conversation with its canary nor
+  fetches the stored response (deterministic). Passes with a note when your own continuation did not recall
+  it either: the relay keeps no stored responses, so none can leak this way.
+- privacy.stored_files: kinds/stored_files.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from relayaudit.findings import Candidate
-from relayaudit.kinds.base import Needs, PlannedRequest, ProbeSpec, RunBasis
+from relayaudit.kinds.base import Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.request import chat_request
+from relayaudit.kinds.stored_files import call_status, file_canary, file_name, file_text, files_candidate
+from relayaudit.object_calls import ObjectCall
 from relayaudit.stats import StatResult
 from relayaudit.types import ChatRequest, Observation
 
+
+@dataclass(frozen=True)
+class ObjectTarget:
+    """One privacy probe's work for the stage after collection (relayaudit.stored_objects)."""
+
+    probe_id: str
+    stored: str
+    """`responses`: fetch and delete the response stored during collection; `files`: upload, look, delete."""
+    canary: str
+    filename: str = ""
+    content: bytes = b""
+
+    @property
+    def most_calls(self) -> int:
+        """The stage's calls for it at most: upload, two lists, fetch, download, delete; or fetch and delete."""
+        return 6 if self.stored == FILES else 2
+
+
 STORE, RECALL, RECALL_KEY2 = "store", "recall", "recall.key2"
+RESPONSES, FILES = "responses", "files"
+TARGETS = (RESPONSES, FILES)
 QUESTION = "What was the code word?"
 SECOND_KEY = Needs(second_key=True)
 PLACEHOLDER_ID = "resp_" + "0" * 48
@@ -81,20 +106,28 @@ def _what_happened(observation: Observation) -> str:
     return f"HTTP {observation.http_status}: {said}" if observation.http_status else said
 
 
-def stored_candidate(observations: Sequence[Observation], word: str) -> Candidate | None:
+def stored_candidate(
+    observations: Sequence[Observation], word: str, calls: Sequence[ObjectCall] = ()
+) -> Candidate | None:
     stored = _stored(observations)
     own, other = _final(observations, RECALL), _final(observations, RECALL_KEY2)
-    if stored is None or other is None:
+    if stored is None or other is None or stored.completion is None:
         return None  # nothing stored through this dialect, or no second key: nothing to judge
-    leaked = _says(other, word)
+    response_id = stored.completion.response_id
+    fetched = next((c for c in reversed(calls) if c.step == "response.key2"), None)
+    deleted = next((c for c in reversed(calls) if c.step == "response.delete"), None)
+    got = fetched is not None and fetched.outcome == "ok" and response_id in fetched.object_ids
+    leaked = _says(other, word) or got
     kept = _says(own, word)
-    if leaked:
-        reason = (
-            f"your second account continued your first account's stored conversation and got its code word back "
-            f"({_what_happened(other)}): the relay lets customers read each other's stored data"
-        )
-    else:
-        reason = ""
+    leaks = [
+        f"your second account continued your first account's stored conversation and got its code word back "
+        f"({_what_happened(other)})"
+        if _says(other, word)
+        else "",
+        f"your second account fetched the stored response {response_id} by its id (HTTP 200)" if got else "",
+    ]
+    reason = "; ".join(x for x in leaks if x) + ": the relay lets customers read each other's stored data"
+    reason = reason if leaked else ""
     note = (
         ""
         if kept or leaked
@@ -111,12 +144,21 @@ def stored_candidate(observations: Sequence[Observation], word: str) -> Candidat
         passed=not leaked,
         reason=reason,
     )
+    fetch = "" if fetched is None else f"; fetched by id with your second key: {call_status(fetched)}"
     figures = (
         f"A stored conversation continued with your second key: {_what_happened(other)}; with your own key: "
-        f"{'the code word came back' if kept else 'not recalled'}. The official API refuses another "
+        f"{'the code word came back' if kept else 'not recalled'}{fetch}. The official API refuses another "
         "organisation's response id"
     )
-    estimate = {"leaked": leaked, "own_recalled": kept, "second_key_status": other.http_status}
+    if deleted is not None and deleted.outcome != "ok":
+        note = "; ".join(x for x in (note, f"the audit could not delete {response_id} ({call_status(deleted)})") if x)
+    estimate = {
+        "leaked": leaked,
+        "own_recalled": kept,
+        "second_key_status": other.http_status,
+        "second_key_fetch_status": None if fetched is None else fetched.http_status,
+        "deleted": deleted is not None and deleted.outcome == "ok",
+    }
     return Candidate("privacy.stored_responses", "privacy", result, figures, estimate, pass_note=note)
 
 
@@ -127,15 +169,16 @@ class PrivacyKind:
         "A conversation stored with your key and continued with a second account's: stored data shared between "
         "customers."
     )
-    fields: frozenset[str] = frozenset()
+    fields: frozenset[str] = frozenset({"stored"})
     needs: Needs = SECOND_KEY
 
     def validate(self, probe: ProbeSpec) -> None:
-        return None  # no fields of its own
+        if probe.fields.get("stored", RESPONSES) not in TARGETS:
+            raise field_error(probe, "stored", f"must be one of {', '.join(TARGETS)}")
 
     def expand(self, probe: ProbeSpec) -> list[PlannedRequest]:
-        if probe.key_slots < 2:
-            return []  # without another account's key there is nothing to compare: nothing is sent
+        if probe.key_slots < 2 or target(probe) == FILES:
+            return []  # without another account's key nothing is sent; files are not chat requests at all
         text = f"Remember this code word: {canary(probe.id)}. Reply with the word: OK"
         return [PlannedRequest(probe.id, STORE, 0, _request(probe, text, store=True))]
 
@@ -150,7 +193,7 @@ class PrivacyKind:
         return self._continuations(probe, stored.completion.response_id)
 
     def most_followups(self, probe: ProbeSpec) -> list[PlannedRequest]:
-        return self._continuations(probe, PLACEHOLDER_ID) if probe.key_slots > 1 else []
+        return self._continuations(probe, PLACEHOLDER_ID) if probe.key_slots > 1 and target(probe) == RESPONSES else []
 
     def compare(
         self,
@@ -162,9 +205,36 @@ class PrivacyKind:
         return []  # the official API's behaviour is known: another organisation's response is not found
 
     def check(self, relay: Sequence[Observation], basis: RunBasis, settings: CompareSettings) -> list[Candidate]:
-        probes = {o.probe_id for o in relay}
-        found = (stored_candidate([o for o in relay if o.probe_id == p], canary(p)) for p in sorted(probes))
+        probes = sorted({o.probe_id for o in relay} | {c.probe_id for c in basis.object_calls})
+        found = []
+        for probe_id in probes:
+            calls = [c for c in basis.object_calls if c.probe_id == probe_id]
+            spec = basis.probes.get(probe_id)
+            if spec is not None and target(spec) == FILES:
+                found.append(files_candidate(calls, file_canary(basis.run_id, probe_id)))
+            else:
+                observations = [o for o in relay if o.probe_id == probe_id]
+                found.append(stored_candidate(observations, canary(probe_id), calls))
         return [c for c in found if c is not None]
+
+
+def target(probe: ProbeSpec) -> str:
+    """What the probe stores: a conversation (`responses`, chat requests) or a file (`files`, object calls)."""
+    return str(probe.fields.get("stored", RESPONSES))
+
+
+def object_targets(probes: Iterable[ProbeSpec], run_id: str) -> list[ObjectTarget]:
+    """What the privacy stage does after collection for these probes (relayaudit.stored_objects), in order."""
+    found = []
+    for probe in probes:
+        if probe.kind != KIND.name:
+            continue
+        if target(probe) == FILES:
+            word = file_canary(run_id, probe.id)
+            found.append(ObjectTarget(probe.id, FILES, word, file_name(word), file_text(word)))
+        else:
+            found.append(ObjectTarget(probe.id, RESPONSES, canary(probe.id)))
+    return found
 
 
 KIND = PrivacyKind()

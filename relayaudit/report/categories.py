@@ -260,6 +260,8 @@ def _caching_divergent(findings: Sequence[Finding]) -> str:
         parts.append("gives one API key answers stored for another")
     if "privacy.stored_responses" in checks:
         parts.append("lets one customer continue another customer's stored conversations")
+    if "privacy.stored_files" in checks:
+        parts.append("lets one customer see another customer's uploaded files")
     return _sentence(parts) if parts else "Caches answers unlike the official API"
 
 

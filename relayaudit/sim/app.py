@@ -37,7 +37,9 @@ from starlette.routing import Route
 from relayaudit.errors import ConfigError
 from relayaudit.sim.behaviours import Behaviour, Cache, Context, Fault, Quantize
 from relayaudit.sim.engine import PersonaEngine, RequestRejected
+from relayaudit.sim.feature_behaviours import SharedStore
 from relayaudit.sim.language import stable_seed
+from relayaudit.sim.objects import ObjectRoutes
 from relayaudit.sim.personas import PERSONAS, get_persona, with_context_window
 from relayaudit.sim.protocol import (
     ProtocolError,
@@ -419,6 +421,14 @@ def build_app(config: SimConfig | None = None) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "requests": simulator.requests})
 
+    def owner(request: Request) -> str | None:
+        credential = _credential(request)
+        if simulator.config.require_key and not credential:
+            return None
+        return "" if any(isinstance(b, SharedStore) for b in simulator.behaviours) else key_id(credential)
+
+    objects = ObjectRoutes(simulator.stored, owner, simulator.config.seed)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
@@ -429,8 +439,10 @@ def build_app(config: SimConfig | None = None) -> Starlette:
         routes=[
             Route("/v1/models", models, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
+            *objects.routes(),
             Route("/{path:path}", simulator.handle, methods=["POST"]),
         ],
     )
     app.state.simulator = simulator
+    app.state.objects = objects
     return app
