@@ -486,21 +486,21 @@ def estimates_table(
     out.table(title, columns, table)
 
 
-def plan_rows(suites: Sequence[str], model: str) -> dict[str, tuple[int, int, int, float | None]]:
-    """What `relayaudit plan --model M --suite X` shows, per suite (the same library calls)."""
+def plan_rows(suites: Sequence[str], model: str, key_slots: int) -> dict[str, tuple[int, int, int, float | None]]:
+    """What `relayaudit plan --model M --suite X [--second-key]` shows, per suite (the same library calls)."""
     facts = model_facts(model, FactOverrides())
     found = {}
     for name in (*suites, TIMING_SUITE):
-        shown = estimate_suites(load_suites([name]), facts)
+        shown = estimate_suites(load_suites([name]), facts, key_slots=key_slots)
         requests = shown.requests + shown.adaptive_requests  # the worst case: every adaptive step taken
         found[name] = (requests, shown.prompt_tokens, shown.max_completion_tokens, shown.max_cost_usd)
     return found
 
 
 def cost_table(
-    out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]], suites: Sequence[str], model: str
+    out: Output, grouped: dict[tuple[str, str, str], list[AuditRow]], suites: Sequence[str], model: str, key_slots: int
 ) -> None:
-    planned = plan_rows(suites, model)
+    planned = plan_rows(suites, model, key_slots)
     columns = (
         "suite",
         "requests (honest)",
@@ -678,7 +678,7 @@ def main() -> None:
             TIMING_ESTIMATES,
             "Timing estimates, mean (min–max) over the audits (output speed in reported tokens per second)",
         )
-    cost_table(out, grouped, suites, args.model)
+    cost_table(out, grouped, suites, args.model, 2 if args.second_key else 1)
     calls = [r.object_calls for (cell, _, _), rows in grouped.items() if cell == "integrity" for r in rows]
     if any(calls):
         out.line(f"\nCalls to stored-object APIs (the privacy stage, free) per audit: {summary(calls, 1)}.")
