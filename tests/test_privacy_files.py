@@ -367,3 +367,28 @@ def test_plan_counts_the_object_calls_with_a_second_key() -> None:
     assert plain.exit_code == paired.exit_code == 0
     assert "object calls" not in plain.output
     assert "1 + up to 2 (+ 8 free object calls)" in paired.output  # store + 2 follow-ups; files 6, responses 2
+
+
+def test_object_calls_retry_transport_failures_only() -> None:
+    seen: list[str] = []
+
+    def relay(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/flaky") and seen.count(request.url.path) == 1:
+            return httpx.Response(503, json={"error": {"message": "overloaded"}})
+        if request.url.path.endswith("/missing"):
+            return httpx.Response(404, json={"error": {"message": "No such File object"}})
+        return httpx.Response(200, json={"id": "file-1"})
+
+    async def go() -> tuple[Any, Any]:
+        endpoint = Endpoint(base_url="http://r/v1", model="gpt-4o", dialect="openai", key_env="K")
+        settings = ClientSettings(max_attempts=3, backoff_base=0.0)
+        async with RelayClient(endpoint, KEY_A, settings=settings, transport=httpx.MockTransport(relay)) as client:
+            api = file_api("openai", "http://r/v1")
+            return await client.call(api.get("flaky")), await client.call(api.get("missing"))
+
+    flaky, missing = asyncio.run(go())
+    assert (flaky.outcome, flaky.attempts, flaky.http_status) == ("ok", 2, 200)
+    # Another customer's file not found is the relay's answer, kept as it came: not retried, not a refusal.
+    assert (missing.outcome, missing.attempts, missing.http_status) == ("http_error", 1, 404)
+    assert seen.count("/v1/files/missing") == 1

@@ -84,37 +84,38 @@ class ObjectRoutes:
         return JSONResponse({"file": rendered} if dialect == "gemini" else rendered)
 
     async def file_item(self, request: Request) -> Response:
-        dialect, owner, found = self._lookup(request)
-        if owner is None:
-            return _error(dialect, 401, "Missing API key.")
-        if found is None:
-            return _error(dialect, 404, f"No such File object: {request.path_params['file_id']}")
+        found = self._lookup(request)
+        if isinstance(found, Response):
+            return found
+        dialect, owner, stored = found
         if request.method == "DELETE":
-            del self.files[owner][found.id]
+            del self.files[owner][stored.id]
             if dialect == "gemini":
                 return JSONResponse({})
             if dialect == "anthropic":
-                return JSONResponse({"id": found.id, "type": "file_deleted"})
-            return JSONResponse({"id": found.id, "object": "file", "deleted": True})
-        return JSONResponse(_render(dialect, found))
+                return JSONResponse({"id": stored.id, "type": "file_deleted"})
+            return JSONResponse({"id": stored.id, "object": "file", "deleted": True})
+        return JSONResponse(_render(dialect, stored))
 
     async def file_content(self, request: Request) -> Response:
-        dialect, owner, found = self._lookup(request)
-        if owner is None:
-            return _error(dialect, 401, "Missing API key.")
-        if found is None:
-            return _error(dialect, 404, f"No such File object: {request.path_params['file_id']}")
+        found = self._lookup(request)
+        if isinstance(found, Response):
+            return found
+        dialect, _, stored = found
         if dialect == "anthropic":  # only files the model's tools wrote can be downloaded
-            return _error(dialect, 400, f"File {found.id} is not downloadable.")
-        return Response(found.content, media_type="application/octet-stream")
+            return _error(dialect, 400, f"File {stored.id} is not downloadable.")
+        return Response(stored.content, media_type="application/octet-stream")
 
-    def _lookup(self, request: Request) -> tuple[str, str | None, StoredFile | None]:
+    def _lookup(self, request: Request) -> tuple[str, str, StoredFile] | Response:
+        """(dialect, owner, the file) for a request naming a file of its owner's; else the official error."""
         dialect = _dialect(request)
         owner = self.owner(request)
+        if owner is None:
+            return _error(dialect, 401, "Missing API key.")
         file_id = request.path_params["file_id"]
-        if dialect == "gemini":
-            file_id = f"files/{file_id}"
-        found = None if owner is None else self.files.get(owner, {}).get(file_id)
+        found = self.files.get(owner, {}).get(f"files/{file_id}" if dialect == "gemini" else file_id)
+        if found is None:
+            return _error(dialect, 404, f"No such File object: {file_id}")
         return dialect, owner, found
 
     def _new_id(self, dialect: str) -> str:
