@@ -230,14 +230,24 @@ def excused(checks: list[Candidate], official: list[Candidate], alpha: float) ->
     return [replace(c, weak=True, excused=True) if c.check in failing else c for c in checks]
 
 
+COUNTING = 1
+"""Permutations of the counting pass: it only learns how many tests there are, which the draws cannot change."""
+
+
+def _enough(settings: CompareSettings, needed: int) -> CompareSettings:
+    return CompareSettings(max(settings.permutations, needed), settings.seed)
+
+
 def _with_enough_permutations(
     produce: Callable[[CompareSettings], list[Candidate]], settings: CompareSettings, alpha: float
 ) -> list[Candidate]:
-    candidates = produce(settings)
-    needed = permutations_needed(candidates, alpha)
-    if needed > settings.permutations:
-        candidates = produce(CompareSettings(needed, settings.seed))
-    return candidates
+    """The candidates, every permutation test drawn `permutations_needed` times (at least the settings').
+
+    A first pass counts the tests with a single permutation each; the second draws them all. The result is
+    exactly what drawing the settings' count first and the needed count after would give (the same seeds),
+    without paying for the draws of a pass that is thrown away."""
+    needed = permutations_needed(produce(CompareSettings(COUNTING, settings.seed)), alpha)
+    return produce(_enough(settings, needed))
 
 
 def evaluated_together(
@@ -245,10 +255,8 @@ def evaluated_together(
 ) -> list[list[Finding]]:
     """Several comparisons at once (consensus's pairs, identify's candidates): permutations enough for the tests
     of all of them, one Holm correction across all, and the findings split back per comparison."""
-    groups = produce(settings)
-    needed = permutations_needed([c for group in groups for c in group], alpha)
-    if needed > settings.permutations:
-        groups = produce(CompareSettings(needed, settings.seed))
+    counted = produce(CompareSettings(COUNTING, settings.seed))
+    groups = produce(_enough(settings, permutations_needed([c for group in counted for c in group], alpha)))
     every = evaluate([c for group in groups for c in group], alpha)
     split, start = [], 0
     for group in groups:

@@ -41,7 +41,7 @@ from relayaudit.errors import RunStoreError
 from relayaudit.manifest import Manifest, StoredFile
 from relayaudit.object_calls import OBJECT_CALL_SCHEMA, ObjectCall, check_object_call
 from relayaudit.record_checks import MAX_MANIFEST_BYTES, check_observation
-from relayaudit.types import JSON, Observation
+from relayaudit.types import JSON, ChatRequest, Observation
 
 OBSERVATION_SCHEMA = "relayaudit.observation/1"
 MAX_RECORD_BYTES = 50_000_000
@@ -80,6 +80,8 @@ class RunStore:
     def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
+        self._loaded: tuple[tuple[int, int] | None, list[Observation]] | None = None
+        """The observations last read, with the file state they were read at."""
 
     @property
     def observations_path(self) -> Path:
@@ -251,10 +253,26 @@ class RunStore:
 
     def observations(self) -> list[Observation]:
         try:
+            key = self._file_state()
+            if self._loaded is not None and self._loaded[0] == key:
+                return list(self._loaded[1])
+            requests: dict[str, tuple[JSON, ChatRequest]] = {}
             records = self._records(self.observations_path, OBSERVATION_SCHEMA, check_observation)
-            return [Observation.from_dict(r) for r in records]
+            loaded = [Observation.from_dict(r, requests) for r in records]
         except (KeyError, TypeError, ValueError) as exc:
             raise RunStoreError(f"observations.jsonl holds a malformed record ({exc}).") from exc
+        self._loaded = (key, loaded)
+        return list(loaded)
+
+    def _file_state(self) -> tuple[int, int] | None:
+        """What tells a changed observations.jsonl from the one last read: its size and modification time
+        (every append changes the size). Analysis asks a run for its observations several times; a 10,000-record
+        run takes about a second to read, so it is read once until it changes."""
+        try:
+            stat = self.observations_path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
 
     def settled_units(self) -> set[tuple[str, str, int]]:
         return {o.unit for o in self.observations() if o.final and o.outcome in SETTLED_OUTCOMES}

@@ -13,7 +13,7 @@ registry, and checks needing one use token counts recorded from the official API
 
 from __future__ import annotations
 
-import base64
+import binascii
 import gzip
 import hashlib
 import importlib
@@ -156,10 +156,10 @@ def verified_bpe_bytes(name: str) -> bytes:
 def _tiktoken(name: str) -> Tokenizer:
     import tiktoken
 
-    ranks = {
-        base64.b64decode(token): int(rank)
-        for token, rank in (line.split() for line in verified_bpe_bytes(name).splitlines() if line)
-    }
+    # "token rank" per line. The file is verified against OpenAI's sha256 above, so it is parsed the fast way:
+    # a2b_base64 and one split, about twice as fast as b64decode per line (this is most of a report's start-up).
+    fields = verified_bpe_bytes(name).split()
+    ranks = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
     encoding = tiktoken.Encoding(
         name=name, pat_str=_PATTERNS[name], mergeable_ranks=ranks, special_tokens=_SPECIAL_TOKENS[name]
     )

@@ -402,12 +402,29 @@ class Observation:
         return data
 
     @classmethod
-    def from_dict(cls, data: JSON) -> Observation:
+    def from_dict(cls, data: JSON, requests: dict[str, tuple[JSON, ChatRequest]] | None = None) -> Observation:
+        """The observation a record holds. `requests` (request hash -> (record, request)) lets a whole run's
+        records share one ChatRequest per distinct request — samples repeat theirs, and building it is about
+        a third of loading a run — reused only when the record's request is equal to the one cached."""
         values = {k: v for k, v in data.items() if k in _OBSERVATION_FIELDS}
-        values["request"] = ChatRequest.from_dict(data["request"])
+        values["request"] = _request(data, requests)
         values["completion"] = None if data.get("completion") is None else Completion.from_dict(data["completion"])
         values["not_sent"] = tuple(NotSent(**n) for n in data.get("not_sent", ()))
         return cls(**values)
 
 
 _OBSERVATION_FIELDS = frozenset(Observation.__dataclass_fields__)
+
+
+def _request(data: JSON, requests: dict[str, tuple[JSON, ChatRequest]] | None) -> ChatRequest:
+    raw = data["request"]
+    if requests is None:
+        return ChatRequest.from_dict(raw)
+    key = data.get("request_hash")
+    cached = requests.get(key) if isinstance(key, str) else None
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    request = ChatRequest.from_dict(raw)
+    if isinstance(key, str):
+        requests[key] = (raw, request)
+    return request

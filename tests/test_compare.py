@@ -207,3 +207,22 @@ def test_plan_power_tables(runs: dict[str, Path]) -> None:
     assert with_baseline.exit_code == 0, with_baseline.output
     assert "Distribution test: 90% of answers from elsewhere" in with_baseline.output
     assert "baseline too small" in with_baseline.output  # 4 answers per prompt cannot simulate 3 + 3 and more
+
+
+@pytest.mark.parametrize(("tests", "drawn"), [(1, 1000), (3, 1500), (40, 20000)])
+def test_permutation_tests_are_drawn_once_as_many_times_as_holm_needs(tests: int, drawn: int) -> None:
+    """A counting pass (one draw per test) learns how many tests Holm corrects over; then each test is drawn
+    max(the settings', 5 m / alpha) times, once: what drawing the settings' count and then the needed one gave."""
+    from relayaudit.compare import _with_enough_permutations
+    from relayaudit.kinds.distribution_checks import CompareSettings
+
+    asked: list[int] = []
+
+    def produce(settings: CompareSettings) -> list[Candidate]:
+        asked.append(settings.permutations)
+        result = StatResult("permutation test", 1.0, 0.5, 0.0, 10, 10, {"permutations": settings.permutations})
+        return [Candidate(f"c.{i}", "distribution", result, "figures") for i in range(tests)]
+
+    final = _with_enough_permutations(produce, CompareSettings(1000, 7), alpha=0.01)
+    assert asked == [1, drawn]
+    assert {c.result.detail["permutations"] for c in final} == {drawn}

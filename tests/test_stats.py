@@ -15,6 +15,7 @@ from relayaudit.stats import (
     StatResult,
     categorical_test,
     equality_check,
+    hamming,
     holm,
     kolmogorov_smirnov,
     mann_whitney,
@@ -547,3 +548,54 @@ def test_strata_with_one_answer_per_side_still_show_a_shared_shift() -> None:
         ["northwind"] * 6, ["northwind"] * 6, strata_baseline=list(range(6)), strata_relay=list(range(6))
     )
     assert same.pvalue == 1.0
+
+
+@pytest.mark.parametrize(("symbols", "block"), [(40, 8_000_000), (40, 1), (5000, 7)])
+def test_the_hamming_gram_is_the_share_of_agreeing_positions(
+    symbols: int, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dense recoding (one byte below 256 symbols, wider above) and blocks of positions change nothing."""
+    monkeypatch.setattr(hamming, "GRAM_BLOCK", block)
+    rows = np.random.default_rng(3).integers(-1, symbols, size=(9, 23))
+    naive = np.array([[np.mean(a == b) for b in rows] for a in rows])
+    assert np.allclose(hamming.hamming_gram(rows), naive)
+    texts = ["a\ud800b", "naïve 東京 👋🏽", "", "x" * 30]  # a lone surrogate a relay sent is a symbol too
+    expected = np.full((4, 25), hamming.PAD)
+    for i, text in enumerate(texts):
+        expected[i, : min(len(text), 25)] = [ord(c) for c in text[:25]]
+    rows, lengths = hamming.encoded(texts, "char", None, 25)
+    assert (rows == expected).all() and lengths.tolist() == [3, 11, 0, 26]
+
+
+def test_gram_matrices_are_kept_and_serve_subsets_exactly() -> None:
+    cache = hamming.GramCache()
+    texts = ["the same answer", "another answer", "the same answer", "a third, much longer answer than the rest"]
+    direct = hamming.hamming_gram(hamming.encode(texts, "char", None, 45))
+    assert np.array_equal(cache.gram(texts, "char", None, 45), direct)
+    assert np.array_equal(cache.gram(list(texts), "char", None, 45), direct)  # the second pass of a compare
+    # A calibration half: a subset, in another order, at the shorter length of its own longest answer.
+    half = [texts[2], texts[1], texts[0]]
+    assert np.allclose(cache.gram(half, "char", None, 15), hamming.hamming_gram(hamming.encode(half, "char", None, 15)))
+    # A subset that would be cut at the shorter length is computed afresh, never derived.
+    cut = [texts[3], texts[1]]
+    assert np.allclose(cache.gram(cut, "char", None, 10), hamming.hamming_gram(hamming.encode(cut, "char", None, 10)))
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def encode(self, text: str) -> list[int]:
+            return [ord(c) for c in text]
+
+    assert np.allclose(cache.gram(texts, "token", Unhashable(), 45), direct)  # computed, not kept
+    a = [("p", f"answer {i % 3}") for i in range(12)]
+    b = [("p", f"answer {i % 4}") for i in range(12)]
+    assert mmd_test(a, b, permutations=200).pvalue == mmd_test(a, b, permutations=200).pvalue
+
+
+def test_kept_gram_matrices_stay_within_their_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = hamming.GramCache()
+    monkeypatch.setattr(cache, "MAX_BYTES", 3 * 4 * 4 * 8)  # three 4 x 4 matrices of counts
+    for i in range(6):
+        cache.gram([f"answer {i}", "b", "c", "d"], "char", None, 9)
+    assert len(cache._kept) == 3 and cache._bytes <= cache.MAX_BYTES
+    assert all(len(keys) <= 3 for keys in cache._holding.values())

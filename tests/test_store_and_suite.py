@@ -53,6 +53,25 @@ def test_torn_last_line_is_absent_and_cut_before_the_next_append(tmp_path: Path)
     assert store.settled_units() == {("p", "v", 0), ("p", "v", 1)}
 
 
+def test_a_run_is_read_once_until_it_changes_and_requests_are_shared_only_when_equal(tmp_path: Path) -> None:
+    store = _with_smoke(tmp_path)
+    for sample in range(3):
+        store.append(_observation(sample))
+    first = store.observations()
+    assert store.observations() == first and store.observations() is not first  # a copy of the one read
+    assert first[0].request is first[2].request  # samples of one request share it
+    store.append(_observation(3))  # an append is seen at once
+    assert [o.sample for o in store.observations()] == [0, 1, 2, 3]
+    # A record edited to claim another's request hash keeps its own request: shared only when equal.
+    record = json.loads(store.observations_path.read_text().splitlines()[0])
+    record["request"]["temperature"] = 0.25
+    with store.observations_path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    edited = RunStore.open(store.path).observations()
+    assert edited[-1].request_hash == edited[0].request_hash
+    assert edited[-1].request.temperature == 0.25 and edited[0].request.temperature != 0.25
+
+
 def test_unsettled_outcomes_are_not_settled(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "run", _manifest(), [])
     store.append(_observation(0, "transport_error"))

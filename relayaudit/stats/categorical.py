@@ -4,9 +4,10 @@ Answers such as the first word of a reply, a chosen letter or a self-reported ve
 the question is whether the relay's category frequencies differ from the baseline's. With few observations
 per category the chi-square approximation is poor, so the p-value comes from permutations of the
 group labels (optionally within strata, e.g. within each prompt, since categories of different prompts
-are not exchangeable). Statistic: Pearson's chi-square (or the G statistic, 2 Σ O log(O/E)), summed over
-strata, plus the same statistic on the pooled table when strata are given. Effect: total variation
-distance between the two pooled distributions (0 = identical, 1 = disjoint).
+are not exchangeable); the counts a permutation gives are drawn directly from their multivariate
+hypergeometric distribution, the same null as shuffling. Statistic: Pearson's chi-square (or the G
+statistic, 2 Σ O log(O/E)), summed over strata, plus the same statistic on the pooled table when strata are
+given. Effect: total variation distance between the two pooled distributions (0 = identical, 1 = disjoint).
 """
 
 from __future__ import annotations
@@ -92,18 +93,26 @@ def categorical_test(
     pooled_n_a = 0.0
     for stratum in codes.values():
         members = strata == stratum
-        onehot = np.eye(len(categories))[labels[members]]
+        # Only the categories this stratum has: the others add nothing to its table's statistic, and a run of
+        # open answers has thousands of first words in all but a few per prompt (this made the test 10x faster).
+        present, local = np.unique(labels[members], return_inverse=True)
+        onehot = np.eye(present.size)[local]
         totals = onehot.sum(axis=0)
         assign = group[members]
         n_a, n = float(assign.sum()), float(assign.size)
         if n_a in (0.0, n):
             continue  # a stratum seen on one side only carries no information about the difference
-        shuffled = generator.permuted(np.tile(assign, (permutations, 1)), axis=1).astype(float) @ onehot
+        # Shuffling the labels within the stratum and counting group A's answers per category draws those
+        # counts from the multivariate hypergeometric distribution (n_a answers taken without replacement
+        # from the stratum's): drawn directly, the same null distribution costs a third of the shuffles.
+        shuffled = generator.multivariate_hypergeometric(
+            totals.astype(np.int64), int(n_a), size=permutations, method="marginals"
+        ).astype(float)
         observed += float(_statistic((assign @ onehot)[None, :], totals, n_a, n, statistic)[0])
         null += _statistic(shuffled, totals, n_a, n, statistic)
-        pooled_observed += assign @ onehot
-        pooled_null += shuffled
-        pooled_totals += totals
+        pooled_observed[present] += assign @ onehot
+        pooled_null[:, present] += shuffled
+        pooled_totals[present] += totals
         pooled_n_a += n_a
     if strata_baseline is not None and pooled_totals.sum() > pooled_n_a > 0:
         # Plus the pooled table's statistic under the same within-stratum permutations: with one answer per

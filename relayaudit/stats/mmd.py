@@ -24,8 +24,9 @@ reports #{T_b >= T} / B, which can be 0; bench/mmd_reference.py compares the two
 Whitespace is normalised first (runs collapsed, ends stripped): a relay that only strips a leading space
 must not be flagged (lesson from the rank-based uniformity test, Zhu et al. 2026).
 
-Vectorised: Gram matrices are built position by position, and all B permutations of a prompt are scored
-at once with matrix products, so 250 vs 250 samples with 1,000 permutations take well under a second.
+Vectorised: Gram matrices are built by relayaudit.stats.hamming (and kept per process, so a second pass, other
+baselines and the calibration's halves reuse them), and all B permutations of a prompt are scored at once with
+matrix products, so 250 vs 250 samples with 1,000 permutations take well under a second.
 """
 
 from __future__ import annotations
@@ -33,54 +34,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from relayaudit.stats.hamming import GramCache, Level, Tokenizer
 from relayaudit.stats.result import StatResult, insufficient
 
-Level = Literal["char", "token"]
-
-
-class Tokenizer(Protocol):
-    """Anything that turns text into token ids (relayaudit.tokens.Tokenizer is one): stats/ imports nothing
-    of the project, so the MMD test names only what it uses."""
-
-    def encode(self, text: str) -> list[int]: ...
-
-
-PAD = -1
 MAX_LENGTH = 2000
 MIN_PER_SIDE = 10
+_GRAMS = GramCache()
 
 
 def normalise_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-def encode(texts: Sequence[str], level: Level, tokenizer: Tokenizer | None, length: int) -> NDArray[np.int64]:
-    """Sequences as integer rows right-padded with PAD to `length` (longer ones are cut)."""
-    rows = np.full((len(texts), length), PAD, dtype=np.int64)
-    for i, text in enumerate(texts):
-        if level == "token":
-            if tokenizer is None:
-                raise ValueError("token-level MMD needs a tokenizer")
-            codes = tokenizer.encode(text)[:length]
-        else:
-            codes = [ord(c) for c in text[:length]]
-        rows[i, : len(codes)] = codes
-    return rows
-
-
-def hamming_gram(rows: NDArray[np.int64]) -> NDArray[np.float64]:
-    """h(y_i, y_j) for all pairs: the share of aligned positions that agree."""
-    n, length = rows.shape
-    agree = np.zeros((n, n), dtype=np.float64)
-    for position in range(length):
-        column = rows[:, position]
-        agree += column[:, None] == column[None, :]
-    return np.asarray(agree / max(length, 1), dtype=np.float64)
+def reset_gram_cache() -> None:
+    """Forget every Gram matrix kept (benchmarks time a compare as a fresh process runs it)."""
+    _GRAMS.clear()
 
 
 @dataclass(frozen=True)
@@ -168,9 +141,8 @@ def mmd_test(
         length = max(1, min(MAX_LENGTH, longest if level == "char" else longest // 2 + 1))
     prompts = []
     for texts_a, texts_b in shared.values():
-        rows = encode([*texts_a, *texts_b], level, tokenizer, length)
         mask = np.array([True] * len(texts_a) + [False] * len(texts_b))
-        prompts.append(_Prompt(hamming_gram(rows), mask))
+        prompts.append(_Prompt(_GRAMS.gram([*texts_a, *texts_b], level, tokenizer, length), mask))
 
     def statistic(aa: NDArray[np.float64], bb: NDArray[np.float64], ab: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.asarray(aa / pairs_aa + bb / pairs_bb - 2.0 * ab / pairs_ab, dtype=np.float64)

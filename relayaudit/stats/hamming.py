@@ -1,0 +1,165 @@
+"""The MMD test's kernel on answers: answers as padded integer rows, their Hamming Gram matrix, and a
+per-process cache of Gram matrices that also serves any subset of answers it has seen.
+
+h(y, y') is the share of the L aligned positions at which two right-padded rows agree (pads that agree count),
+so h(y, y) = 1. Building the Gram matrix of a prompt's answers is the costly part of the MMD test, and a
+compare builds the same ones more than once:
+
+- a second pass, when Holm needs more permutations than the first drew;
+- `identify`, which compares one relay run with many baselines;
+- the split-half calibration, whose halves of a baseline prompt are subsets of answers the comparison itself
+  already held.
+
+A Gram matrix for a subset at a length L no longer than the kept one's L' is exact arithmetic, not an
+approximation: when no answer of the subset was cut at L, the positions from L to L' are pads in every row of
+it, so agreements at L' are agreements at L plus (L' - L).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+Level = Literal["char", "token"]
+PAD = -1
+GRAM_BLOCK = 8_000_000
+"""Bytes of the boolean comparisons `agreements` holds at once."""
+
+
+class Tokenizer(Protocol):
+    """Anything that turns text into token ids (relayaudit.tokens.Tokenizer is one): stats/ imports nothing
+    of the project, so the MMD test names only what it uses."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+
+def encoded(
+    texts: Sequence[str], level: Level, tokenizer: Tokenizer | None, length: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Sequences as integer rows right-padded with PAD to `length` (longer ones are cut), and each sequence's
+    length before the cut."""
+    rows = np.full((len(texts), length), PAD, dtype=np.int64)
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        if level == "token":
+            if tokenizer is None:
+                raise ValueError("token-level MMD needs a tokenizer")
+            codes = tokenizer.encode(text)
+            lengths[i] = len(codes)
+            rows[i, : min(len(codes), length)] = codes[:length]
+        else:
+            kept = text[:length]
+            lengths[i] = len(text[: length + 1])  # one more than fits tells a cut answer
+            rows[i, : len(kept)] = np.frombuffer(kept.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return rows, lengths
+
+
+def encode(texts: Sequence[str], level: Level, tokenizer: Tokenizer | None, length: int) -> NDArray[np.int64]:
+    """Sequences as integer rows right-padded with PAD to `length` (longer ones are cut)."""
+    return encoded(texts, level, tokenizer, length)[0]
+
+
+def agreements(rows: NDArray[np.int64]) -> NDArray[np.int64]:
+    """For every pair of rows, the number of positions at which they agree.
+
+    The symbols are recoded densely first (a prompt's answers use a few hundred distinct characters or tokens
+    at most), so the comparisons run on one-byte codes where they fit, in blocks of positions that keep the
+    boolean intermediate near GRAM_BLOCK bytes: about half the time of comparing 64-bit codes one position
+    at a time."""
+    n, length = rows.shape
+    _, inverse = np.unique(rows, return_inverse=True)
+    narrow = inverse.size == 0 or inverse.max() < 256
+    codes = inverse.reshape(n, length).astype(np.uint8 if narrow else np.int32)
+    agree = np.zeros((n, n), dtype=np.int64)
+    block = max(1, GRAM_BLOCK // max(n * n, 1))
+    for start in range(0, length, block):
+        part = codes[:, start : start + block]
+        agree += (part[:, None, :] == part[None, :, :]).sum(axis=2, dtype=np.int64)
+    return agree
+
+
+def hamming_gram(rows: NDArray[np.int64]) -> NDArray[np.float64]:
+    """h(y_i, y_j) for all pairs: the share of aligned positions that agree."""
+    return np.asarray(agreements(rows) / max(rows.shape[1], 1), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    agree: NDArray[np.int64]
+    length: int
+    row_of: dict[str, int]
+    """Each distinct answer's row (identical answers have identical rows)."""
+    lengths: NDArray[np.int64]
+    """Each row's length before the cut."""
+
+
+class GramCache:
+    """Gram matrices computed in this process, by the answers, level, tokenizer and length they were computed
+    from, up to MAX_BYTES of agreement counts (oldest dropped first); see the module docstring."""
+
+    MAX_BYTES = 256_000_000
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
+        self._holding: dict[Hashable, list[Hashable]] = {}
+        """(level, tokenizer, answer) -> the keys of the kept matrices that hold that answer."""
+        self._bytes = 0
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._holding.clear()
+        self._bytes = 0
+
+    def gram(self, texts: Sequence[str], level: Level, tokenizer: Tokenizer | None, length: int) -> NDArray[np.float64]:
+        key = (level, tokenizer, length, tuple(texts))  # the tokenizer itself: an id could be reused
+        try:
+            kept = self._kept.get(key)
+        except TypeError:  # an unhashable tokenizer: computed, not kept
+            return hamming_gram(encode(texts, level, tokenizer, length))
+        if kept is not None:
+            self._kept.move_to_end(key)
+            return np.asarray(kept.agree / max(length, 1), dtype=np.float64)
+        derived = self._from_kept(texts, level, tokenizer, length)
+        if derived is not None:
+            return derived
+        rows, lengths = encoded(texts, level, tokenizer, length)
+        kept = _Kept(agreements(rows), length, {t: i for i, t in enumerate(texts)}, lengths)
+        self._keep(key, kept, level, tokenizer)
+        return np.asarray(kept.agree / max(length, 1), dtype=np.float64)
+
+    def _from_kept(
+        self, texts: Sequence[str], level: Level, tokenizer: Tokenizer | None, length: int
+    ) -> NDArray[np.float64] | None:
+        if not texts:
+            return None
+        for key in reversed(self._holding.get((level, tokenizer, texts[0]), [])):
+            kept = self._kept[key]
+            if kept.length < length:
+                continue
+            found = [kept.row_of.get(t) for t in texts]
+            if any(i is None for i in found):
+                continue
+            rows = np.array(found, dtype=np.int64)
+            if kept.length != length and int(kept.lengths[rows].max()) > length:
+                continue  # an answer cut at `length` would count differently
+            agree = kept.agree[np.ix_(rows, rows)] - (kept.length - length)
+            return np.asarray(agree / max(length, 1), dtype=np.float64)
+        return None
+
+    def _keep(self, key: Hashable, kept: _Kept, level: Level, tokenizer: Tokenizer | None) -> None:
+        self._kept[key] = kept
+        self._bytes += kept.agree.nbytes
+        for text in kept.row_of:
+            self._holding.setdefault((level, tokenizer, text), []).append(key)
+        while self._bytes > self.MAX_BYTES and len(self._kept) > 1:
+            old_key, old = self._kept.popitem(last=False)
+            self._bytes -= old.agree.nbytes
+            for text in old.row_of:
+                holders = self._holding.get((level, tokenizer, text), [])
+                if old_key in holders:
+                    holders.remove(old_key)
