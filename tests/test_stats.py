@@ -599,3 +599,20 @@ def test_kept_gram_matrices_stay_within_their_bytes(monkeypatch: pytest.MonkeyPa
         cache.gram([f"answer {i}", "b", "c", "d"], "char", None, 9)
     assert len(cache._kept) == 3 and cache._bytes <= cache.MAX_BYTES
     assert all(len(keys) <= 3 for keys in cache._holding.values())
+
+
+def test_kept_gram_matrices_are_shared_safely_between_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = hamming.GramCache()
+    prompts = [[f"prompt {p} answer {i % 5}" for i in range(30)] for p in range(8)]
+
+    def work(index: int) -> float:
+        texts = prompts[index % 8]
+        return float(cache.gram(texts, "char", None, 40).sum() + cache.gram(texts[:12], "char", None, 40).sum())
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(64)))
+    assert results == [work(i) for i in range(64)]
+    assert len(cache._kept) == 8 and cache._bytes == 8 * 30 * 30 * 8
+    assert all(len(keys) == 1 for keys in cache._holding.values())

@@ -17,6 +17,7 @@ it, so agreements at L' are agreements at L plus (L' - L).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -100,36 +101,43 @@ class _Kept:
 
 class GramCache:
     """Gram matrices computed in this process, by the answers, level, tokenizer and length they were computed
-    from, up to MAX_BYTES of agreement counts (oldest dropped first); see the module docstring."""
+    from, up to MAX_BYTES of agreement counts (oldest dropped first); see the module docstring. Safe to share
+    between threads (a fleet without analysis workers analyses in threads): the bookkeeping is locked, the
+    computing is not."""
 
     MAX_BYTES = 256_000_000
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
         self._holding: dict[Hashable, list[Hashable]] = {}
         """(level, tokenizer, answer) -> the keys of the kept matrices that hold that answer."""
         self._bytes = 0
 
     def clear(self) -> None:
-        self._kept.clear()
-        self._holding.clear()
-        self._bytes = 0
+        with self._lock:
+            self._kept.clear()
+            self._holding.clear()
+            self._bytes = 0
 
     def gram(self, texts: Sequence[str], level: Level, tokenizer: Tokenizer | None, length: int) -> NDArray[np.float64]:
         key = (level, tokenizer, length, tuple(texts))  # the tokenizer itself: an id could be reused
         try:
-            kept = self._kept.get(key)
+            hash(key)
         except TypeError:  # an unhashable tokenizer: computed, not kept
             return hamming_gram(encode(texts, level, tokenizer, length))
-        if kept is not None:
-            self._kept.move_to_end(key)
-            return np.asarray(kept.agree / max(length, 1), dtype=np.float64)
-        derived = self._from_kept(texts, level, tokenizer, length)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return np.asarray(kept.agree / max(length, 1), dtype=np.float64)
+            derived = self._from_kept(texts, level, tokenizer, length)
         if derived is not None:
             return derived
         rows, lengths = encoded(texts, level, tokenizer, length)
         kept = _Kept(agreements(rows), length, {t: i for i, t in enumerate(texts)}, lengths)
-        self._keep(key, kept, level, tokenizer)
+        with self._lock:
+            self._keep(key, kept, level, tokenizer)
         return np.asarray(kept.agree / max(length, 1), dtype=np.float64)
 
     def _from_kept(
@@ -152,6 +160,8 @@ class GramCache:
         return None
 
     def _keep(self, key: Hashable, kept: _Kept, level: Level, tokenizer: Tokenizer | None) -> None:
+        if key in self._kept:
+            return  # another thread computed the same matrix meanwhile
         self._kept[key] = kept
         self._bytes += kept.agree.nbytes
         for text in kept.row_of:
