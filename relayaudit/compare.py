@@ -14,6 +14,7 @@ audit's exact rate). A baseline with too few samples per prompt to split says so
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -140,9 +141,12 @@ def calibrate(
     alarms = 0
     for index in range(splits):
         left, right = _split_half(grouped, rng)
-        findings = evaluate(
-            candidates_for(left, right, basis, CompareSettings(settings.permutations, settings.seed + index)), alpha
-        )
+        # Drawn as many times as Holm needs, as in the compare itself: with the settings' 1,000 draws a
+        # permutation test's smallest p-value, 1/1001, could never pass alpha/m in an audit of more than ten
+        # tests, and the calibration would count no false alarm a permutation test could raise.
+        split_settings = CompareSettings(settings.permutations, settings.seed + index)
+        produce = functools.partial(candidates_for, left, right, basis)
+        findings = evaluate(_with_enough_permutations(produce, split_settings, alpha), alpha)
         if not any(f.status in ("pass", "fail") for f in findings):
             return Calibration(
                 0, 0, "The baseline is too small to calibrate: its halves are below every test's minimum."

@@ -226,3 +226,24 @@ def test_permutation_tests_are_drawn_once_as_many_times_as_holm_needs(tests: int
     final = _with_enough_permutations(produce, CompareSettings(1000, 7), alpha=0.01)
     assert asked == [1, drawn]
     assert {c.result.detail["permutations"] for c in final} == {drawn}
+
+
+def test_the_calibration_draws_as_many_permutations_as_holm_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the settings' 1,000 draws the smallest p-value, 1/1001, could never pass alpha/m for more than ten
+    tests, so the calibration could count no false alarm from a permutation test: it draws what the compare does."""
+    from relayaudit import compare
+    from relayaudit.kinds.distribution_checks import CompareSettings
+    from relayaudit.testing import basis
+
+    asked: list[int] = []
+
+    def candidates_for(left: object, right: object, run_basis: object, settings: CompareSettings) -> list[Candidate]:
+        asked.append(settings.permutations)
+        pvalue = 1 / (settings.permutations + 1)  # the smallest a permutation test can give
+        result = StatResult("permutation test", 1.0, pvalue, 0.0, 10, 10)
+        return [Candidate(f"c.{i}", "distribution", result, "figures") for i in range(40)]
+
+    monkeypatch.setattr(compare, "candidates_for", candidates_for)
+    calibration = compare.calibrate({}, basis(), 0.01, CompareSettings(1000, 0), splits=2)
+    assert asked == [1, 20000, 1, 20000]
+    assert calibration.false_alarms == 2  # at 20,000 draws such p-values pass Holm: seen as the alarms they are
