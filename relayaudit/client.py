@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email.utils
 import functools
 import json
 import random
@@ -28,7 +27,6 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -36,6 +34,7 @@ import httpx
 from relayaudit.bounds import bounded
 from relayaudit.errors import TransportError, TruncatedStreamError, WireError
 from relayaudit.failures import classify_status, looks_like_html, retried
+from relayaudit.pacing import Pacer, Sleep, parse_retry_after
 from relayaudit.sanitize import contains_secret, excerpt, redact
 from relayaudit.types import Cause, ChatRequest, Completion, Endpoint, NotSent, Outcome, utc_now
 from relayaudit.wire import SSEDecoder, WireDialect, get_dialect, select_headers
@@ -147,49 +146,6 @@ class Exchange:
         return self.attempts[-1]
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date. None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = datetime.now(UTC).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-class _Pacer:
-    """Spaces request starts at least `interval` seconds apart (requests-per-minute limit)."""
-
-    def __init__(self, requests_per_minute: float | None, clock: Callable[[], float], sleep: Sleep) -> None:
-        self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._next = 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self._interval:
-            return
-        async with self._lock:
-            now = self._clock()
-            delay = self._next - now
-            self._next = max(now, self._next) + self._interval
-        if delay > 0:
-            await self._sleep(delay)
-
-
-Sleep = Callable[[float], Awaitable[None]]
-
-
 def scrubbed(completion: Completion, secrets: Sequence[str]) -> Completion:
     """The completion with every secret replaced, wherever the relay put it (text, tool arguments, headers,
     ids): an adversarial relay can echo a buyer's key, and keys must never reach the run directory."""
@@ -251,7 +207,7 @@ class RelayClient:
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._gate = gate
-        self._pacer = _Pacer(self.settings.requests_per_minute, time.monotonic, sleep)
+        self._pacer = Pacer(self.settings.requests_per_minute, time.monotonic, sleep)
         s = self.settings
         self._http = httpx.AsyncClient(
             transport=transport,
