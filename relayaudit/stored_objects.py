@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from relayaudit.client import CallAnswer, RelayClient
-from relayaudit.kinds.privacy import FILES, STORE, ObjectTarget
+from relayaudit.kinds.privacy import FILES, ObjectTarget, stored_observation
 from relayaudit.object_calls import MAX_IDS, ObjectCall
 from relayaudit.sanitize import contains_secret, excerpt
 from relayaudit.store import RunStore
@@ -110,14 +110,8 @@ async def _files(stage: _Stage, target: ObjectTarget, done: Sequence[ObjectCall]
 
 
 async def _responses(stage: _Stage, target: ObjectTarget) -> None:
-    stored = next(
-        (
-            o
-            for o in stage.store.observations()
-            if o.probe_id == target.probe_id and o.variant == STORE and o.final and o.completion is not None
-        ),
-        None,
-    )
+    mine = [o for o in stage.store.observations() if o.probe_id == target.probe_id]
+    stored = stored_observation(mine)
     response_id = None if stored is None or stored.completion is None else stored.completion.response_id
     base_url = stage.main.endpoint.base_url
     fetch = None if response_id is None else stored_response(base_url, response_id, "GET")
@@ -139,7 +133,11 @@ async def audit_stored_objects(
     for target in targets:
         done = [c for c in recorded if c.probe_id == target.probe_id]
         if target.stored == FILES:
-            if not _settled(done, "delete") and not any(c.step == "upload" and c.outcome == "http_error" for c in done):
+            # Done when the cleanup was answered, or when an answered upload stored no file (no files API here).
+            nothing_stored = any(
+                c.step == "upload" and c.outcome != "transport_error" and not c.object_ids for c in done
+            )
+            if not _settled(done, "delete") and not nothing_stored:
                 await _files(stage, target, done)
         elif main.endpoint.dialect == "openai-responses" and not _settled(done, "response.delete"):
             await _responses(stage, target)

@@ -392,3 +392,14 @@ def test_object_calls_retry_transport_failures_only() -> None:
     # Another customer's file not found is the relay's answer, kept as it came: not retried, not a refusal.
     assert (missing.outcome, missing.attempts, missing.http_status) == ("http_error", 1, 404)
     assert seen.count("/v1/files/missing") == 1
+
+
+def test_an_upload_answered_without_a_file_is_not_repeated(tmp_path: Path) -> None:
+    """A relay that answers the upload 200 with no file id stored nothing the audit could delete: a resumed run
+    does not upload again (each try could leave a file behind that no id names)."""
+    store = new_store(tmp_path)
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": True}))
+    assert stage(store, transport, targets_for(files_spec())) == 1
+    assert stage(store, transport, targets_for(files_spec())) == 0
+    candidate = files_candidate(store.object_calls(), WORD)
+    assert candidate is not None and candidate.result.sufficient is False  # nothing to look for: inconclusive

@@ -39,7 +39,15 @@ from relayaudit.findings import Candidate
 from relayaudit.kinds.base import Needs, PlannedRequest, ProbeSpec, RunBasis, field_error
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.kinds.request import chat_request
-from relayaudit.kinds.stored_files import call_status, file_canary, file_name, file_text, files_candidate
+from relayaudit.kinds.stored_files import (
+    answered,
+    call_status,
+    file_canary,
+    file_name,
+    file_text,
+    files_candidate,
+    last_call,
+)
 from relayaudit.object_calls import ObjectCall
 from relayaudit.stats import StatResult
 from relayaudit.types import ChatRequest, Observation
@@ -81,8 +89,9 @@ def _request(probe: ProbeSpec, text: str, *, store: bool = False, previous: str 
     return dataclasses.replace(plain, store=store, previous_response_id=previous)
 
 
-def _stored(observations: Sequence[Observation]) -> Observation | None:
-    """The answered `store` request, when the dialect could ask for storage."""
+def stored_observation(observations: Sequence[Observation]) -> Observation | None:
+    """The answered `store` request with the response id it was stored under, when the dialect could ask for
+    storage (the follow-ups, the check and the privacy stage after collection all start from it)."""
     for o in observations:
         if o.final and o.variant == STORE and o.outcome == "ok" and o.completion is not None:
             if any(n.parameter == "store" for n in o.not_sent) or not o.completion.response_id:
@@ -109,14 +118,13 @@ def _what_happened(observation: Observation) -> str:
 def stored_candidate(
     observations: Sequence[Observation], word: str, calls: Sequence[ObjectCall] = ()
 ) -> Candidate | None:
-    stored = _stored(observations)
+    stored = stored_observation(observations)
     own, other = _final(observations, RECALL), _final(observations, RECALL_KEY2)
     if stored is None or other is None or stored.completion is None:
         return None  # nothing stored through this dialect, or no second key: nothing to judge
     response_id = stored.completion.response_id
-    fetched = next((c for c in reversed(calls) if c.step == "response.key2"), None)
-    deleted = next((c for c in reversed(calls) if c.step == "response.delete"), None)
-    got = fetched is not None and fetched.outcome == "ok" and response_id in fetched.object_ids
+    fetched, deleted = last_call(calls, "response.key2"), last_call(calls, "response.delete")
+    got = answered(fetched) and response_id in fetched.object_ids
     leaked = _says(other, word) or got
     kept = _says(own, word)
     leaks = [
@@ -126,8 +134,9 @@ def stored_candidate(
         else "",
         f"your second account fetched the stored response {response_id} by its id (HTTP 200)" if got else "",
     ]
-    reason = "; ".join(x for x in leaks if x) + ": the relay lets customers read each other's stored data"
-    reason = reason if leaked else ""
+    reason = (
+        "; ".join(x for x in leaks if x) + ": the relay lets customers read each other's stored data" if leaked else ""
+    )
     note = (
         ""
         if kept or leaked
@@ -150,14 +159,14 @@ def stored_candidate(
         f"{'the code word came back' if kept else 'not recalled'}{fetch}. The official API refuses another "
         "organisation's response id"
     )
-    if deleted is not None and deleted.outcome != "ok":
+    if deleted is not None and not answered(deleted):
         note = "; ".join(x for x in (note, f"the audit could not delete {response_id} ({call_status(deleted)})") if x)
     estimate = {
         "leaked": leaked,
         "own_recalled": kept,
         "second_key_status": other.http_status,
         "second_key_fetch_status": None if fetched is None else fetched.http_status,
-        "deleted": deleted is not None and deleted.outcome == "ok",
+        "deleted": answered(deleted),
     }
     return Candidate("privacy.stored_responses", "privacy", result, figures, estimate, pass_note=note)
 
@@ -166,8 +175,8 @@ def stored_candidate(
 class PrivacyKind:
     name: str = "privacy"
     summary: str = (
-        "A conversation stored with your key and continued with a second account's: stored data shared between "
-        "customers."
+        "A conversation and a file stored with your key, looked for with a second account's: stored data shared "
+        "between customers."
     )
     fields: frozenset[str] = frozenset({"stored"})
     needs: Needs = SECOND_KEY
@@ -187,7 +196,7 @@ class PrivacyKind:
         return [PlannedRequest(probe.id, RECALL, 0, asked, 0), PlannedRequest(probe.id, RECALL_KEY2, 0, asked, 1)]
 
     def followups(self, probe: ProbeSpec, observations: Sequence[Observation]) -> list[PlannedRequest]:
-        stored = _stored(observations)
+        stored = stored_observation(observations)
         if stored is None or stored.completion is None or stored.completion.response_id is None:
             return []
         return self._continuations(probe, stored.completion.response_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from relayaudit.findings import Candidate
 from relayaudit.object_calls import ObjectCall
@@ -45,12 +46,13 @@ def file_name(canary: str) -> str:
     return f"relayaudit-{canary}.txt"
 
 
-def _last(calls: Sequence[ObjectCall], step: str) -> ObjectCall | None:
-    found = [c for c in calls if c.step == step]
-    return found[-1] if found else None
+def last_call(calls: Sequence[ObjectCall], step: str) -> ObjectCall | None:
+    """The last call of `step` (a resumed stage may have repeated one)."""
+    return next((c for c in reversed(calls) if c.step == step), None)
 
 
-def _answered(call: ObjectCall | None) -> bool:
+def answered(call: ObjectCall | None) -> TypeGuard[ObjectCall]:
+    """The call was made and answered 2xx."""
     return call is not None and call.outcome == "ok"
 
 
@@ -63,35 +65,37 @@ def call_status(call: ObjectCall | None) -> str:
 
 
 def files_candidate(calls: Sequence[ObjectCall], canary: str) -> Candidate | None:
-    """The check over one files probe's calls (None when nothing was uploaded or the upload got no answer:
-    no second key, or a transport failure, which is never evidence)."""
-    upload = _last(calls, "upload")
+    """The check over one files probe's calls: None when the stage never ran (no second key), inconclusive when
+    the calls that matter got no answer (a transport failure is never evidence)."""
+    upload = last_call(calls, "upload")
     if upload is None:
         return None
     if upload.outcome == "transport_error":
         return _undecided(f"The file upload got no answer ({call_status(upload)})", "the upload got no answer")
-    if not _answered(upload) or not upload.object_ids:
+    if not answered(upload) or not upload.object_ids:
         return _no_files(upload)
     ours = upload.object_ids[0]
-    own_list, other_list = _last(calls, "list"), _last(calls, "list.key2")
-    fetched, content, delete = _last(calls, "get.key2"), _last(calls, "content.key2"), _last(calls, "delete")
-    listed = set(other_list.object_ids) if other_list is not None and _answered(other_list) else set()
-    own = set(own_list.object_ids) if own_list is not None and _answered(own_list) else set()
+    own_list, other_list = last_call(calls, "list"), last_call(calls, "list.key2")
+    fetched, content, delete = (
+        last_call(calls, "get.key2"),
+        last_call(calls, "content.key2"),
+        last_call(calls, "delete"),
+    )
+    listed = set(other_list.object_ids) if answered(other_list) else set()
+    own = set(own_list.object_ids) if answered(own_list) else set()
     shared = sorted((own & listed) - {ours})
     found = [
         f"your second account's file list names your first account's file {ours}" if ours in listed else "",
         f"both accounts' lists name {len(shared)} other file(s) (e.g. {shared[0]})" if shared else "",
-        f"your second account fetched {ours} by its id"
-        if _answered(fetched) and fetched is not None and ours in fetched.object_ids
-        else "",
+        f"your second account fetched {ours} by its id" if answered(fetched) and ours in fetched.object_ids else "",
         "your second account read the file's canary"
-        if any(c.canary_seen for c in (other_list, fetched, content) if c is not None and _answered(c))
+        if any(c.canary_seen for c in (other_list, fetched, content) if answered(c))
         else "",
     ]
     leaks = [f for f in found if f]
     looked = any(c is not None and c.outcome != "transport_error" for c in (other_list, fetched))
     reason = "; ".join(leaks) + ": the relay lets customers see each other's stored files" if leaks else ""
-    seen = f"{len(listed)} file(s)" if other_list is not None and _answered(other_list) else call_status(other_list)
+    seen = f"{len(listed)} file(s)" if answered(other_list) else call_status(other_list)
     figures = (
         f"Your first account uploaded {ours}. Your second account's file list: {seen}"
         f"{', ours among them' if ours in listed else ''}; fetching {ours} by id: {call_status(fetched)}"
@@ -100,7 +104,7 @@ def files_candidate(calls: Sequence[ObjectCall], canary: str) -> Candidate | Non
     )
     if not leaks and not looked:
         return _undecided(figures, "your second account's calls got no answer")
-    cleaned = _answered(delete)
+    cleaned = answered(delete)
     note = (
         "" if cleaned else f"the audit could not delete {ours} ({call_status(delete)}): delete it with your first key"
     )
@@ -127,7 +131,7 @@ def files_candidate(calls: Sequence[ObjectCall], canary: str) -> Candidate | Non
 
 def _no_files(upload: ObjectCall) -> Candidate:
     """The relay refused the upload, or answered it without a file id: it stored nothing the audit can look for."""
-    said = f"HTTP {upload.http_status}" if upload.http_status else upload.outcome
+    said = call_status(upload)
     detail = f": {upload.excerpt[:120]}" if upload.excerpt else ""
     if upload.outcome == "ok":
         figures = f"The relay answered the file upload ({said}) without a file id of the official shape{detail}"
