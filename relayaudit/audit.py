@@ -11,6 +11,7 @@ tool version. Someone who can reach the official API records it; anyone can audi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,16 +20,18 @@ import httpx
 from relayaudit import __version__
 from relayaudit.client import ClientSettings, Gate
 from relayaudit.collect import CollectSummary, ProgressSink
-from relayaudit.compare import check_run, compare_runs, other_model_error
+from relayaudit.compare import baseline_calibration, check_run, compare_runs, other_model_error
 from relayaudit.errors import ConfigError
 from relayaudit.failures import RelayUnusableError
 from relayaudit.findings import DEFAULT_ALPHA
+from relayaudit.kinds import PlannedRequest
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.manifest import Provenance
 from relayaudit.models import load_registry
 from relayaudit.report.record import Calibration, Report
 from relayaudit.run_basis import stored_registry
 from relayaudit.runner import PreparedRun, RunOptions, inherited_from, prepare_new_run, run_collection
+from relayaudit.sequential import through_look
 from relayaudit.store import RunStore
 from relayaudit.types import utc_now
 
@@ -76,10 +79,13 @@ def prepare_baseline(options: RunOptions) -> PreparedRun:
     return prepare_new_run(options, provenance=provenance)
 
 
-def prepare_audit(options: RunOptions, baseline: Path | None, *, allow_other_model: bool = False) -> PreparedRun:
+def prepare_audit(
+    options: RunOptions, baseline: Path | None, *, allow_other_model: bool = False, sequential: bool = False
+) -> PreparedRun:
     """The relay run of an audit: the baseline's suites, banks, registry, facts and sample counts, or the default
     suite. A baseline of another model than the one claimed is refused (before anything is sent) unless
-    `allow_other_model`."""
+    `allow_other_model`. `sequential`: collect in looks and stop once a difference is clear (only with a
+    baseline: relayaudit.sequential)."""
     if baseline is None:
         return prepare_new_run(options)
     store = RunStore.open(baseline)
@@ -91,7 +97,7 @@ def prepare_audit(options: RunOptions, baseline: Path | None, *, allow_other_mod
             "Record one with `relayaudit baseline record`, or use `relayaudit compare` for two plain runs.",
         )
     options = replace(options, samples=store.manifest.samples)
-    return prepare_new_run(options, baseline=inherited_from(store))
+    return prepare_new_run(options, baseline=inherited_from(store), sequential=sequential)
 
 
 @dataclass(frozen=True)
@@ -116,18 +122,56 @@ async def run_audit(
     gate: Gate | None = None,
 ) -> AuditResult:
     """Collect the relay run, then compare it with `baseline` (a run directory; a bundle is opened by the
-    caller, which passes its signer) or run the checks that need none. `gate`: see run_collection."""
-    summary = await collect_audit(prepared, settings, progress=progress, transport=transport, gate=gate)
-    report = analyse_audit(
+    caller, which passes its signer) or run the checks that need none. `gate`: see run_collection.
+
+    A sequential run (prepared with `sequential`) is collected look by look; after each look but the last it is
+    compared at that look's alpha, without calibration, and collection stops when the relay is divergent. The
+    report is then the one of the look reached, with the baseline's calibration at that look's alpha."""
+    analyse = functools.partial(
+        analyse_audit,
         prepared.store.path,
         baseline,
         alpha=alpha,
         compare_settings=compare_settings,
-        calibration_splits=calibration_splits,
         allow_other_model=allow_other_model,
         baseline_signer=baseline_signer,
     )
-    return AuditResult(summary, report, prepared.store.path)
+    design = prepared.store.manifest.sequential
+    looks = 1 if design is None or baseline is None else len(design.fractions)
+    summary: CollectSummary | None = None
+    for look in range(1, looks + 1):
+        last = look == looks
+        units = None if design is None or last else through_look(prepared.plan, prepared.probes, design, look)
+        spent = 0.0 if summary is None else summary.cost_usd
+        current = await collect_audit(
+            prepared if look == 1 else replace(prepared, preflight=False),
+            settings,
+            progress=progress,
+            transport=transport,
+            gate=gate,
+            units=units,
+            last_look=last,
+            spent_before=spent,
+        )
+        summary = current if summary is None else summary.then(current)
+        if last or summary.status == "budget_exhausted":  # out of budget: judge what came, at this look
+            break
+        interim = analyse(calibration_splits=0)
+        if interim.verdict.outcome == "divergent":
+            calibration = _calibration(baseline, alpha, compare_settings, calibration_splits, interim)
+            return AuditResult(summary, replace(interim, calibration=calibration), prepared.store.path)
+    assert summary is not None  # the loop runs at least once
+    return AuditResult(summary, analyse(calibration_splits=calibration_splits), prepared.store.path)
+
+
+def _calibration(
+    baseline: Path | None, alpha: float, settings: CompareSettings | None, splits: int, report: Report
+) -> Calibration:
+    """The baseline's calibration at the alpha the report's look was tested at."""
+    if baseline is None or not splits:
+        return report.calibration
+    tested_at = report.sequential.alpha if report.sequential is not None else alpha
+    return baseline_calibration(RunStore.open(baseline), alpha=tested_at, settings=settings, splits=splits)
 
 
 async def collect_audit(
@@ -137,9 +181,22 @@ async def collect_audit(
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     gate: Gate | None = None,
+    units: list[PlannedRequest] | None = None,
+    last_look: bool = True,
+    spent_before: float = 0.0,
 ) -> CollectSummary:
-    """An audit's first half: collect the relay run; RelayUnusableError when the relay could not be used."""
-    summary = await run_collection(prepared, settings, progress=progress, transport=transport, gate=gate)
+    """An audit's first half: collect the relay run (or, for a sequential audit, its `units` so far: see
+    run_collection); RelayUnusableError when the relay could not be used."""
+    summary = await run_collection(
+        prepared,
+        settings,
+        progress=progress,
+        transport=transport,
+        gate=gate,
+        units=units,
+        last_look=last_look,
+        spent_before=spent_before,
+    )
     if summary.diagnosis is not None:  # nothing to judge: the relay could not be used (never evidence)
         raise RelayUnusableError(
             summary.diagnosis,

@@ -87,6 +87,26 @@ class CollectSummary:
     object_calls: int = 0
     """Calls to stored-object APIs the privacy stage made after collection (relayaudit.stored_objects)."""
 
+    def then(self, later: CollectSummary) -> CollectSummary:
+        """This session followed by `later` on the same run (a sequential audit's next look, whose plan holds
+        this one's units and whose spend started from this one's)."""
+        return CollectSummary(
+            planned=later.planned,
+            already_settled=self.already_settled,
+            attempts=self.attempts + later.attempts,
+            ok=self.ok + later.ok,
+            answered_errors=self.answered_errors + later.answered_errors,
+            unsettled=later.unsettled,
+            prompt_tokens=self.prompt_tokens + later.prompt_tokens,
+            completion_tokens=self.completion_tokens + later.completion_tokens,
+            cost_usd=later.cost_usd,
+            cost_known=later.cost_known,
+            status=later.status,
+            failures=(self.failures + later.failures)[:5],
+            diagnosis=later.diagnosis,
+            object_calls=self.object_calls + later.object_calls,
+        )
+
 
 class _Budget:
     def __init__(self, limit_usd: float | None) -> None:

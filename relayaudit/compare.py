@@ -25,14 +25,15 @@ import numpy as np
 from relayaudit.anomaly_check import implausible_usage
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.evidence import run_evidence
-from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, decide, evaluate
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
 from relayaudit.kinds.base import RunBasis
 from relayaudit.kinds.distribution_checks import CompareSettings
 from relayaudit.manifest import Manifest
 from relayaudit.provenance import baseline_provenance
-from relayaudit.report.record import Calibration, Report
+from relayaudit.report.record import Calibration, Report, SequentialStop
 from relayaudit.run_basis import gaps, run_basis
+from relayaudit.sequential import as_planned, look_alpha, look_reached
 from relayaudit.stats.result import insufficient
 from relayaudit.store import PREFLIGHT_PROBE, SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
@@ -278,13 +279,17 @@ def _report(
     calibration: Calibration,
     warnings: list[str],
     evidence: dict[str, Any],
+    sequential: SequentialStop | None = None,
 ) -> Report:
-    findings = evaluate(candidates, alpha)
+    """The report; with `sequential`, the findings are judged at that look's alpha (the report keeps the
+    audit's), and a look before the last is never "consistent"."""
+    findings = evaluate(candidates, alpha if sequential is None else sequential.alpha)
     relay_obs = relay_store.observations()
     transport, requests, tokens, cost = _transport(relay_store, relay_obs)
     for finding in findings:
         if (
             finding.check == "distribution.mmd"
+            and finding.status != "fail"  # a difference found needs no warning that subtler ones may be missed
             and 0 < min(finding.n_baseline, finding.n_relay) < SMALL_RUN_SAMPLES_PER_SIDE
         ):
             warnings.append(
@@ -298,8 +303,19 @@ def _report(
         )
     manifest = relay_store.manifest
     claim = relay_basis.claim
+    verdict = decide(findings, transport)
+    if sequential is not None and sequential.early and verdict.outcome != "divergent":
+        verdict = Verdict(
+            "inconclusive",
+            (
+                f"The sequential audit ended at look {sequential.look} of {sequential.looks} before any check "
+                "decided (its budget ran out, or it was interrupted); a look before the last never vouches for a "
+                f"relay. Collect the rest with: relayaudit run --resume {relay_store.path}, then compare again.",
+                *verdict.reasons[1:],
+            ),
+        )
     return Report(
-        verdict=decide(findings, transport),
+        verdict=verdict,
         alpha=alpha,
         relay={
             "base_url": manifest.endpoint.base_url,
@@ -320,7 +336,22 @@ def _report(
         calibration=calibration,
         warnings=tuple(warnings),
         evidence=evidence,
+        sequential=sequential,
     )
+
+
+def sequential_stop(store: RunStore, basis: RunBasis, alpha: float) -> SequentialStop | None:
+    """Where a sequential relay run stands (None for the fixed design): the look its answers reached, that
+    look's alpha, and its requests beside the fixed design's."""
+    design = store.manifest.sequential
+    if design is None:
+        return None
+    final = [o for o in final_only(store.observations()) if o.probe_id != PREFLIGHT_PROBE]
+    look = look_reached(final, as_planned(basis.probes, store.manifest.samples), design)
+    used = len({o.unit for o in final})
+    looks = len(design.fractions)
+    fixed = used if look == looks else design.fixed_requests  # the last look sent what the fixed design does
+    return SequentialStop(look, looks, look_alpha(design, alpha, look), used, fixed)
 
 
 def other_model_error(baseline_model: str, relay_model: str) -> ConfigError:
@@ -372,17 +403,19 @@ def compare_runs(
         )
     warnings += gaps(baseline_store) + gaps(relay_store)
     base_grouped, relay_grouped = base.grouped, relay.grouped
+    sequential = sequential_stop(relay_store, relay_basis, alpha)
+    tested_at = alpha if sequential is None else sequential.alpha
 
     def produce(current: CompareSettings) -> list[Candidate]:
         checks = relay_checks(relay_basis, relay_grouped, current)
         official = relay_checks(base_basis, base_grouped, current)
-        return between(base, relay, current) + excused(checks, official, alpha)
+        return between(base, relay, current) + excused(checks, official, tested_at)
 
-    candidates = _with_enough_permutations(produce, settings, alpha)
+    candidates = _with_enough_permutations(produce, settings, tested_at)
     warnings += unknown_claim(relay_manifest, relay_basis)
     if calibration is None:
         calibration = (
-            calibrate(base_grouped, base_basis, alpha, settings, calibration_splits)
+            calibrate(base_grouped, base_basis, tested_at, settings, calibration_splits)
             if calibration_splits
             else Calibration(0, 0, "Calibration skipped.")
         )
@@ -396,7 +429,7 @@ def compare_runs(
         "provenance": provenance,
     }
     evidence = run_evidence(base_grouped, relay_grouped)
-    return _report(relay_store, relay_basis, candidates, alpha, baseline, calibration, warnings, evidence)
+    return _report(relay_store, relay_basis, candidates, alpha, baseline, calibration, warnings, evidence, sequential)
 
 
 def check_run(

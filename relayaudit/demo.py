@@ -110,7 +110,7 @@ def run_demo(
             url = stack.enter_context(serve_in_thread(build_app(config)))
             say(f"Auditing the {relay.name} relay on {url} ({relay.does}).")
             options = RunOptions(base_url=f"{url}/v1", model=MODEL, no_key=True, out=workdir / relay.name)
-            prepared = prepare_audit(options, baseline.store.path)
+            prepared = prepare_audit(options, baseline.store.path, sequential=True)  # as `relayaudit audit` does
             audit = run_audit(prepared, baseline.store.path, SETTINGS, calibration_splits=5, progress=progress())
             result = asyncio.run(audit)
             rows.append(DemoRow(relay, result.report))

@@ -67,6 +67,20 @@ class TokenizerIdentity:
 
 
 @dataclass(frozen=True)
+class SequentialDesign:
+    """A sequential audit's plan, fixed before the first request (relayaudit.sequential): collection stops at
+    the first look whose checks find the relay unlike the official API, each look tested at its own share of
+    alpha. Stored so that a later `report` judges the run at the look it reached, with that look's alpha."""
+
+    fractions: tuple[float, ...]
+    """Each look's share of the statistical probes' requests, increasing, the last 1.0."""
+    spend: tuple[float, ...]
+    """Each look's share of alpha (Bonferroni over looks: they sum to at most 1)."""
+    fixed_requests: int
+    """What the fixed design (every look at once) plans to send, for the report's comparison."""
+
+
+@dataclass(frozen=True)
 class Manifest:
     run_id: str
     """Unique id of this run."""
@@ -112,6 +126,8 @@ class Manifest:
     """A baseline's provenance."""
     baseline_run: str | None = None
     """An audit's relay run: the run id of the baseline whose suites it sent."""
+    sequential: SequentialDesign | None = None
+    """A sequential audit's looks and alpha spending (None: the fixed design)."""
 
     @property
     def format(self) -> int:
@@ -144,6 +160,8 @@ class Manifest:
             values["facts_given"] = FactOverrides(**data.get("facts_given", {}))
             values["tokenizer"] = _optional(TokenizerIdentity, data.get("tokenizer"))
             values["provenance"] = _optional(Provenance, data.get("provenance"))
+            design = data.get("sequential")
+            values["sequential"] = None if design is None else _design(design)
             return cls(**values)
         except (KeyError, TypeError) as exc:
             raise RunStoreError(f"manifest.json is missing or has a malformed field ({exc}).") from exc
@@ -152,6 +170,10 @@ class Manifest:
 _FIELDS = frozenset(f.name for f in fields(Manifest))
 _FORMAT_1_EXTRA = ("deep_context", "second_key_env", "provenance", "baseline_run")
 """Format 1 kept these in `extra` (and the command-line facts as extra.facts)."""
+
+
+def _design(data: JSON) -> SequentialDesign:
+    return SequentialDesign(tuple(data["fractions"]), tuple(data["spend"]), data["fixed_requests"])
 
 
 def _optional(record: type[Any], value: Any) -> Any:
@@ -173,5 +195,5 @@ def _as_format_1(data: JSON) -> JSON:
     given = {k: v for k, v in data["facts_given"].items() if v is not None}
     if given:
         extra["facts"] = given
-    dropped = {*_FORMAT_1_EXTRA, "facts_given", "banks", "registry", "tokenizer"}
+    dropped = {*_FORMAT_1_EXTRA, "facts_given", "banks", "registry", "tokenizer", "sequential"}
     return {**{k: v for k, v in data.items() if k not in dropped}, "extra": extra}

@@ -9,9 +9,10 @@ not a schema library: the record types are small and the messages must name what
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from relayaudit.bounds import MAX_FIELD_CHARS, MAX_LIST, MAX_URL_CHARS
 from relayaudit.errors import RunStoreError
@@ -149,6 +150,31 @@ def _manifest_options(data: dict[str, Any]) -> None:
         text(provenance, "official_base_url", where, limit=2000, optional=True, parent="provenance.")
         if not isinstance(provenance.get("used_official_base_url"), bool):
             raise field_error(where, "provenance.used_official_base_url", "true or false")
+    if (design := _object(data, "sequential")) is not None:
+        _sequential_design(design)
+
+
+MAX_LOOKS = 8
+
+
+def _shares(value: Any) -> TypeGuard[list[float]]:
+    return (
+        isinstance(value, list)
+        and 1 <= len(value) <= MAX_LOOKS
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in value)
+    )
+
+
+def _sequential_design(design: dict[str, Any]) -> None:
+    """Looks strictly increasing to 1.0, alpha shares summing to at most 1: a design that could spend more
+    than alpha, or end before the whole plan, would change what the stored verdict means."""
+    where = "manifest.json"
+    fractions, spend = design.get("fractions"), design.get("spend")
+    if not _shares(fractions) or fractions[-1] != 1 or any(a >= b for a, b in itertools.pairwise(fractions)):
+        raise field_error(where, "sequential.fractions", f"at most {MAX_LOOKS} increasing shares ending at 1")
+    if not _shares(spend) or len(spend) != len(fractions) or sum(spend) > 1 + 1e-9:
+        raise field_error(where, "sequential.spend", "one share of alpha per look, summing to at most 1")
+    whole(design, "fixed_requests", where, low=0, high=MAX_PLANNED, parent="sequential.")
 
 
 def check_cause_and_outcome(record: dict[str, Any], where: str) -> None:

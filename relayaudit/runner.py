@@ -11,8 +11,9 @@ import math
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -25,6 +26,7 @@ from relayaudit.collect import CollectSummary, ProgressSink, collect
 from relayaudit.errors import ConfigError, MissingKeyError
 from relayaudit.failures import RelayUnusableError
 from relayaudit.kinds import PlannedRequest, get_kind
+from relayaudit.kinds.base import ProbeSpec
 from relayaudit.kinds.privacy import ObjectTarget, object_targets
 from relayaudit.manifest import Manifest, Provenance
 from relayaudit.models import FactOverrides as FactOverrides
@@ -34,6 +36,7 @@ from relayaudit.preflight import preflight
 from relayaudit.record_checks import MAX_PLANNED
 from relayaudit.resources import registry_text
 from relayaudit.run_basis import gaps, stored_registry, stored_suites, tokenizer_identity
+from relayaudit.sequential import design_for
 from relayaudit.store import RunStore
 from relayaudit.stored_objects import audit_stored_objects
 from relayaudit.suite import Suite, load_suites
@@ -93,6 +96,8 @@ class PreparedRun:
     """Check the relay with one cheap request before collecting."""
     object_targets: tuple[ObjectTarget, ...] = ()
     """The privacy stage's work after collection (only with a second key: relayaudit.stored_objects)."""
+    probes: Mapping[str, ProbeSpec] = field(default_factory=dict)
+    """The plan's probes as planned (with --samples), by id: a sequential audit splits the plan by them."""
 
     @property
     def key_slots(self) -> int:
@@ -249,11 +254,16 @@ def inherited_from(store: RunStore) -> Inherited:
 
 
 def prepare_new_run(
-    options: RunOptions, *, baseline: Inherited | None = None, provenance: Provenance | None = None
+    options: RunOptions,
+    *,
+    baseline: Inherited | None = None,
+    provenance: Provenance | None = None,
+    sequential: bool = False,
 ) -> PreparedRun:
     """A new run directory, ready to collect, holding copies of everything its analysis will read: its
     suites, their banks and the registry. With `baseline`, those are the baseline's (facts given on the
-    command line still win); `provenance` marks a baseline."""
+    command line still win); `provenance` marks a baseline. `sequential` (an audit with a baseline): plan
+    looks that stop collection once a difference is clear (relayaudit.sequential)."""
     if not options.model.strip():
         raise ConfigError("--model is empty.", "Give the model name the relay sells, e.g. --model gpt-4o.")
     base_url, warnings = clean_base_url(options.base_url)
@@ -274,6 +284,8 @@ def prepare_new_run(
     deep = options.deep_context or (baseline is not None and baseline.deep_context)
     planned_suites = [suite.deepened() for suite in suites] if deep else suites
     plan = _planned(planned_suites, options.samples, model, slots)
+    specs = [spec for suite in planned_suites for spec in suite.specs(options.samples, model, slots)]
+    design = design_for(plan, specs) if sequential and baseline is not None else None
     followups = followups_for(planned_suites, options.samples, model, slots)
     budget = _budget(options.budget_usd, model, warnings)
     if not model.known:
@@ -297,6 +309,7 @@ def prepare_new_run(
         second_key_env=options.second_key_env if second_key else None,
         provenance=provenance,
         baseline_run=None if baseline is None else baseline.run_id,
+        sequential=design,
     )
     banks = {bank.name: bank for suite in suites for bank in suite.banks}
     store = RunStore.create(
@@ -310,8 +323,9 @@ def prepare_new_run(
     worst = _with_object_calls(
         estimate(plan, model, adaptive_bound(planned_suites, options.samples, model, slots)), targets
     )
+    probes = {spec.id: spec for spec in specs}
     return PreparedRun(
-        store, plan, model, key, worst, budget, warnings, followups, second_key, options.preflight, targets
+        store, plan, model, key, worst, budget, warnings, followups, second_key, options.preflight, targets, probes
     )
 
 
@@ -345,12 +359,15 @@ def prepare_resume(
     slots = 2 if second_key else 1
     suites = [s.deepened() if manifest.deep_context else s for s in stored_suites(store)]
     plan = _planned(suites, manifest.samples, model, slots)
+    probes = {spec.id: spec for suite in suites for spec in suite.specs(manifest.samples, model, slots)}
     budget = _budget(budget_usd, model, warnings)
     store.update(status="running", finished_at=None, stop_reason=None)
     followups = followups_for(suites, manifest.samples, model, slots)
     targets = _object_targets(suites, manifest.run_id, second_key)
     worst = _with_object_calls(estimate(plan, model, adaptive_bound(suites, manifest.samples, model, slots)), targets)
-    return PreparedRun(store, plan, model, key, worst, budget, warnings, followups, second_key, preflight, targets)
+    return PreparedRun(
+        store, plan, model, key, worst, budget, warnings, followups, second_key, preflight, targets, probes
+    )
 
 
 def _with_object_calls(worst: Estimate, targets: tuple[ObjectTarget, ...]) -> Estimate:
@@ -369,9 +386,14 @@ async def run_collection(
     progress: ProgressSink | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     gate: Gate | None = None,
+    units: list[PlannedRequest] | None = None,
+    last_look: bool = True,
+    spent_before: float = 0.0,
 ) -> CollectSummary:
     """Collect the prepared run (preflight first, unless turned off); `gate` caps requests in flight across
-    several collections at once (fleet)."""
+    several collections at once (fleet). A sequential audit collects look by look: `units` are the looks so
+    far (default: the whole plan), and adaptive follow-ups and the privacy stage wait for the `last_look`;
+    `spent_before` is what earlier looks spent, against the budget."""
     model = prepared.model
     endpoint = prepared.endpoint
     dialect = get_dialect(endpoint.dialect, reasoning_model=model.provider == "openai" and model.has("reasoning"))
@@ -386,11 +408,12 @@ async def run_collection(
         stack.enter_context(prepared.store.exclusive())
         client = await stack.enter_async_context(client_for(prepared.key))
         second = await stack.enter_async_context(client_for(prepared.second_key)) if prepared.second_key else None
-        spent = 0.0
+        spent = spent_before
         if prepared.preflight:
             spent, problem = await preflight(
                 prepared.store, client, model, second_client=second, budget_usd=prepared.budget_usd
             )
+            spent += spent_before
             if problem is not None:
                 prepared.store.update(
                     status="stopped", finished_at=utc_now(), stop_reason=f"{problem.message} {problem.hint}"
@@ -401,16 +424,16 @@ async def run_collection(
                     f"{prepared.store.path}",
                 )
         summary = await collect(
-            prepared.plan,
+            prepared.plan if units is None else units,
             prepared.store,
             client,
             model,
             budget_usd=prepared.budget_usd,
             progress=progress,
-            followups=prepared.followups,
+            followups=prepared.followups if last_look else None,
             second_client=second,
             spent_before=spent,
         )
-        if second is not None and prepared.object_targets and summary.status != "stopped":
+        if last_look and second is not None and prepared.object_targets and summary.status != "stopped":
             summary.object_calls = await audit_stored_objects(prepared.store, client, second, prepared.object_targets)
         return summary

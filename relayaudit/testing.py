@@ -204,18 +204,20 @@ def audit_at(
     settings: ClientSettings = SIM_CLIENT,
     calibration_splits: int = 0,
     compare_settings: CompareSettings | None = None,
+    sequential: bool = False,
     **run_options: Any,
 ) -> Report:
     """Audit the relay served at `url` as `relayaudit audit` does, collecting into `directory`: against
     `baseline` (whose suites it asks again), or alone when `baseline` is None (then `suites`, or the default).
-    Raises RelayUnusableError when the relay could not be used; `run_options` are any other RunOptions fields."""
+    `sequential` as `relayaudit audit` without --fixed. Raises RelayUnusableError when the relay could not be
+    used; `run_options` are any other RunOptions fields."""
     options = RunOptions(
         base_url=base_url(url, dialect), model=model, dialect=dialect, no_key=True, out=directory, **run_options
     )
     if suites is not None:
         options = replace(options, suites=_suites(suites))
     audited = run_audit(
-        prepare_audit(options, baseline),
+        prepare_audit(options, baseline, sequential=sequential),
         baseline,
         settings,
         calibration_splits=calibration_splits,

@@ -173,6 +173,14 @@ def audit(
     ] = None,
     history_url: HistoryUrlOpt = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this audit in the history.")] = False,
+    fixed: Annotated[
+        bool,
+        typer.Option(
+            "--fixed",
+            help="With --baseline: send the whole plan at once instead of in looks that stop once a difference "
+            "is clear (the sequential design, the default).",
+        ),
+    ] = False,
 ) -> None:
     """Audit a relay: collect with the baseline's suites, compare, report, record; exit 0 / 1 / 3."""
     target = audit_target(relay, base_url, model, baseline, flags)
@@ -191,7 +199,7 @@ def audit(
         history = None if no_history else stack.enter_context(History.open(history_url))
         # a bundle is verified and opened before any request: a changed baseline must not cost anything
         run_dir, verified = (None, None) if baseline is None else stack.enter_context(opened_run(baseline))
-        prepared = prepare_audit(options, run_dir, allow_other_model=allow_other_model)
+        prepared = prepare_audit(options, run_dir, allow_other_model=allow_other_model, sequential=not fixed)
         announce(prepared)
         if baseline is None:
             err.print("[yellow]No baseline:[/] only the checks that need none will run (see the report's warnings).")

@@ -18,6 +18,7 @@ from relayaudit.errors import EXIT_INCONCLUSIVE, ConfigError
 from relayaudit.report.console import money
 from relayaudit.runner import PreparedRun, prepare_new_run, prepare_resume, run_collection
 from relayaudit.sanitize import inert
+from relayaudit.sequential import look_sizes
 
 T = TypeVar("T")
 
@@ -43,6 +44,14 @@ def announce(prepared: PreparedRun) -> None:
         + "; "
         f"run directory {inert(str(prepared.store.path))}"
     )
+    design = prepared.store.manifest.sequential
+    if design is not None:
+        sizes = ", ".join(f"{n:,}" for n in look_sizes(prepared.plan, prepared.probes, design))
+        err.print(
+            f"Sequential audit: it stops at the first of {len(design.fractions)} looks (after {sizes} requests) that "
+            "finds the relay unlike the official API, each look tested at its share of alpha; --fixed sends "
+            "everything at once."
+        )
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:

@@ -311,16 +311,21 @@ def _sentence(parts: list[str]) -> str:
     return joined[:1].upper() + joined[1:]
 
 
-def category_result(area: Area, findings: Sequence[Finding], judged: bool) -> CategoryResult:
+NOT_TESTED = "Not tested by this audit's suites"
+
+
+def category_result(
+    area: Area, findings: Sequence[Finding], judged: bool, not_tested: str = NOT_TESTED
+) -> CategoryResult:
     """One category's verdict by the audit's policy, and its headline. `judged` is False when the audit's
     verdict is not divergent although a check failed (too many transport failures): a category is then not
-    called divergent either."""
+    called divergent either. `not_tested` says why an area has no finding."""
     checks = tuple(f.check for f in findings)
     decisive = [f for f in findings if not f.weak]
     failing = _failing(findings)
     untested = [f for f in decisive if f.status == "inconclusive"]
     if not findings:
-        return CategoryResult(area.name, area.title, "not tested", "Not tested by this audit's suites", checks)
+        return CategoryResult(area.name, area.title, "not tested", not_tested, checks)
     if failing and judged:
         headline = DIVERGENT_HEADLINES.get(area.name, _generic_divergent(area.title))(findings)
         return CategoryResult(area.name, area.title, "divergent", headline, checks)
@@ -361,13 +366,15 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def categorize(findings: Sequence[Finding], verdict: Verdict) -> tuple[CategoryResult, ...]:
-    """Every area in order, tested or not."""
+def categorize(
+    findings: Sequence[Finding], verdict: Verdict, not_tested: str = NOT_TESTED
+) -> tuple[CategoryResult, ...]:
+    """Every area in order, tested or not (`not_tested`: why an area has no finding)."""
     judged = verdict.outcome == "divergent"
     grouped: dict[str, list[Finding]] = {area.name: [] for area in AREAS}
     for finding in findings:
         grouped[area_of(finding)].append(finding)
-    results = {area.name: category_result(area, grouped[area.name], judged) for area in AREAS}
+    results = {area.name: category_result(area, grouped[area.name], judged, not_tested) for area in AREAS}
     model, caching = results["model"], results["caching"]
     if model.verdict == "divergent" and caching.verdict == "divergent":
         # Replayed answers are identical where the official API varies: the answer tests see that as another

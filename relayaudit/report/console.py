@@ -103,6 +103,8 @@ def report_view(report: Report, *, verbose: bool = False, html_written: bool = F
             "dim",
         )
     )
+    if report.sequential is not None:
+        parts.append(Text(report.sequential.sentence(), "dim"))
     parts += [
         _section("What to do next"),
         *(Text(f"• {_plain(s)}") for s in next_steps(report, html_written=html_written)),

@@ -107,6 +107,7 @@ def render_markdown(report: Report, *, html_written: bool = False) -> str:
         f"{_count(requests.get('failed'))} without an answer (transport failures are never evidence); "
         f"{_count(tokens.get('prompt'))} prompt and {_count(tokens.get('completion'))} completion tokens; "
         f"cost {cost}.",
+        *(["", report.sequential.sentence()] if report.sequential is not None else []),
     ]
     if report.warnings:
         lines += ["", "## Warnings", "", *[f"- {md_escape(w)}" for w in report.warnings]]

@@ -36,6 +36,47 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class SequentialStop:
+    """Where a sequential audit stopped (relayaudit.sequential), for the report and its JSON."""
+
+    look: int
+    """The look the run reached (1-based)."""
+    looks: int
+    """Looks in the design; look == looks is the whole plan."""
+    alpha: float
+    """The alpha this look was tested at: its share of the audit's alpha."""
+    requests_used: int
+    """Requests of the plan sent (retries and the preflight not counted)."""
+    requests_fixed: int
+    """What the fixed design sends (its first round; adaptive follow-ups come on top in both designs)."""
+
+    @property
+    def early(self) -> bool:
+        return self.look < self.looks
+
+    def sentence(self) -> str:
+        if self.early:
+            return (
+                f"Sequential audit: decided at look {self.look} of {self.looks} after {self.requests_used:,} of the "
+                f"{self.requests_fixed:,} requests the fixed design sends (this look tested at alpha {self.alpha:.2g})."
+            )
+        return (
+            f"Sequential audit: all {self.looks} looks collected ({self.requests_used:,} requests, as the fixed "
+            f"design); the last look tested at alpha {self.alpha:.2g}."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "look": self.look,
+            "looks": self.looks,
+            "alpha": self.alpha,
+            "requests_used": self.requests_used,
+            "requests_fixed": self.requests_fixed,
+            "stopped_early": self.early,
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything `relayaudit compare` (and later `audit`) reports."""
 
@@ -54,10 +95,15 @@ class Report:
     answering: dict[str, Any] | None = None
     """With `audit --library`: the model that answers (`identify`): model (None when it abstained), claimed,
     abstained, headline."""
+    sequential: SequentialStop | None = None
+    """A sequential audit's look, alpha and requests beside the fixed design's (None: the fixed design)."""
 
     @cached_property
     def categories(self) -> tuple[CategoryResult, ...]:
         """Per-category verdicts, from the findings and the verdict alone (report/categories.py)."""
+        if self.sequential is not None and self.sequential.early:
+            stopped = f"Not tested: the audit stopped at look {self.sequential.look} of {self.sequential.looks}"
+            return categorize(self.findings, self.verdict, stopped)
         return categorize(self.findings, self.verdict)
 
     @property
@@ -84,6 +130,7 @@ class Report:
             "categories": {c.name: c.to_dict() for c in self.categories},
             "evidence": self.evidence,
             "answering_model": self.answering,
+            "sequential": None if self.sequential is None else self.sequential.to_dict(),
         }
 
 
@@ -173,4 +220,21 @@ def report_from_json(payload: Any) -> Report:
         warnings=tuple(str(w) for w in _field(payload, "warnings", list)),
         evidence=evidence if isinstance(evidence, dict) else {},
         answering=answering if isinstance(answering := payload.get("answering_model"), dict) else None,
+        sequential=_sequential_from(payload.get("sequential")),
+    )
+
+
+def _sequential_from(data: Any) -> SequentialStop | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ReportFormatError("field 'sequential' is not an object or null")
+    where = "sequential"
+    alpha = _field(data, "alpha", (int, float), where)
+    return SequentialStop(
+        look=_field(data, "look", int, where),
+        looks=_field(data, "looks", int, where),
+        alpha=float(alpha),
+        requests_used=_field(data, "requests_used", int, where),
+        requests_fixed=_field(data, "requests_fixed", int, where),
     )
