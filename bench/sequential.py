@@ -68,6 +68,8 @@ class Row:
     requests: int
     completion_tokens: int
     seconds: float
+    failing: tuple[str, ...]
+    """Non-weak checks that failed, with the look they failed at."""
 
 
 def run_task(task: Task) -> Row:
@@ -104,6 +106,9 @@ def run_task(task: Task) -> Row:
             report.requests.get("sent", 0),
             report.tokens.get("completion", 0),
             time.perf_counter() - started,
+            tuple(
+                f"{f.check}@{stop.look if stop else 1}" for f in report.findings if f.status == "fail" and not f.weak
+            ),
         )
 
 
@@ -152,6 +157,17 @@ def table(rows: list[Row], alpha: float) -> Table:
     return grid
 
 
+def failed_checks(rows: list[Row]) -> list[str]:
+    """Which checks failed in each cell (check@look: audits), for the lines under the table."""
+    cells: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        cells[(row.suite, row.scenario, row.design)].update(row.failing)
+    return [
+        f"{suite} / {scenario} / {design}: " + (", ".join(f"{k} {v}" for k, v in counts.most_common()) or "none")
+        for (suite, scenario, design), counts in cells.items()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suites", default="quick,standard")
@@ -179,6 +195,9 @@ def main() -> None:
             print("| " + " | ".join(str(c._cells[index]) for c in grid.columns) + " |")
     else:
         console.print(grid)
+    print("\nChecks that failed (check@look: audits):")
+    for line in failed_checks(rows):
+        print(f"- {line}")
     print(f"{len(rows)} audits in {time.perf_counter() - started:.0f} s with {args.workers} workers")
 
 

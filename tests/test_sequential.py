@@ -264,3 +264,14 @@ def test_cli_audit_is_sequential_unless_fixed(
     assert payload["sequential"]["stopped_early"] is True and payload["requests"]["sent"] == 21
     output, payload = shown[True]
     assert "Sequential audit" not in output and payload["sequential"] is None and payload["requests"]["sent"] == 61
+
+
+def test_a_budget_spent_before_the_last_look_leaves_an_inconclusive_audit(
+    servers: Callable[..., str], official: str, baseline: Path, tmp_path: Path
+) -> None:
+    relay = servers(seed=75, upstream=f"{official}/v1")
+    report = audit_at(relay, baseline, tmp_path / "relay", sequential=True, budget_usd=0.01)
+    manifest = RunStore.open(tmp_path / "relay").manifest
+    assert manifest.status == "budget_exhausted"
+    assert report.verdict.outcome == "inconclusive"  # the integrity checks never ran: nothing vouches for it
+    assert report.sequential is not None and report.sequential.early
