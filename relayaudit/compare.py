@@ -311,7 +311,6 @@ def _report(
                 f"The sequential audit ended at look {sequential.look} of {sequential.looks} before any check "
                 "decided (its budget ran out, or it was interrupted); a look before the last never vouches for a "
                 f"relay. Collect the rest with: relayaudit run --resume {relay_store.path}, then compare again.",
-                *verdict.reasons[1:],
             ),
         )
     return Report(

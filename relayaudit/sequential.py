@@ -35,7 +35,7 @@ SEQUENTIAL_KINDS = frozenset({"distribution", "capability", "identity"})
 """Kinds whose comparisons are permutation or exact tests valid at any sample size, so a look can judge them on
 part of their plan."""
 FIRST_LOOK = 0.25
-"""The first look's fraction, at least (a probe with few samples per prompt starts later: see design_for)."""
+"""The first look's fraction, at least (later when no probe has four samples per prompt: see design_for)."""
 SPENDING_POWER = 2
 """rho of the alpha spending function alpha * f^rho (Kim and DeMets 1987)."""
 MIN_PER_PROMPT = 2
