@@ -11,7 +11,7 @@ tool version. Someone who can reach the official API records it; anyone can audi
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,56 +122,71 @@ async def run_audit(
     gate: Gate | None = None,
 ) -> AuditResult:
     """Collect the relay run, then compare it with `baseline` (a run directory; a bundle is opened by the
-    caller, which passes its signer) or run the checks that need none. `gate`: see run_collection.
+    caller, which passes its signer) or run the checks that need none. `gate`: see run_collection. A sequential
+    run (prepared with `sequential`) stops at its first divergent look (`collect_and_judge`)."""
 
-    A sequential run (prepared with `sequential`) is collected look by look; after each look but the last it is
-    compared at that look's alpha, without calibration, and collection stops when the relay is divergent. The
-    report is then the one of the look reached, with the baseline's calibration at that look's alpha."""
-    analyse = functools.partial(
-        analyse_audit,
-        prepared.store.path,
-        baseline,
-        alpha=alpha,
-        compare_settings=compare_settings,
-        allow_other_model=allow_other_model,
-        baseline_signer=baseline_signer,
+    async def judge() -> Report:
+        return analyse_audit(
+            prepared.store.path,
+            baseline,
+            alpha=alpha,
+            compare_settings=compare_settings,
+            calibration_splits=0,
+            allow_other_model=allow_other_model,
+            baseline_signer=baseline_signer,
+        )
+
+    summary, report = await collect_and_judge(
+        prepared, settings, judge, progress=progress, transport=transport, gate=gate
     )
+    if baseline is not None and calibration_splits:
+        calibration = baseline_calibration(
+            RunStore.open(baseline), alpha=tested_alpha(report), settings=compare_settings, splits=calibration_splits
+        )
+        report = replace(report, calibration=calibration)
+    return AuditResult(summary, report, prepared.store.path)
+
+
+def tested_alpha(report: Report) -> float:
+    """The alpha the report's findings were judged at: a sequential audit's look's share, else the audit's."""
+    return report.alpha if report.sequential is None else report.sequential.alpha
+
+
+async def collect_and_judge(
+    prepared: PreparedRun,
+    settings: ClientSettings,
+    judge: Callable[[], Awaitable[Report]],
+    *,
+    progress: ProgressSink | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    gate: Gate | None = None,
+) -> tuple[CollectSummary, Report]:
+    """Collect an audit's relay run, then `judge()` it (its analysis without calibration, which the caller
+    adds: it depends on the baseline alone).
+
+    A sequential run is collected look by look, and judged after each: the first divergent look ends
+    collection, and its report is the audit's (at that look's alpha). Without a divergent look every look is
+    collected, unless the budget runs out first: the run is then judged at the look it reached."""
     design = prepared.store.manifest.sequential
-    looks = 1 if design is None or baseline is None else len(design.fractions)
+    looks = 1 if design is None else len(design.fractions)
     summary: CollectSummary | None = None
     for look in range(1, looks + 1):
         last = look == looks
-        units = None if design is None or last else through_look(prepared.plan, prepared.probes, design, look)
-        spent = 0.0 if summary is None else summary.cost_usd
         current = await collect_audit(
             prepared if look == 1 else replace(prepared, preflight=False),
             settings,
             progress=progress,
             transport=transport,
             gate=gate,
-            units=units,
+            units=None if design is None or last else through_look(prepared.plan, prepared.probes, design, look),
             last_look=last,
-            spent_before=spent,
+            spent_before=0.0 if summary is None else summary.cost_usd,
         )
         summary = current if summary is None else summary.then(current)
-        if last or summary.status == "budget_exhausted":  # out of budget: judge what came, at this look
-            break
-        interim = analyse(calibration_splits=0)
-        if interim.verdict.outcome == "divergent":
-            calibration = _calibration(baseline, alpha, compare_settings, calibration_splits, interim)
-            return AuditResult(summary, replace(interim, calibration=calibration), prepared.store.path)
-    assert summary is not None  # the loop runs at least once
-    return AuditResult(summary, analyse(calibration_splits=calibration_splits), prepared.store.path)
-
-
-def _calibration(
-    baseline: Path | None, alpha: float, settings: CompareSettings | None, splits: int, report: Report
-) -> Calibration:
-    """The baseline's calibration at the alpha the report's look was tested at."""
-    if baseline is None or not splits:
-        return report.calibration
-    tested_at = report.sequential.alpha if report.sequential is not None else alpha
-    return baseline_calibration(RunStore.open(baseline), alpha=tested_at, settings=settings, splits=splits)
+        report = await judge()
+        if last or summary.status == "budget_exhausted" or report.verdict.outcome == "divergent":
+            return summary, report
+    raise AssertionError("unreachable: the last look returns")
 
 
 async def collect_audit(

@@ -21,13 +21,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 
-from relayaudit.audit import BASELINE_FREE_SUITES, analyse_audit, collect_audit, prepare_audit
+from relayaudit.audit import BASELINE_FREE_SUITES, analyse_audit, collect_and_judge, prepare_audit, tested_alpha
 from relayaudit.bundle import opened_run
 from relayaudit.client import ClientSettings
 from relayaudit.collect import ProgressSink
@@ -89,6 +89,9 @@ class FleetSettings:
     calibration_splits: int = 20
     analysis_workers: int = 0
     """Processes analysing audits beside the event loop (0: threads, which share one core with collection)."""
+    sequential: bool = False
+    """Audits with a baseline collect in looks and stop at the first divergent one (`relayaudit audit`'s default;
+    the CLI's --fixed turns it off)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ class _Shared:
         self._settings = settings
         self._pool = pool
         self._baselines: dict[Path, tuple[Path, str | None] | RelayAuditError] = {}
-        self._calibrations: dict[Path, asyncio.Task[Calibration]] = {}
+        self._calibrations: dict[tuple[Path, float], asyncio.Task[Calibration]] = {}
 
     def baseline(self, given: Path) -> tuple[Path, str | None]:
         """The baseline's run directory and signer; a bundle that does not verify fails every job using it."""
@@ -228,17 +231,14 @@ class _Shared:
             return await asyncio.to_thread(call)
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
-    async def calibration(self, run_dir: Path) -> Calibration:
-        if run_dir not in self._calibrations:
-            self._calibrations[run_dir] = asyncio.ensure_future(
-                self.run(
-                    _calibration_of,
-                    run_dir=run_dir,
-                    alpha=self._settings.alpha,
-                    splits=self._settings.calibration_splits,
-                )
+    async def calibration(self, run_dir: Path, alpha: float) -> Calibration:
+        """The baseline's calibration at `alpha`, computed once per fleet (a sequential audit's looks have
+        their own alphas)."""
+        if (run_dir, alpha) not in self._calibrations:
+            self._calibrations[(run_dir, alpha)] = asyncio.ensure_future(
+                self.run(_calibration_of, run_dir=run_dir, alpha=alpha, splits=self._settings.calibration_splits)
             )
-        return await asyncio.shield(self._calibrations[run_dir])
+        return await asyncio.shield(self._calibrations[(run_dir, alpha)])
 
 
 def _calibration_of(run_dir: Path, alpha: float, splits: int) -> Calibration:
@@ -257,19 +257,22 @@ async def _audit(
     run_dir: Path | None = None
     try:
         baseline, signer = (None, None) if job.baseline is None else shared.baseline(job.baseline)
-        prepared = prepare_audit(job.options, baseline)  # a baseline's own suites and samples win
+        # a baseline's own suites and samples win
+        prepared = prepare_audit(job.options, baseline, sequential=settings.sequential)
         run_dir = prepared.store.path
-        await collect_audit(prepared, job.client(settings.client), progress=progress, transport=transport, gate=gate)
-        calibration = await shared.calibration(baseline) if baseline is not None else None
-        report = await shared.run(
+        judge = functools.partial(
+            shared.run,
             analyse_audit,
             run_dir=run_dir,
             baseline=baseline,
             alpha=settings.alpha,
-            calibration_splits=settings.calibration_splits,
+            calibration_splits=0,
             baseline_signer=signer,
-            calibration=calibration,
         )
+        client = job.client(settings.client)
+        _, report = await collect_and_judge(prepared, client, judge, progress=progress, transport=transport, gate=gate)
+        if baseline is not None and settings.calibration_splits:
+            report = replace(report, calibration=await shared.calibration(baseline, tested_alpha(report)))
     except RelayAuditError as exc:
         problem = f"{exc.message} {exc.hint or ''}".strip()
         return FleetOutcome(job, None, run_dir, problem, exc.exit_code, time.monotonic() - started)

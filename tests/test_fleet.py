@@ -217,3 +217,37 @@ def test_a_report_that_cannot_be_written_stops_nothing_else(
     assert rows["one"]["verdict"] == rows["two"]["verdict"] == "consistent" and rows["one"]["report_file"] is None
     with History.open() as history:
         assert {row.relay for row in history.audits()} == {"two"}  # recorded only once its report is kept
+
+
+def test_a_sequential_fleet_stops_a_substitute_at_its_first_look(
+    servers: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_KEY", FAKE_KEY)
+    official = servers(seed=51)
+    baseline = record_at(official, tmp_path / "baseline", suites="quick", baseline=True)
+    entries = [
+        RelayEntry(
+            name=name,
+            base_url=f"{url}/v1",
+            models=("gpt-4o",),
+            key_env="FLEET_KEY",
+            baselines={"gpt-4o": str(baseline)},
+        )
+        for name, url in (
+            ("honest", servers(seed=52, upstream=f"{official}/v1")),
+            ("cheat", servers("substitute:cirrus", seed=53)),
+        )
+    ]
+    settings = FleetSettings(
+        client=ClientSettings(concurrency=8, max_attempts=1), calibration_splits=2, sequential=True
+    )
+    done = asyncio.run(run_fleet(plan_fleet(entries, out_dir=tmp_path / "runs"), settings))
+    outcomes = {o.job.relay.name: o for o in done}
+    cheat, honest = outcomes["cheat"].report, outcomes["honest"].report
+    assert cheat is not None and honest is not None, [o.problem for o in outcomes.values()]
+    assert cheat.verdict.outcome == "divergent" and cheat.sequential is not None and cheat.sequential.look == 1
+    assert cheat.requests["sent"] == 21  # the preflight and the first look
+    assert honest.verdict.outcome == "consistent" and honest.sequential is not None and not honest.sequential.early
+    # each calibration at the alpha its report's look was tested at
+    assert f"alpha is {cheat.sequential.alpha:g}" in cheat.calibration.note and cheat.calibration.splits == 2
+    assert f"alpha is {honest.sequential.alpha:g}" in honest.calibration.note

@@ -26,6 +26,7 @@ from relayaudit.cli.common import (
     AllowOtherModelOpt,
     AlphaOpt,
     BaseUrlOpt,
+    FixedOpt,
     HistoryUrlOpt,
     HtmlOpt,
     JsonOpt,
@@ -173,14 +174,7 @@ def audit(
     ] = None,
     history_url: HistoryUrlOpt = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this audit in the history.")] = False,
-    fixed: Annotated[
-        bool,
-        typer.Option(
-            "--fixed",
-            help="With --baseline: send the whole plan at once instead of in looks that stop once a difference "
-            "is clear (the sequential design, the default).",
-        ),
-    ] = False,
+    fixed: FixedOpt = False,
 ) -> None:
     """Audit a relay: collect with the baseline's suites, compare, report, record; exit 0 / 1 / 3."""
     target = audit_target(relay, base_url, model, baseline, flags)

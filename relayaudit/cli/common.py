@@ -152,6 +152,14 @@ AllowOtherModelOpt = Annotated[
     ),
 ]
 AlphaOpt = Annotated[float, typer.Option(min=1e-6, max=0.5, help="Significance level (Holm-corrected).")]
+FixedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fixed",
+        help="With a baseline: send the whole plan at once instead of in looks that stop once a difference is "
+        "clear (the sequential design, the default).",
+    ),
+]
 # Report paths are strings, so that "-" (standard output) stays distinct from "./-" (a file named "-").
 JsonOpt = Annotated[
     str | None,

@@ -15,7 +15,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from relayaudit.cli.common import AlphaOpt, HistoryUrlOpt, SamplesOpt, err, handled, out
+from relayaudit.cli.common import AlphaOpt, FixedOpt, HistoryUrlOpt, SamplesOpt, err, handled, out
 from relayaudit.cli.history_cmd import record_in_history
 from relayaudit.cli.progress import FleetProgress
 from relayaudit.client import ClientSettings
@@ -127,6 +127,7 @@ def fleet(
     retries: Annotated[int, typer.Option(min=0, max=10, help="Retries after a transport failure.")] = 3,
     no_preflight: Annotated[bool, typer.Option("--no-preflight", help="Skip each audit's preflight request.")] = False,
     alpha: AlphaOpt = 0.01,
+    fixed: FixedOpt = False,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -168,6 +169,7 @@ def fleet(
         max_in_flight=max_in_flight,
         alpha=alpha,
         analysis_workers=analysis_workers,
+        sequential=not fixed,
     )
     history = None if no_history else History.open(history_url)  # before any request, like audit
     reports = folder / "reports"
