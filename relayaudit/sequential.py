@@ -32,8 +32,8 @@ from relayaudit.manifest import SequentialDesign
 from relayaudit.types import Observation
 
 SEQUENTIAL_KINDS = frozenset({"distribution", "capability", "identity"})
-"""Kinds whose comparisons are permutation or exact tests valid at any sample size, so a look can judge them on
-part of their plan."""
+"""Kinds whose comparisons stay valid on part of their plan (permutation tests within prompts, exact McNemar,
+Mann-Whitney on lengths with every prompt in the same proportion on both sides), so a look can judge them."""
 FIRST_LOOK = 0.25
 """The first look's fraction, at least (later when no probe has four samples per prompt: see design_for)."""
 SPENDING_POWER = 2
