@@ -25,7 +25,7 @@ import numpy as np
 from relayaudit.anomaly_check import implausible_usage
 from relayaudit.errors import ConfigError, RunStoreError
 from relayaudit.evidence import run_evidence
-from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, Verdict, decide, evaluate
+from relayaudit.findings import DEFAULT_ALPHA, Candidate, Finding, Transport, decide, evaluate
 from relayaudit.kinds import DIALECT_BOUND_CHECKS, KINDS
 from relayaudit.kinds.base import RunBasis
 from relayaudit.kinds.distribution_checks import CompareSettings
@@ -33,7 +33,7 @@ from relayaudit.manifest import Manifest
 from relayaudit.provenance import baseline_provenance
 from relayaudit.report.record import Calibration, Report, SequentialStop
 from relayaudit.run_basis import gaps, run_basis
-from relayaudit.sequential import as_planned, look_alpha, look_reached
+from relayaudit.sequential import as_planned, judged_at_look, look_alpha, look_reached
 from relayaudit.stats.result import insufficient
 from relayaudit.store import PREFLIGHT_PROBE, SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
@@ -303,16 +303,7 @@ def _report(
         )
     manifest = relay_store.manifest
     claim = relay_basis.claim
-    verdict = decide(findings, transport)
-    if sequential is not None and sequential.early and verdict.outcome != "divergent":
-        verdict = Verdict(
-            "inconclusive",
-            (
-                f"The sequential audit ended at look {sequential.look} of {sequential.looks} before any check "
-                "decided (its budget ran out, or it was interrupted); a look before the last never vouches for a "
-                f"relay. Collect the rest with: relayaudit run --resume {relay_store.path}, then compare again.",
-            ),
-        )
+    verdict = judged_at_look(decide(findings, transport), sequential, relay_store.path)
     return Report(
         verdict=verdict,
         alpha=alpha,

@@ -26,9 +26,12 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
+from relayaudit.findings import Verdict
 from relayaudit.kinds.base import PlannedRequest, ProbeSpec
 from relayaudit.manifest import SequentialDesign
+from relayaudit.report.record import SequentialStop
 from relayaudit.types import Observation
 
 SEQUENTIAL_KINDS = frozenset({"distribution", "capability", "identity"})
@@ -125,3 +128,18 @@ def as_planned(probes: Mapping[str, ProbeSpec], samples: int | None) -> dict[str
 def look_sizes(plan: Sequence[PlannedRequest], probes: Mapping[str, ProbeSpec], design: SequentialDesign) -> list[int]:
     """Requests sent by the end of each look (adaptive follow-ups, in the last look, not counted)."""
     return [len(through_look(plan, probes, design, look)) for look in range(1, len(design.fractions) + 1)]
+
+
+def judged_at_look(verdict: Verdict, stop: SequentialStop | None, run_dir: Path) -> Verdict:
+    """The verdict of a run at the look it reached: before the last look only "divergent" stands, anything
+    else is inconclusive (the integrity checks have not run, and nothing firing yet vouches for nothing)."""
+    if stop is None or not stop.early or verdict.outcome == "divergent":
+        return verdict
+    return Verdict(
+        "inconclusive",
+        (
+            f"The sequential audit ended at look {stop.look} of {stop.looks} before any check decided (its budget "
+            "ran out, or it was interrupted); a look before the last never vouches for a relay. Collect the rest "
+            f"with: relayaudit run --resume {run_dir}, then compare again.",
+        ),
+    )
