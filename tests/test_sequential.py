@@ -38,6 +38,7 @@ from relayaudit.sequential import (
 from relayaudit.store import RunStore
 from relayaudit.suite import load_suites
 from relayaudit.testing import SIM_CLIENT, audit_at, base_url, record_at
+from relayaudit.types import Endpoint
 
 runner = CliRunner()
 
@@ -119,8 +120,6 @@ def test_the_design_is_stored_checked_and_read_back() -> None:
 
 
 def _manifest(design: SequentialDesign) -> Manifest:
-    from relayaudit.types import Endpoint
-
     endpoint = Endpoint(base_url="http://127.0.0.1:1/v1", model="gpt-4o", dialect="openai", key_env=None)
     return Manifest("run-1", endpoint, "gpt-4o", (), "0.1.0", "2026-12-05T00:00:00Z", sequential=design)
 
