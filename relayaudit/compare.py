@@ -34,6 +34,7 @@ from relayaudit.provenance import baseline_provenance
 from relayaudit.report.record import Calibration, Report, SequentialStop
 from relayaudit.run_basis import gaps, run_basis
 from relayaudit.sequential import as_planned, judged_at_look, look_alpha, look_reached
+from relayaudit.stats.montecarlo import stopping_count
 from relayaudit.stats.result import insufficient
 from relayaudit.store import PREFLIGHT_PROBE, SETTLED_OUTCOMES, RunStore
 from relayaudit.types import Observation
@@ -239,8 +240,12 @@ COUNTING = 1
 """Permutations of the counting pass: it only learns how many tests there are, which the draws cannot change."""
 
 
-def _enough(settings: CompareSettings, needed: int) -> CompareSettings:
-    return CompareSettings(max(settings.permutations, needed), settings.seed)
+def _enough(settings: CompareSettings, needed: int, alpha: float) -> CompareSettings:
+    """The settings' permutations, at least `needed`, each test stopping once its decision at `alpha` is certain
+    (relayaudit.stats.montecarlo: the same decisions as drawing them all, at a fraction of the draws when a
+    test is far from significant)."""
+    permutations = max(settings.permutations, needed)
+    return CompareSettings(permutations, settings.seed, stopping_count(alpha, permutations))
 
 
 def _with_enough_permutations(
@@ -252,7 +257,7 @@ def _with_enough_permutations(
     exactly what drawing the settings' count first and the needed count after would give (the same seeds),
     without paying for the draws of a pass that is thrown away."""
     needed = permutations_needed(produce(CompareSettings(COUNTING, settings.seed)), alpha)
-    return produce(_enough(settings, needed))
+    return produce(_enough(settings, needed, alpha))
 
 
 def evaluated_together(
@@ -261,7 +266,7 @@ def evaluated_together(
     """Several comparisons at once (consensus's pairs, identify's candidates): permutations enough for the tests
     of all of them, one Holm correction across all, and the findings split back per comparison."""
     counted = produce(CompareSettings(COUNTING, settings.seed))
-    groups = produce(_enough(settings, permutations_needed([c for group in counted for c in group], alpha)))
+    groups = produce(_enough(settings, permutations_needed([c for group in counted for c in group], alpha), alpha))
     every = evaluate([c for group in groups for c in group], alpha)
     split, start = [], 0
     for group in groups:

@@ -24,6 +24,7 @@ from relayaudit.kinds import KINDS, PlannedRequest
 from relayaudit.kinds.base import AdaptiveKind
 from relayaudit.kinds.privacy import object_targets
 from relayaudit.models import ModelInfo
+from relayaudit.sequential import design_for, look_sizes
 from relayaudit.stats.power import mcnemar_power, mmd_power
 from relayaudit.suite import Suite
 from relayaudit.tokens import Tokenizer, chat_prompt_tokens, get_tokenizer
@@ -166,6 +167,9 @@ class Estimate:
     """True when counted with the model's own tokenizer, False when estimated from characters."""
     object_calls: int = 0
     """At most this many calls to stored-object APIs after collection (the privacy stage; free of charge)."""
+    looks: tuple[int, ...] = ()
+    """Requests sent by the end of each look when an audit with a baseline collects sequentially (the
+    default), adaptive follow-ups not counted; empty when the plan has no statistical probe to stop on."""
 
 
 def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[PlannedRequest] | None = None) -> Estimate:
@@ -189,10 +193,15 @@ def estimate(plan: list[PlannedRequest], model: ModelInfo, adaptive: list[Planne
 def estimate_suites(suites: list[Suite], model: ModelInfo, samples: int | None = None, key_slots: int = 1) -> Estimate:
     """`estimate` of everything the suites can send for `model`, adaptive follow-ups at their most, and the
     privacy stage's object calls when there is a second key."""
-    planned = estimate(
-        build_plan(suites, samples, model, key_slots), model, adaptive_bound(suites, samples, model, key_slots)
+    plan = build_plan(suites, samples, model, key_slots)
+    planned = estimate(plan, model, adaptive_bound(suites, samples, model, key_slots))
+    specs = {spec.id: spec for suite in suites for spec in suite.specs(samples, model, key_slots)}
+    design = design_for(plan, list(specs.values()))
+    return dataclasses.replace(
+        planned,
+        object_calls=most_object_calls(suites) if key_slots > 1 else 0,
+        looks=tuple(look_sizes(plan, specs, design)) if design is not None else (),
     )
-    return dataclasses.replace(planned, object_calls=most_object_calls(suites) if key_slots > 1 else 0)
 
 
 def most_object_calls(suites: list[Suite]) -> int:

@@ -14,6 +14,7 @@ from relayaudit.errors import ConfigError
 from relayaudit.findings import Candidate, Finding, Transport, Verdict, decide, evaluate
 from relayaudit.report.markdown import md_escape, render_markdown
 from relayaudit.stats import StatResult
+from relayaudit.stats.montecarlo import stopping_count
 from relayaudit.store import RunStore
 from relayaudit.testing import SIM_CLIENT_NO_RETRY, record_run
 
@@ -217,15 +218,49 @@ def test_permutation_tests_are_drawn_once_as_many_times_as_holm_needs(tests: int
     from relayaudit.kinds.distribution_checks import CompareSettings
 
     asked: list[int] = []
+    stops: list[int | None] = []
 
     def produce(settings: CompareSettings) -> list[Candidate]:
         asked.append(settings.permutations)
+        stops.append(settings.stop_after)
         result = StatResult("permutation test", 1.0, 0.5, 0.0, 10, 10, {"permutations": settings.permutations})
         return [Candidate(f"c.{i}", "distribution", result, "figures") for i in range(tests)]
 
     final = _with_enough_permutations(produce, CompareSettings(1000, 7), alpha=0.01)
     assert asked == [1, drawn]
+    assert stops[1] == stopping_count(0.01, drawn)  # each stops once its decision at alpha is certain
     assert {c.result.detail["permutations"] for c in final} == {drawn}
+
+
+@pytest.mark.parametrize("relay", ["official", "substitute"])
+def test_stopping_permutations_early_changes_no_decision(
+    runs: dict[str, Path], relay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare stops each permutation test once its decision at alpha is certain; with every draw made
+    instead, each finding's status, each failing check's adjusted p-value and the calibration's false alarms
+    are the same, and the honest relay's tests were drawn far fewer times."""
+    from relayaudit import compare
+
+    def judged() -> tuple[Report, list[tuple[str, str, float | None]]]:
+        report = compare_runs(RunStore.open(runs["baseline"]), RunStore.open(runs[relay]), calibration_splits=5)
+        decided = [(f.check, f.status, f.adjusted_pvalue if f.status == "fail" else None) for f in report.findings]
+        return report, decided
+
+    stopped, stopped_decisions = judged()
+    monkeypatch.setattr(compare, "stopping_count", lambda alpha, permutations: None)
+    full, full_decisions = judged()
+    assert stopped_decisions == full_decisions
+    assert stopped.verdict.outcome == full.verdict.outcome
+    assert stopped.calibration.false_alarms == full.calibration.false_alarms
+
+    def shuffles(report: Report) -> float:
+        mmd = next(f for f in report.findings if f.check == "distribution.mmd")
+        return float(sum(mmd.estimate["null_histogram"]["counts"]))
+
+    if relay == "official":
+        assert shuffles(stopped) < shuffles(full) / 3
+    else:
+        assert shuffles(stopped) == shuffles(full)
 
 
 def test_the_calibration_draws_as_many_permutations_as_holm_needs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,6 +84,19 @@ def test_quick_decides_a_clear_difference_within_its_first_look_of_twenty_reques
     assert look_sizes(plan, specs, design) == [20, 30, 58]
 
 
+def test_plan_shows_the_looks_an_audit_with_a_baseline_makes() -> None:
+    shown = runner.invoke(app, ["plan", "--model", "gpt-4o", "--suite", "quick", "--suite", "smoke"])
+    assert shown.exit_code == 0, shown.output
+    plan, specs = planned("quick")
+    smoke, smoke_specs = planned("smoke")
+    design = design_for(plan + smoke, [*specs.values(), *smoke_specs.values()])
+    assert design is not None
+    sizes = look_sizes(plan + smoke, specs | smoke_specs, design)
+    assert " / ".join(map(str, sizes)) in shown.output and "--fixed sends everything" in shown.output
+    without = runner.invoke(app, ["plan", "--model", "gpt-4o", "--suite", "usage"])
+    assert without.exit_code == 0 and " - " in without.output  # nothing to stop early on
+
+
 def test_a_unit_is_in_the_same_look_in_every_run_and_with_any_plan_order() -> None:
     plan, specs = planned("quick")
     design = design_for(plan, list(specs.values()))

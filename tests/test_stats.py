@@ -176,7 +176,14 @@ def test_categorical_permutation_chi_square_statistic_effect_and_detail() -> Non
     reference = stats.chi2_contingency([[6, 4, 2], [2, 3, 7]], correction=False)
     assert result.statistic == pytest.approx(reference.statistic)
     assert result.effect == pytest.approx(0.5 * (abs(6 / 12 - 2 / 12) + abs(4 / 12 - 3 / 12) + abs(2 / 12 - 7 / 12)))
-    assert result.detail == {"categories": 3, "top_baseline": ["a", "b", "c"], "top_relay": ["c", "b", "a"]}
+    assert result.detail == {
+        "categories": 3,
+        "top_baseline": ["a", "b", "c"],
+        "top_relay": ["c", "b", "a"],
+        "permutations": 500,
+        "as_large": round(result.pvalue * 501) - 1,
+        "stopped_early": False,
+    }
     assert result.null_distribution is not None and len(result.null_distribution) == 500
     assert result.statistic is not None
     null = np.array(result.null_distribution)
@@ -411,8 +418,9 @@ def test_mmd_statistic_matches_definition() -> None:
 @pytest.mark.parametrize("permute", ["within", "pooled"])
 def test_mmd_null_distribution_is_the_statistic_of_relabelled_samples(permute: Literal["within", "pooled"]) -> None:
     """Every entry of the vectorised null is the brute-force statistic of some relabelling: we redraw the
-    permutations from a generator with the same seed, in the order the module documents (one batch per
-    prompt for "within", one pooled batch for "pooled"), and recompute each statistic from the definition."""
+    permutations from a generator with the same seed, in the order the module documents (one stream per
+    prompt spawned from it for "within", one pooled batch for "pooled"), and recompute each statistic from
+    the definition."""
     baseline = sentences(3, prompts=3, per_prompt=4)
     relay = sentences(4, prompts=3, per_prompt=5)
     permutations = 25
@@ -421,8 +429,13 @@ def test_mmd_null_distribution_is_the_statistic_of_relabelled_samples(permute: L
     groups = [[(t, True) for q, t in baseline if q == p] + [(t, False) for q, t in relay if q == p] for p in range(3)]
     generator = np.random.default_rng(9)
     if permute == "within":
+        streams = generator.spawn(len(groups))
         labels = np.concatenate(
-            [generator.permuted(np.tile([s for _, s in g], (permutations, 1)), axis=1) for g in groups], axis=1
+            [
+                stream.permuted(np.tile([s for _, s in g], (permutations, 1)), axis=1)
+                for stream, g in zip(streams, groups, strict=True)
+            ],
+            axis=1,
         )
     else:
         pooled = np.array([s for g in groups for _, s in g])
@@ -550,13 +563,18 @@ def test_strata_with_one_answer_per_side_still_show_a_shared_shift() -> None:
     assert same.pvalue == 1.0
 
 
-@pytest.mark.parametrize(("symbols", "block"), [(40, 8_000_000), (40, 1), (5000, 7)])
+@pytest.mark.parametrize(
+    ("count", "symbols", "block"),
+    [(9, 40, 8_000_000), (9, 40, 1), (9, 5000, 7), (60, 5000, 8_000_000), (60, 200, 50_000), (60, 5000, 1)],
+)
 def test_the_hamming_gram_is_the_share_of_agreeing_positions(
-    symbols: int, block: int, monkeypatch: pytest.MonkeyPatch
+    count: int, symbols: int, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Dense recoding (one byte below 256 symbols, wider above) and blocks of positions change nothing."""
+    """Both ways of counting agreements (a matrix product where a block has few distinct symbols per
+    position, as 9 rows must; pairwise comparisons of one-byte or wider codes where 60 rows of 200 or 5,000
+    symbols have many) and any size of block give the same matrix."""
     monkeypatch.setattr(hamming, "GRAM_BLOCK", block)
-    rows = np.random.default_rng(3).integers(-1, symbols, size=(9, 23))
+    rows = np.random.default_rng(3).integers(-1, symbols, size=(count, 23))
     naive = np.array([[np.mean(a == b) for b in rows] for a in rows])
     assert np.allclose(hamming.hamming_gram(rows), naive)
     texts = ["a\ud800b", "naïve 東京 👋🏽", "", "x" * 30]  # a lone surrogate a relay sent is a symbol too

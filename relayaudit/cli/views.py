@@ -88,17 +88,23 @@ def probes_table(suites: list[Suite]) -> Table:
 def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
     worst = "every answer at max_tokens, every adaptive step taken"
     table = Table(title=f"Plan for suite(s) {', '.join(suites)} — worst-case cost ({worst})")
-    for column in ("model", "requests", "prompt tokens", "max completion tokens", "max cost"):
+    columns = ("model", "requests", "looks with a baseline", "prompt tokens", "max completion tokens", "max cost")
+    for column in columns:
         table.add_column(column, justify="right" if column != "model" else "left")
     for e in estimates:
         requests = f"{e.requests} + up to {e.adaptive_requests}" if e.adaptive_requests else str(e.requests)
         table.add_row(
             e.model,
             requests + (f" (+ {e.object_calls} free object calls)" if e.object_calls else ""),
+            " / ".join(f"{n:,}" for n in e.looks) if e.looks else "-",
             f"{e.prompt_tokens:,}" + ("" if e.exact_tokens else " (approx.)"),
             f"{e.max_completion_tokens:,}",
             money(e.max_cost_usd),
         )
+    table.caption = (
+        "Looks: an audit with a baseline stops after the first look (requests sent by then) that finds the relay "
+        "unlike the official API; --fixed sends everything at once."
+    )
     return table
 
 

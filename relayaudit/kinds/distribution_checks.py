@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from relayaudit.findings import Candidate
-from relayaudit.stats import categorical_test, mann_whitney, mmd_test
+from relayaudit.stats import categorical_test, mann_whitney, memo, mmd_test
 from relayaudit.types import Observation
 
 
@@ -30,6 +30,10 @@ class CompareSettings:
     """Permutations per permutation test."""
     seed: int = 0
     """Seed for the permutations (a compare is reproducible)."""
+    stop_after: int | None = None
+    """A permutation test stops drawing once this many draws were as large as its statistic (Besag & Clifford;
+    relayaudit.stats.montecarlo), which the compare sets so that every decision at its alpha is the same as
+    with all `permutations` drawn. None draws them all."""
 
 
 def _answered(observations: Sequence[Observation]) -> list[Observation]:
@@ -45,6 +49,7 @@ def _prompt(observation: Observation) -> str:
     return f"{observation.probe_id}/{observation.variant}"
 
 
+@memo.of_text
 def first_word(text: str) -> str:
     match = re.search(r"\w+", text.lower())
     return match.group(0) if match else "(none)"
@@ -91,6 +96,7 @@ def distribution_candidates(
         [(_prompt(o), o.completion.text) for o in rel_sampled if o.completion],
         permutations=settings.permutations,
         rng=rng,
+        stop_after=settings.stop_after,
     )
     detail = mmd.detail
     mmd_figures = mmd_sentence(mmd.detail) if mmd.sufficient else "Answers to the same prompts (MMD test)"
@@ -101,6 +107,7 @@ def distribution_candidates(
         strata_relay=[_prompt(o) for o in rel_sampled],
         permutations=settings.permutations,
         rng=rng,
+        stop_after=settings.stop_after,
     )
     top_b = ", ".join(words.detail.get("top_baseline", [])) or "-"
     top_r = ", ".join(words.detail.get("top_relay", [])) or "-"

@@ -186,6 +186,7 @@ class IdentityKind:
                 strata_relay=[o.variant for o in r],
                 permutations=settings.permutations,
                 rng=rng,
+                stop_after=settings.stop_after,
             )
             base_top, base_share = _shares([_label(o) for o in b])
             relay_top, relay_share = _shares([_label(o) for o in r])

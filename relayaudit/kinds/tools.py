@@ -155,6 +155,7 @@ def decision_candidate(base: list[Observation], rel: list[Observation], settings
         strata_relay=[parse_variant(o.variant).id for o in rel_auto],
         permutations=settings.permutations,
         rng=np.random.default_rng(settings.seed),
+        stop_after=settings.stop_after,
     )
     rel_calls = sum(decision(o) != NO_CALL for o in rel_auto)
     base_calls = sum(decision(o) != NO_CALL for o in base_auto)

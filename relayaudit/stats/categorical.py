@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
+from relayaudit.stats.montecarlo import permutation_pvalue
 from relayaudit.stats.result import StatResult, insufficient
 
 MIN_PER_SIDE = 5
@@ -43,6 +45,19 @@ def _statistic(
     return np.asarray(chi.sum(axis=-1), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class _Stratum:
+    """One stratum's 2 x K table, over the categories it has."""
+
+    present: NDArray[np.intp]
+    """The categories (indices into all categories)."""
+    totals: NDArray[np.float64]
+    observed: NDArray[np.float64]
+    """Group A's count per category."""
+    n_a: float
+    n: float
+
+
 def categorical_test(
     baseline: Sequence[Hashable],
     relay: Sequence[Hashable],
@@ -52,7 +67,10 @@ def categorical_test(
     statistic: Literal["chi2", "g"] = "chi2",
     permutations: int = 2000,
     rng: np.random.Generator | None = None,
+    stop_after: int | None = None,
 ) -> StatResult:
+    """At most `permutations` draws, stopping at the `stop_after`-th as large as the observed statistic
+    (relayaudit.stats.montecarlo; None draws them all)."""
     name = "G-test" if statistic == "g" else "chi-square test"
     method = f"permutation {name}" + (" within strata" if strata_baseline is not None else "")
     if (strata_baseline is None) != (strata_relay is None):
@@ -84,44 +102,63 @@ def categorical_test(
     # Integer codes, not an object array of the keys: np.array would split tuple keys into columns.
     codes = {key: code for code, key in enumerate(dict.fromkeys(keys))}
     strata = np.array([codes[key] for key in keys])
-    generator = rng or np.random.default_rng(0)
-    observed = 0.0
-    null = np.zeros(permutations)
-    pooled_observed = np.zeros(len(categories))
-    pooled_null = np.zeros((permutations, len(categories)))
-    pooled_totals = np.zeros(len(categories))
-    pooled_n_a = 0.0
+    tables: list[_Stratum] = []
     for stratum in codes.values():
         members = strata == stratum
         # Only the categories this stratum has: the others add nothing to its table's statistic, and a run of
         # open answers has thousands of first words in all but a few per prompt (this made the test 10x faster).
         present, local = np.unique(labels[members], return_inverse=True)
         onehot = np.eye(present.size)[local]
-        totals = onehot.sum(axis=0)
         assign = group[members]
-        n_a, n = float(assign.sum()), float(assign.size)
-        if n_a in (0.0, n):
+        if assign.all() or not assign.any():
             continue  # a stratum seen on one side only carries no information about the difference
-        # Shuffling the labels within the stratum and counting group A's answers per category draws those
-        # counts from the multivariate hypergeometric distribution (n_a answers taken without replacement
-        # from the stratum's): drawn directly, the same null distribution costs a third of the shuffles.
-        shuffled = generator.multivariate_hypergeometric(
-            totals.astype(np.int64), int(n_a), size=permutations, method="marginals"
-        ).astype(float)
-        observed += float(_statistic((assign @ onehot)[None, :], totals, n_a, n, statistic)[0])
-        null += _statistic(shuffled, totals, n_a, n, statistic)
-        pooled_observed[present] += assign @ onehot
-        pooled_null[:, present] += shuffled
-        pooled_totals[present] += totals
-        pooled_n_a += n_a
-    if strata_baseline is not None and pooled_totals.sum() > pooled_n_a > 0:
-        # Plus the pooled table's statistic under the same within-stratum permutations: with one answer per
-        # side in a stratum its own table cannot change when labels swap, but the pooled table can, so a
-        # shift shared by all strata (every answer naming another vendor) is still seen.
-        n_total = float(pooled_totals.sum())
-        observed += float(_statistic(pooled_observed[None, :], pooled_totals, pooled_n_a, n_total, statistic)[0])
-        null += _statistic(pooled_null, pooled_totals, pooled_n_a, n_total, statistic)
-    pvalue = (1.0 + float(np.sum(null >= observed - 1e-12))) / (1.0 + permutations)
+        tables.append(_Stratum(present, onehot.sum(axis=0), assign @ onehot, float(assign.sum()), float(assign.size)))
+    pooled_totals = np.zeros(len(categories))
+    for kept in tables:
+        pooled_totals[kept.present] += kept.totals
+    pooled_n_a = sum(t.n_a for t in tables)
+    with_pooled = strata_baseline is not None and pooled_totals.sum() > pooled_n_a > 0
+
+    def scored(counts: list[NDArray[np.float64]], batch: int) -> NDArray[np.float64]:
+        """The statistic for a batch of tables, given group A's counts in each stratum (batch x its categories)."""
+        total = np.zeros(batch)
+        for table, part in zip(tables, counts, strict=True):
+            total += _statistic(part, table.totals, table.n_a, table.n, statistic)
+        if with_pooled:
+            # Plus the pooled table's statistic under the same within-stratum permutations: with one answer per
+            # side in a stratum its own table cannot change when labels swap, but the pooled table can, so a
+            # shift shared by all strata (every answer naming another vendor) is still seen.
+            pooled = np.zeros((batch, len(categories)))
+            for table, part in zip(tables, counts, strict=True):
+                pooled[:, table.present] += part
+            total += _statistic(pooled, pooled_totals, pooled_n_a, float(pooled_totals.sum()), statistic)
+        return total
+
+    # One stream per stratum, so a stratum's k-th draw is the same however many are drawn at once.
+    streams = (rng or np.random.default_rng(0)).spawn(len(tables))
+
+    def draw(count: int) -> NDArray[np.float64]:
+        # Shuffling the labels within a stratum and counting group A's answers per category draws those counts
+        # from the multivariate hypergeometric distribution (n_a answers taken without replacement from the
+        # stratum's): drawn directly, the same null distribution costs a third of the shuffles.
+        counts = [
+            stream.multivariate_hypergeometric(
+                table.totals.astype(np.int64), int(table.n_a), size=count, method="marginals"
+            ).astype(np.float64)
+            for stream, table in zip(streams, tables, strict=True)
+        ]
+        return scored(counts, count)
+
+    observed = float(scored([t.observed[None, :] for t in tables], 1)[0])
+    drawn = permutation_pvalue(draw, observed, permutations, stop_after)
+    detail |= {"permutations": drawn.drawn, "as_large": drawn.as_large, "stopped_early": drawn.stopped_early}
     return StatResult(
-        method, observed, pvalue, tvd, len(baseline), len(relay), detail, null_distribution=tuple(null.tolist())
+        method,
+        observed,
+        drawn.pvalue,
+        tvd,
+        len(baseline),
+        len(relay),
+        detail,
+        null_distribution=tuple(drawn.null.tolist()),
     )

@@ -19,7 +19,8 @@ Because the kernel is zero across prompts, everything decomposes into one small 
 The p-value is a permutation p-value, (1 + #{T_b >= T}) / (1 + B), permuting the baseline/relay labels
 within each prompt: the prompt sets of the two runs are fixed by design, so only within-prompt
 exchangeability holds under the null. (The reference package permutes pooled rows across prompts and
-reports #{T_b >= T} / B, which can be 0; bench/mmd_reference.py compares the two.)
+reports #{T_b >= T} / B, which can be 0; bench/mmd_reference.py compares the two.) Given `stop_after`, the
+shuffles stop once that many were as large as T, with Besag & Clifford's p-value (relayaudit.stats.montecarlo).
 
 Whitespace is normalised first (runs collapsed, ends stripped): a relay that only strips a leading space
 must not be flagged (lesson from the rank-based uniformity test, Zhu et al. 2026).
@@ -39,7 +40,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from relayaudit.stats import memo
 from relayaudit.stats.hamming import GramCache, Level, Tokenizer
+from relayaudit.stats.montecarlo import permutation_pvalue
 from relayaudit.stats.result import StatResult, insufficient
 
 MAX_LENGTH = 2000
@@ -47,6 +50,7 @@ MIN_PER_SIDE = 10
 _GRAMS = GramCache()
 
 
+@memo.of_text
 def normalise_whitespace(text: str) -> str:
     return " ".join(text.split())
 
@@ -113,8 +117,12 @@ def mmd_test(
     permutations: int = 1000,
     permute: Literal["within", "pooled"] = "within",
     rng: np.random.Generator | None = None,
+    stop_after: int | None = None,
 ) -> StatResult:
     """Two-sample MMD test on (prompt, completion) pairs; see the module docstring for the exact method.
+
+    At most `permutations` shuffles, stopping at the `stop_after`-th as large as the observed statistic
+    (relayaudit.stats.montecarlo; None draws them all).
 
     `permute="pooled"` shuffles labels across prompts as the reference package does (for comparison only:
     it assumes prompts were drawn at random, which a fixed suite does not satisfy)."""
@@ -152,34 +160,41 @@ def mmd_test(
     observed = float(statistic(aa, bb, ab)[0])  # type: ignore[arg-type]
     generator = rng or np.random.default_rng(0)
     if permute == "within":
-        masks = [generator.permuted(np.tile(p.is_baseline, (permutations, 1)), axis=1) for p in prompts]
-        null = _null(prompts, masks, statistic)
+        # One stream per prompt, so the k-th shuffle of a prompt is the same however many are drawn at once.
+        streams = generator.spawn(len(prompts))
+
+        def draw(count: int) -> NDArray[np.float64]:
+            tiles = [np.tile(p.is_baseline, (count, 1)) for p in prompts]
+            return _null(prompts, [s.permuted(t, axis=1) for s, t in zip(streams, tiles, strict=True)], statistic)
     else:
         pooled = np.concatenate([p.is_baseline for p in prompts])
-        shuffled = generator.permuted(np.tile(pooled, (permutations, 1)), axis=1)
         bounds = np.cumsum([0, *(p.is_baseline.size for p in prompts)])
-        masks = [shuffled[:, bounds[i] : bounds[i + 1]] for i in range(len(prompts))]
-        null = _null(prompts, masks, _pooled_statistic(masks))
-    as_large = int(np.sum(null >= observed - 1e-12))
-    pvalue = (1.0 + as_large) / (1.0 + permutations)
+
+        def draw(count: int) -> NDArray[np.float64]:
+            shuffled = generator.permuted(np.tile(pooled, (count, 1)), axis=1)
+            masks = [shuffled[:, bounds[i] : bounds[i + 1]] for i in range(len(prompts))]
+            return _null(prompts, masks, _pooled_statistic(masks))
+
+    drawn = permutation_pvalue(draw, observed, permutations, stop_after)
     within_a = float(aa[0]) / pairs_aa  # type: ignore[index]
     within_b = float(bb[0]) / pairs_bb  # type: ignore[index]
     across = float(ab[0]) / pairs_ab  # type: ignore[index]
     return StatResult(
         method,
         observed,
-        pvalue,
+        drawn.pvalue,
         observed,
         m,
         n,
         {
             "prompts": len(prompts),
             "length": length,
-            "permutations": permutations,
-            "shuffles_as_large": as_large,
+            "permutations": drawn.drawn,
+            "shuffles_as_large": drawn.as_large,
+            "stopped_early": drawn.stopped_early,
             "similarity_within_baseline": within_a,
             "similarity_within_relay": within_b,
             "similarity_across": across,
         },
-        null_distribution=tuple(null.tolist()),
+        null_distribution=tuple(drawn.null.tolist()),
     )
