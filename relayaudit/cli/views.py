@@ -90,7 +90,8 @@ def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
     table = Table(title=f"Plan for suite(s) {', '.join(suites)} — worst-case cost ({worst})")
     columns = ("model", "requests", "looks with a baseline", "prompt tokens", "max completion tokens", "max cost")
     for column in columns:
-        table.add_column(column, justify="right" if column != "model" else "left")
+        # A model name is what a reader looks for: never wrapped (the figures' columns wrap instead).
+        table.add_column(column, justify="right" if column != "model" else "left", no_wrap=column == "model")
     for e in estimates:
         requests = f"{e.requests} + up to {e.adaptive_requests}" if e.adaptive_requests else str(e.requests)
         table.add_row(
