@@ -29,6 +29,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 FIRST_BATCH = 64
+"""Draws in the first batch; each batch after it doubles (few rounds of vectorised draws, and few draws made
+past the stop: under the null most tests stop within the first batch)."""
 TIE_TOLERANCE = 1e-12
 """Draws within this of the observed statistic count as at least as large (floating-point sums of the same
 terms in another order must not pass for smaller)."""
@@ -76,4 +78,5 @@ def permutation_pvalue(
         drawn += part.size
         found += hits.size
         batch *= 2
-    return PermutationPValue((1.0 + found) / (1.0 + permutations), permutations, found, np.concatenate(parts))
+    null = np.concatenate(parts) if parts else np.zeros(0)
+    return PermutationPValue((1.0 + found) / (1.0 + permutations), permutations, found, null)
