@@ -102,10 +102,11 @@ def plan_table(estimates: list[Estimate], suites: list[str]) -> Table:
             f"{e.max_completion_tokens:,}",
             money(e.max_cost_usd),
         )
-    table.caption = (
-        "Looks: an audit with a baseline stops after the first look (requests sent by then) that finds the relay "
-        "unlike the official API; --fixed sends everything at once."
-    )
+    if any(e.looks for e in estimates):
+        table.caption = (
+            "Looks: an audit with a baseline stops after the first look (requests sent by then) that finds the "
+            "relay unlike the official API; --fixed sends everything at once."
+        )
     return table
 
 
